@@ -1,0 +1,33 @@
+"""Server configuration: one model with defaults, overridable from YAML, then CLI flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# The emulator's well-known development account, so UseDevelopmentStorage=true works unchanged.
+DEV_ACCOUNT = "devstoreaccount1"
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+@dataclass
+class Account:
+    name: str
+    keys: list[str]  # base64 Shared Keys; any of them signs
+    allow_anonymous_read: bool = False  # anonymous GET/HEAD/list when configured
+
+
+@dataclass
+class ServerConfig:
+    data_root: Path = Path("./data")
+    host: str = "127.0.0.1"
+    port: int = 10000
+    workers: int = 1
+    max_inflight: int = 4096  # requests in progress per worker before 503 ServerBusy
+    retry_after_s: int = 1
+    accounts: list[Account] = field(default_factory=lambda: [Account(DEV_ACCOUNT, [DEV_KEY])])
+    uncommitted_block_max_age_s: int = 7 * 24 * 3600
+    api_version: str = "2025-07-05"  # sent back in x-ms-version when the client sends none
+
+    def account(self, name: str) -> Account | None:
+        return next((a for a in self.accounts if a.name == name), None)
