@@ -28,6 +28,37 @@ class ServerConfig:
     accounts: list[Account] = field(default_factory=lambda: [Account(DEV_ACCOUNT, [DEV_KEY])])
     uncommitted_block_max_age_s: int = 7 * 24 * 3600
     api_version: str = "2025-07-05"  # sent back in x-ms-version when the client sends none
+    event_loop: str = "uvloop"  # or "asyncio" (has native sendfile for whole-file reads)
+    io_threads: int = 32  # thread pool for fsync, commits and listings
+    log_level: str = "WARNING"
 
     def account(self, name: str) -> Account | None:
         return next((a for a in self.accounts if a.name == name), None)
+
+
+def load_yaml(path: Path, base: ServerConfig | None = None) -> ServerConfig:
+    """Overlay a YAML file on ``base`` (defaults). ``accounts`` entries add to / replace by name."""
+    import dataclasses
+
+    import yaml
+
+    config = base or ServerConfig()
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    known = {f.name for f in dataclasses.fields(ServerConfig)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
+    for entry in data.pop("accounts", None) or []:
+        keys = entry.get("keys") or ([entry["key"]] if "key" in entry else [])
+        add_account(
+            config, Account(entry["name"], list(keys), bool(entry.get("allow_anonymous_read")))
+        )
+    for key, value in data.items():
+        setattr(config, key, Path(value) if key == "data_root" else value)
+    return config
+
+
+def add_account(config: ServerConfig, account: Account) -> None:
+    config.accounts = [a for a in config.accounts if a.name != account.name] + [account]

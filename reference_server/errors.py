@@ -22,12 +22,14 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "InvalidXmlDocument": (400, "XML specified is not syntactically valid."),
     "InvalidXmlNodeValue": (400, "The value for one of the XML nodes is not in the correct format."),
     "Md5Mismatch": (400, "The MD5 value specified in the request did not match with the MD5 value calculated by the server."),
+    "Crc64Mismatch": (400, "The CRC64 value specified in the request did not match with the CRC64 value calculated by the server."),
     "InvalidMd5": (400, "The MD5 value specified in the request is invalid. The MD5 value must be 128 bits and Base64-encoded."),
     "MissingRequiredHeader": (400, "An HTTP header that's mandatory for this request is not specified."),
     "MissingRequiredQueryParameter": (400, "A query parameter that's mandatory for this request is not specified."),
     "InvalidBlockId": (400, "The specified block ID is invalid. The block ID must be Base64-encoded."),
     "InvalidBlockList": (400, "The specified block list is invalid."),
     "InvalidBlobOrBlock": (400, "The specified blob or block content is invalid."),
+    "BlockListTooLong": (400, "The block list may not contain more than 50,000 blocks."),
     "BlockCountExceedsLimit": (409, "The uncommitted block count cannot exceed the maximum limit of 100,000 blocks."),
     "RequestBodyTooLarge": (413, "The request body is too large and exceeds the maximum permissible limit."),
     "InvalidRange": (416, "The range specified is invalid for the current size of the resource."),
@@ -39,6 +41,9 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "InvalidSourceBlobUrl": (409, "The source url for copy source is invalid."),
     "InvalidOperation": (400, "Invalid operation against a blob snapshot."),
     "InvalidPath": (400, "The blob name maps to a path that conflicts with an existing file or directory."),
+    # 401: an anonymous request to a private resource (x-ms-version 2019-12-12 and later), sent
+    # with a WWW-Authenticate bearer challenge
+    "NoAuthenticationInformation": (401, "Server failed to authenticate the request. Please refer to the information in the www-authenticate header."),
     # 403
     "AuthenticationFailed": (403, "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature."),
     "AuthorizationFailure": (403, "This request is not authorized to perform this operation."),
@@ -84,6 +89,9 @@ class StorageError(Exception):
     headers: dict[str, str] = field(default_factory=dict)
     # Extra child elements of <Error> (e.g. AuthenticationErrorDetail, HeaderName)
     details: dict[str, str] = field(default_factory=dict)
+    # Overrides the table's status where Azure varies it per occurrence: CannotVerifyCopySource
+    # answers with the status the copy source returned.
+    http_status: int | None = None
 
     def __post_init__(self) -> None:
         if self.code not in ERROR_TABLE:
@@ -92,7 +100,7 @@ class StorageError(Exception):
 
     @property
     def status(self) -> int:
-        return ERROR_TABLE[self.code][0]
+        return self.http_status or ERROR_TABLE[self.code][0]
 
     @property
     def text(self) -> str:

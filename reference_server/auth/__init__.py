@@ -4,14 +4,18 @@ The HTTP layer builds a RequestView and an Access (what the operation needs) and
 ``authorize``; it raises StorageError (403 AuthenticationFailed, AuthorizationPermissionMismatch,
 ...) or returns the Principal. Each scheme is a small module; canonicalisation is written once in
 ``shared_key`` / ``sas`` and used both to verify (server) and to sign (harness clients).
+
+Schemes carried in the Authorization header are looked up in ``HEADER_SCHEMES``; a ``bearer``
+module replaces the "Bearer" entry when token validation lands.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from reference_server.config import Account
+from reference_server.errors import StorageError
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,9 @@ class RequestView:
 class Access:
     """What one operation needs, for SAS permission/resource checks."""
 
-    permission: str  # one SAS permission letter: r a c w d l t m x y i
+    # SAS permission letters r a c w d l t m x y i; several letters mean any one of them suffices
+    # (Put Blob: "cw", Azure accepts Create or Write)
+    permission: str
     resource_type: str  # account SAS srt letter: "s" service, "c" container, "o" object
     container: str | None = None
     blob: str | None = None
@@ -44,6 +50,55 @@ class Principal:
     details: dict[str, str] = field(default_factory=dict)
 
 
+Verifier = Callable[[RequestView, Account, Access], Principal]
+
+# Anonymous requests with x-ms-version at or after this get 401 NoAuthenticationInformation and a
+# bearer challenge, as Azure answers; older (or no) versions get 404 ResourceNotFound.
+BEARER_CHALLENGE_VERSION = "2019-12-12"
+BEARER_CHALLENGE = (
+    "Bearer authorization_uri=https://login.microsoftonline.com/common/oauth2/authorize "
+    "resource_id=https://storage.azure.com"
+)
+
+
+def _shared_key(view: RequestView, account: Account, access: Access) -> Principal:
+    from reference_server.auth import shared_key
+
+    return shared_key.verify(view, account)  # Shared Key grants the whole account
+
+
+def _bearer_not_enabled(view: RequestView, account: Account, access: Access) -> Principal:
+    raise StorageError("AuthenticationFailed", "Bearer tokens are not enabled on this server")
+
+
+HEADER_SCHEMES: dict[str, Verifier] = {"SharedKey": _shared_key, "Bearer": _bearer_not_enabled}
+
+
+def _anonymous_denied(view: RequestView) -> StorageError:
+    if view.headers.get("x-ms-version", "") >= BEARER_CHALLENGE_VERSION:
+        return StorageError(
+            "NoAuthenticationInformation", headers={"WWW-Authenticate": BEARER_CHALLENGE}
+        )
+    return StorageError("ResourceNotFound")
+
+
 def authorize(view: RequestView, account: Account, access: Access) -> Principal:
-    """Placeholder until the Shared Key / SAS modules land: allows everything."""
-    return Principal("anonymous", account.name)
+    """Authorization header (SharedKey, Bearer) first, then a SAS in the query, then anonymous
+    (reads only, and only when the account allows it). Raises StorageError on refusal."""
+    header = view.headers.get("Authorization", "").strip()
+    if header:
+        scheme = header.split(" ", 1)[0]
+        verifier = HEADER_SCHEMES.get(scheme)
+        if verifier is None:
+            detail = f"Authorization scheme '{scheme}' is not supported."
+            raise StorageError(
+                "AuthenticationFailed", details={"AuthenticationErrorDetail": detail}
+            )
+        return verifier(view, account, access)
+    from reference_server.auth import sas
+
+    if sas.is_sas(view.query):
+        return sas.verify(view, account, access)
+    if account.allow_anonymous_read and access.is_read:
+        return Principal("anonymous", account.name)
+    raise _anonymous_denied(view)

@@ -1,0 +1,147 @@
+"""The aiohttp application: one catch-all route that resolves, routes, authorizes, dispatches.
+
+Every response gets ``x-ms-request-id``, ``x-ms-version`` and ``Date`` (on_response_prepare), and
+every error is rendered here, once: Azure's XML body plus ``x-ms-error-code``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from email.utils import formatdate
+
+from aiohttp import web
+
+from reference_server import routing
+from reference_server.addressing import resolve
+from reference_server.auth import Access, RequestView, authorize
+from reference_server.config import ServerConfig
+from reference_server.copy import copy_service_ctx
+from reference_server.errors import StorageError
+from reference_server.handlers.common import Ctx, blocking
+from reference_server.store import Store
+from reference_server.xmlbody import error_body
+
+log = logging.getLogger("reference_server")
+
+CONFIG = web.AppKey("config", ServerConfig)
+STORE = web.AppKey("store", Store)
+INFLIGHT = web.AppKey("inflight", list)  # [count]: mutable, one event loop per worker
+MAX_XML_BODY = 64 * 1024 * 1024  # Put Block List of 50,000 IDs fits; blob bodies are streamed
+
+
+def error_response(err: StorageError, request: web.BaseRequest) -> web.Response:
+    """The one renderer of Azure errors. 304 and HEAD answers carry no body."""
+    headers = {"x-ms-error-code": err.code, **err.headers}
+    if err.status == 304 or request.method == "HEAD":
+        return web.Response(status=err.status, headers=headers)
+    body = error_body(err.code, err.text, err.details)
+    return web.Response(
+        status=err.status, body=body, headers=headers, content_type="application/xml"
+    )
+
+
+async def _standard_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    request["started"] = True
+    h = response.headers
+    h["x-ms-request-id"] = request.get("request_id") or str(uuid.uuid4())
+    h["x-ms-version"] = request.headers.get("x-ms-version") or request.app[CONFIG].api_version
+    h.setdefault("Date", formatdate(usegmt=True))
+    h["Server"] = "blob-facade-reference"
+    client_id = request.headers.get("x-ms-client-request-id")
+    if client_id:
+        h["x-ms-client-request-id"] = client_id
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    request["request_id"] = str(uuid.uuid4())
+    config = request.app[CONFIG]
+    inflight = request.app[INFLIGHT]
+    if inflight[0] >= config.max_inflight:
+        busy = StorageError("ServerBusy", headers={"Retry-After": str(config.retry_after_s)})
+        return error_response(busy, request)
+    inflight[0] += 1
+    try:
+        return await _handle(request, config)
+    except StorageError as err:
+        if request.get("started"):
+            raise
+        return error_response(err, request)
+    except (ConnectionError, asyncio.CancelledError):
+        raise
+    except Exception:
+        if request.get("started"):
+            raise
+        log.exception("internal error on %s %s", request.method, request.raw_path)
+        return error_response(StorageError("InternalError"), request)
+    finally:
+        inflight[0] -= 1
+
+
+async def _handle(request: web.Request, config: ServerConfig) -> web.StreamResponse:
+    target = resolve(request.host, request.raw_path)
+    route = routing.match(
+        target.level,
+        request.method,
+        (request.query.get("restype") or "").lower() or None,
+        (request.query.get("comp") or "").lower() or None,
+        request.headers,
+    )
+    account = config.account(target.account)
+    if account is None:
+        raise StorageError("AccountNotFound")
+    view = RequestView(
+        method=request.method,
+        raw_path=target.raw_path,
+        query=list(request.query.items()),
+        headers=request.headers,
+        account=target.account,
+        path_style=target.path_style,
+        secure=request.secure,
+        client_ip=request.remote,
+    )
+    access = Access(
+        route.permission,
+        route.resource_type,
+        target.container,
+        target.blob,
+        is_read=request.method in ("GET", "HEAD"),
+    )
+    authorize(view, account, access)
+    ctx = Ctx(request, target, request.app[STORE], config)
+    return await route.handler(ctx)
+
+
+async def _collect_blocks(app: web.Application) -> AsyncIterator[None]:
+    """Periodically drop uncommitted blocks older than the configured age."""
+    config, store = app[CONFIG], app[STORE]
+    interval = max(1.0, min(3600.0, config.uncommitted_block_max_age_s / 4))
+
+    async def loop() -> None:
+        while True:
+            try:
+                await blocking(store.collect_uncommitted, config.uncommitted_block_max_age_s)
+            except OSError:
+                log.exception("collecting uncommitted blocks failed")
+            await asyncio.sleep(interval)
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def create_app(config: ServerConfig) -> web.Application:
+    app = web.Application(client_max_size=MAX_XML_BODY)
+    app[CONFIG] = config
+    app[STORE] = Store(config.data_root, [a.name for a in config.accounts])
+    app[INFLIGHT] = [0]
+    app.on_response_prepare.append(_standard_headers)
+    app.cleanup_ctx.append(_collect_blocks)
+    app.cleanup_ctx.append(copy_service_ctx)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app

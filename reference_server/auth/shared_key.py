@@ -1,0 +1,265 @@
+"""Shared Key for the Blob service (version 2009-09-19 and later): sign and verify.
+
+The string-to-sign is written once here and used by the server (``verify``) and by every client
+of the project (``sign_request``)::
+
+    VERB \\n Content-Encoding \\n Content-Language \\n Content-Length (empty when 0) \\n
+    Content-MD5 \\n Content-Type \\n Date \\n If-Modified-Since \\n If-Match \\n If-None-Match \\n
+    If-Unmodified-Since \\n Range \\n
+    x-ms-*:value \\n ... (lowercase names, sorted)
+    /account/<raw path> [\\n name:v1,v2 ...] (lowercase query names, sorted; values decoded, sorted)
+
+The raw path is the path exactly as sent, so with path-style URLs (``/devstoreaccount1/ct/b``) the
+canonicalized resource is ``/devstoreaccount1/devstoreaccount1/ct/b`` (the emulator convention,
+which both azure-storage-blob and AzCopy follow) and with virtual-host URLs ``/account/ct/b``.
+
+Real clients differ in small ways, so the verifier accepts any of a few canonical forms:
+- x-ms-* header order: azure-storage-blob sorts like the service (a culture-aware order that
+  ignores '-'), AzCopy (Go SDK) sorts by bytes; they differ for names such as ``x-ms-meta-a_b``
+  beside ``x-ms-meta-ab``.
+- the Go SDK always leaves the Date line empty (it sends x-ms-date); the Python SDK never fills the
+  Range line (it sends x-ms-range).
+- with path style, the logical path without the repeated account segment.
+Every form is HMAC'd with every key of the account and compared in constant time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from email.utils import formatdate, parsedate_to_datetime
+from itertools import product
+from urllib.parse import parse_qsl, urlsplit
+
+from reference_server.auth import Principal, RequestView
+from reference_server.config import Account
+from reference_server.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+# Azure rejects a request whose date is further than this from the server clock.
+MAX_CLOCK_SKEW = timedelta(minutes=15)
+
+# The standard headers of the string-to-sign, in order; "date" and "range" may be blanked (above).
+_STANDARD_HEADERS = (
+    "content-encoding",
+    "content-language",
+    "content-length",
+    "content-md5",
+    "content-type",
+    "date",
+    "if-modified-since",
+    "if-match",
+    "if-none-match",
+    "if-unmodified-since",
+    "range",
+)
+
+# The service's header collation: characters with a weight, from lightest to heaviest; any other
+# character ('-', "'", '/', ...) is ignored at the first level. Letters compare case-insensitively.
+_WEIGHTED = "!#$%&*.^_`|~+0123456789abcdefghijklmnopqrstuvwxyz"
+_RANK = {c: i for i, c in enumerate(_WEIGHTED)}
+# Second level: only "'" and '-' count; the string whose first such character comes later (or
+# that has none) sorts first.
+_SECOND_LEVEL = {"'": 0, "-": 1}
+_END = -(1 << 30)
+
+
+def _service_collation_key(name: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    lowered = name.lower()
+    primary = tuple(_RANK[c] for c in lowered if c in _RANK)
+    secondary = tuple((-i, _SECOND_LEVEL[c]) for i, c in enumerate(lowered) if c in _SECOND_LEVEL)
+    return primary, (*secondary, (_END, 0))
+
+
+def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Lowercase names; repeated headers (a multidict) are joined with ',' as Azure does."""
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        key = name.strip().lower()
+        value = value.strip()
+        out[key] = f"{out[key]},{value}" if key in out else value
+    return out
+
+
+def canonicalized_headers(headers: Mapping[str, str], order: str = "service") -> str:
+    """The x-ms-* lines, each ending in a newline; ``order`` is "service" or "ordinal" (bytes)."""
+    lowered = _lower_headers(headers)
+    names = [n for n in lowered if n.startswith("x-ms-")]
+    names.sort(key=_service_collation_key if order == "service" else None)
+    return "".join(f"{n}:{lowered[n]}\n" for n in names)
+
+
+def canonicalized_resource(account: str, path: str, query: list[tuple[str, str]]) -> str:
+    """``/account`` + the raw path + one line per query name (values decoded, sorted)."""
+    grouped: dict[str, list[str]] = {}
+    for name, value in query:
+        grouped.setdefault(name.lower(), []).append(value)
+    lines = [f"\n{n}:{','.join(sorted(grouped[n]))}" for n in sorted(grouped)]
+    return f"/{account}{path or '/'}" + "".join(lines)
+
+
+def _strip_query(raw_path: str) -> str:
+    # aiohttp's request.raw_path carries the query string too
+    return raw_path.split("?", 1)[0]
+
+
+def string_to_sign(
+    method: str,
+    raw_path: str,
+    query: list[tuple[str, str]],
+    headers: Mapping[str, str],
+    account: str,
+    path_style: bool,
+    *,
+    header_order: str = "service",
+    blank_date: bool = False,
+    blank_range: bool = False,
+    logical_path: bool = False,
+) -> str:
+    """The Shared Key string-to-sign. The keyword options produce the variants real clients sign
+    (see the module docstring); the defaults are the form Azure documents."""
+    lowered = _lower_headers(headers)
+    values = []
+    for name in _STANDARD_HEADERS:
+        value = lowered.get(name, "")
+        if (name == "content-length" and value == "0") or (name == "date" and blank_date):
+            value = ""
+        if name == "range" and blank_range:
+            value = ""
+        values.append(value)
+    path = _strip_query(raw_path)
+    if logical_path and path_style:
+        prefix = f"/{account}"
+        if path == prefix or path.startswith(prefix + "/"):
+            path = path[len(prefix) :] or "/"
+    return (
+        method.upper()
+        + "\n"
+        + "".join(v + "\n" for v in values)
+        + canonicalized_headers(headers, header_order)
+        + canonicalized_resource(account, path, query)
+    )
+
+
+def compute_signature(key_b64: str, string_to_sign: str) -> str:
+    """Base64 HMAC-SHA256 of the UTF-8 string-to-sign under the base64-decoded key."""
+    digest = hmac.new(base64.b64decode(key_b64), string_to_sign.encode("utf-8"), hashlib.sha256)
+    return base64.b64encode(digest.digest()).decode("ascii")
+
+
+def _is_path_style(host: str, path: str, account: str) -> bool:
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        is_local = True
+    except ValueError:
+        is_local = host == "localhost"
+    first = path.lstrip("/").split("/", 1)[0]
+    return is_local and first == account
+
+
+def sign_request(
+    method: str, url: str, headers: dict[str, str], account: str, key_b64: str
+) -> dict[str, str]:
+    """Add ``x-ms-date`` (when missing) and ``Authorization: SharedKey account:sig`` to ``headers``
+    and return it. ``url`` is the full URL as it will be sent (path percent-encoded as on the
+    wire). Content-Length must already be in ``headers`` when a body is sent, as HTTP clients
+    add it after signing."""
+    if not any(k.lower() in ("x-ms-date", "date") for k in headers):
+        headers["x-ms-date"] = formatdate(usegmt=True)
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    path = parts.path or "/"
+    sts = string_to_sign(
+        method, path, query, headers, account, _is_path_style(parts.hostname or "", path, account)
+    )
+    for existing in [k for k in headers if k.lower() == "authorization"]:
+        del headers[existing]
+    headers["Authorization"] = f"SharedKey {account}:{compute_signature(key_b64, sts)}"
+    return headers
+
+
+def _fail(detail: str) -> StorageError:
+    return StorageError("AuthenticationFailed", details={"AuthenticationErrorDetail": detail})
+
+
+def check_request_date(headers: Mapping[str, str], now: datetime | None = None) -> datetime:
+    """The request time from x-ms-date (preferred) or Date; AuthenticationFailed when it is
+    missing, malformed or more than MAX_CLOCK_SKEW away from the server clock."""
+    lowered = _lower_headers(headers)
+    raw = lowered.get("x-ms-date") or lowered.get("date")
+    if not raw:
+        raise _fail("The Date header or the x-ms-date header is required.")
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError) as exc:
+        raise _fail(f"The date header value '{raw}' is not a valid HTTP date.") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
+    if when < now - MAX_CLOCK_SKEW:
+        raise _fail(f"Request date header too old: '{raw}'")
+    if when > now + MAX_CLOCK_SKEW:
+        raise _fail(f"Request date header is in the future: '{raw}'")
+    return when
+
+
+def _candidates(view: RequestView, account: str) -> list[str]:
+    lowered = _lower_headers(view.headers)
+    blank_dates = [False, True] if lowered.get("date") and lowered.get("x-ms-date") else [False]
+    blank_ranges = [False, True] if lowered.get("range") else [False]
+    logical = [False, True] if view.path_style else [False]
+    seen: dict[str, None] = {}
+    for order, bd, br, lp in product(("service", "ordinal"), blank_dates, blank_ranges, logical):
+        sts = string_to_sign(
+            view.method,
+            view.raw_path,
+            view.query,
+            view.headers,
+            account,
+            view.path_style,
+            header_order=order,
+            blank_date=bd,
+            blank_range=br,
+            logical_path=lp,
+        )
+        seen.setdefault(sts, None)
+    return list(seen)
+
+
+def verify(view: RequestView, account: Account) -> Principal:
+    """Verify ``Authorization: SharedKey account:signature`` against every key of the account.
+    Raises StorageError AuthenticationFailed (with an AuthenticationErrorDetail) on any failure.
+    Shared Key grants the whole account: no permission checks follow."""
+    header = view.headers.get("Authorization", "")
+    scheme, _, credential = header.strip().partition(" ")
+    if scheme != "SharedKey":
+        raise _fail(f"Authorization scheme '{scheme}' is not supported; use SharedKey.")
+    name, sep, signature = credential.strip().rpartition(":")
+    if not sep or not name or not signature:
+        raise _fail("The Authorization header is not of the form 'SharedKey account:signature'.")
+    if name != account.name:
+        raise _fail(f"The account '{name}' in the Authorization header does not match the request.")
+    check_request_date(view.headers)
+    candidates = _candidates(view, account.name)
+    presented = signature.encode("ascii", "replace")
+    key_used = -1
+    for key_index, key in enumerate(account.keys):
+        for sts in candidates:
+            expected = compute_signature(key, sts).encode("ascii")
+            # compare every candidate (no early exit) so timing does not reveal which one matched
+            if hmac.compare_digest(expected, presented):
+                key_used = key_index
+    if key_used < 0:
+        log.debug("Shared Key mismatch for account %s; string-to-sign %r", name, candidates[0])
+        raise _fail(
+            "The MAC signature found in the HTTP request is not the same as any computed "
+            f"signature. Server used following string to sign: '{candidates[0]}'."
+        )
+    return Principal("sharedkey", account.name, {"key_index": str(key_used)})

@@ -1,0 +1,162 @@
+"""``python -m reference_server`` / ``harness serve``: start the reference façade.
+
+One worker serves in this process; ``--workers N`` starts N processes that share the port
+(SO_REUSEPORT) and the data root, restarting any that dies. SIGTERM or SIGINT stops cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import multiprocessing
+import multiprocessing.connection
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from aiohttp import web
+
+from reference_server.config import Account, ServerConfig, add_account, load_yaml
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="reference_server", description=__doc__.splitlines()[0])
+    p.add_argument("--data-root", type=Path, help="POSIX directory holding the blobs")
+    p.add_argument("--host", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (default 10000; 0 picks a free one)")
+    p.add_argument("--workers", type=int, help="processes sharing the port (default 1)")
+    p.add_argument("--max-inflight", type=int, help="requests per worker before 503 ServerBusy")
+    p.add_argument("--config", type=Path, help="YAML: accounts (name, keys, allow_anonymous_read)")
+    p.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        metavar="NAME:KEY",
+        help="an account and its base64 key (repeatable)",
+    )
+    p.add_argument("--loop", choices=["uvloop", "asyncio"], help="event loop (default uvloop)")
+    p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default), ERROR")
+    return p.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> ServerConfig:
+    """Defaults, then the YAML file, then the flags."""
+    config = load_yaml(args.config) if args.config else ServerConfig()
+    for spec in args.account:
+        name, sep, key = spec.partition(":")
+        if not sep or not name or not key:
+            raise SystemExit(f"--account expects NAME:KEY, got {spec!r}")
+        add_account(config, Account(name, [key]))
+    for flag, attr in (
+        ("data_root", "data_root"),
+        ("host", "host"),
+        ("port", "port"),
+        ("workers", "workers"),
+        ("max_inflight", "max_inflight"),
+        ("loop", "event_loop"),
+        ("log_level", "log_level"),
+    ):
+        value = getattr(args, flag)
+        if value is not None:
+            setattr(config, attr, value)
+    config.data_root = Path(config.data_root).resolve()
+    return config
+
+
+async def _serve(config: ServerConfig, on_ready: Callable[[int], None]) -> None:
+    from reference_server.app import create_app
+
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=config.io_threads))
+    runner = web.AppRunner(create_app(config), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(
+        runner, config.host, config.port, backlog=4096, reuse_port=config.workers > 1
+    )
+    await site.start()
+    server = site._server
+    port = server.sockets[0].getsockname()[1] if server and server.sockets else config.port
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    on_ready(port)
+    await stop.wait()
+    await runner.cleanup()
+
+
+def run_worker(config: ServerConfig, on_ready: Callable[[int], None]) -> None:
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
+    )
+    if config.event_loop == "uvloop":
+        try:
+            import uvloop
+
+            uvloop.run(_serve(config, on_ready))
+            return
+        except ImportError:
+            pass
+    asyncio.run(_serve(config, on_ready))
+
+
+def _announce(host: str, port: int) -> None:
+    print(f"listening on http://{host}:{port}", flush=True)
+
+
+def _child(config: ServerConfig, ready: multiprocessing.synchronize.Event) -> None:
+    run_worker(config, lambda _port: ready.set())
+
+
+def supervise(config: ServerConfig) -> int:
+    """Run ``config.workers`` worker processes; restart any that dies until told to stop."""
+    ctx = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def start() -> multiprocessing.process.BaseProcess:
+        ready = ctx.Event()
+        proc = ctx.Process(target=_child, args=(config, ready), daemon=True)
+        proc.start()
+        if not ready.wait(60):
+            raise SystemExit("a worker did not start within 60 s")
+        return proc
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    procs = [start() for _ in range(config.workers)]
+    _announce(config.host, config.port)
+    while not stopping:
+        multiprocessing.connection.wait([p.sentinel for p in procs], timeout=0.5)
+        for i, p in enumerate(procs):
+            if not p.is_alive() and not stopping:
+                logging.warning("worker %d exited with %s; restarting", p.pid, p.exitcode)
+                procs[i] = start()
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.join(10)
+        if p.is_alive():
+            p.kill()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = build_config(parse_args(argv))
+    config.data_root.mkdir(parents=True, exist_ok=True)
+    if config.workers > 1:
+        if config.port == 0:
+            raise SystemExit("--workers > 1 needs an explicit --port")
+        return supervise(config)
+    run_worker(config, lambda port: _announce(config.host, port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

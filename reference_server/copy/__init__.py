@@ -1,0 +1,11 @@
+"""Server-side copy: the façade as the client of a copy source (see handlers/copy.py).
+
+- ``source``: the source URL and credentials, and whether it is on this façade;
+- ``fetch``: reading it, over HTTP(S) with a bounded pool per host or from the data root;
+- ``jobs``: the asynchronous Copy Blob job table (state in the blob's properties);
+- ``service``: one worker's fetcher and job table, installed on the app.
+"""
+
+from reference_server.copy.service import COPY_SERVICE, CopyService, copy_service_ctx
+
+__all__ = ["COPY_SERVICE", "CopyService", "copy_service_ctx"]

@@ -1,0 +1,71 @@
+"""One worker's copy machinery: the source fetcher, the job table, where a source is read."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from reference_server.config import ServerConfig
+from reference_server.copy.fetch import SourceBody, SourceFetcher, authorize_local, open_local
+from reference_server.copy.jobs import CopyJobs
+from reference_server.copy.source import CopySource
+from reference_server.store import Store
+
+
+class CopyService:
+    def __init__(self, store: Store, config: ServerConfig) -> None:
+        self.store = store
+        self.config = config
+        self.fetcher = SourceFetcher()
+        self.jobs = CopyJobs(self)
+
+    def is_local(self, source: CopySource, request: web.BaseRequest) -> bool:
+        """The source names an account of this façade, at the address the request came in on."""
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        return (
+            source.account is not None
+            and self.config.account(source.account) is not None
+            and source.is_on(request.host, request.scheme, sockname)
+        )
+
+    async def open(
+        self,
+        source: CopySource,
+        request: web.BaseRequest,
+        dest_account: str,
+        start: int = 0,
+        end: int | None = None,
+    ) -> SourceBody:
+        """Open the source (or a byte range of it): from disk when it is on this façade."""
+        if self.is_local(source, request):
+            authorize_local(
+                source, self.config, dest_account, request.headers.get("Authorization", "")
+            )
+            return await open_local(self.store, source, start, end)
+        version = request.headers.get("x-ms-version") or self.config.api_version
+        return await self.fetcher.open(source, start, end, version)
+
+    async def open_resumed(self, source: CopySource, local: bool, api_version: str) -> SourceBody:
+        """Re-open the source of a journalled job (authorized when the job was accepted)."""
+        if local:
+            return await open_local(self.store, source, 0, None)
+        return await self.fetcher.open(source, 0, None, api_version)
+
+    async def close(self) -> None:
+        await self.jobs.close()
+        await self.fetcher.close()
+
+
+COPY_SERVICE = web.AppKey("copy_service", CopyService)
+
+
+async def copy_service_ctx(app: web.Application) -> AsyncIterator[None]:
+    """aiohttp cleanup context: one CopyService per worker; orphaned jobs resume at start."""
+    from reference_server.app import CONFIG, STORE
+
+    service = CopyService(app[STORE], app[CONFIG])
+    app[COPY_SERVICE] = service
+    service.jobs.resume_orphans()
+    yield
+    await service.close()

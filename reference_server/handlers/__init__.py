@@ -1,0 +1,1 @@
+"""Handlers per resource: parse the request, call the store, shape the response."""

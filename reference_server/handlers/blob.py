@@ -1,0 +1,234 @@
+"""Blob operations: Put Blob, Get Blob (ranges), properties, metadata, Delete Blob."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import re
+from typing import BinaryIO
+
+from aiohttp import web
+
+from reference_server.conditions import parse_etag_list, parse_http_date
+from reference_server.errors import StorageError
+from reference_server.handlers.common import (
+    Ctx,
+    apply_sas_overrides,
+    blob_headers,
+    blocking,
+    content_length,
+    content_settings,
+    md5_header,
+    metadata_headers,
+    parse_metadata,
+    respond,
+    stream_body,
+    verify_md5,
+    write_headers,
+)
+from reference_server.store import MAX_PUT_BLOB_SIZE, BlobProps
+from reference_server.store.names import blob_segments
+from reference_server.xmlbody import http_date
+
+_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
+FALLBACK_CHUNK = 4 * 1024 * 1024
+MAX_RANGE_MD5 = 4 * 1024 * 1024
+
+
+class FileSliceResponse(web.StreamResponse):
+    """Sends ``count`` bytes of an open file from ``offset``: sendfile where the loop has it,
+    otherwise large chunks read in a thread. Nothing is buffered beyond one chunk."""
+
+    def __init__(
+        self, file: BinaryIO | None, offset: int, count: int, status: int, headers: dict
+    ) -> None:
+        super().__init__(status=status, headers=headers)
+        self.content_length = count
+        self._file, self._offset, self._count = file, offset, count
+
+    async def prepare(self, request: web.BaseRequest):  # type: ignore[override]
+        if self.prepared:  # aiohttp prepares again after the handler returns
+            return await super().prepare(request)
+        writer = await super().prepare(request)
+        if self._file is None or self._count == 0 or request.method == "HEAD":
+            await self.write_eof()
+            return writer
+        loop = asyncio.get_running_loop()
+        if request.transport is None:
+            raise ConnectionResetError("Connection lost")
+        try:
+            await loop.sendfile(request.transport, self._file, self._offset, self._count)
+        except NotImplementedError:  # uvloop has no sendfile
+            offset, left = self._offset, self._count
+            fd = self._file.fileno()
+            while left > 0:
+                chunk = await loop.run_in_executor(
+                    None, _pread, fd, min(FALLBACK_CHUNK, left), offset
+                )
+                if not chunk:
+                    raise ConnectionResetError("blob shrank while being read") from None
+                await self.write(chunk)
+                offset += len(chunk)
+                left -= len(chunk)
+        await self.write_eof()
+        return writer
+
+
+def _pread(fd: int, n: int, offset: int) -> bytes:
+    return os.pread(fd, n, offset)
+
+
+def parse_range(value: str | None, size: int) -> tuple[int, int] | None:
+    """``bytes=a-b`` / ``bytes=a-`` / ``bytes=-n`` -> inclusive (start, end); None means whole.
+    A malformed or multi-range header is ignored (whole blob), as HTTP says."""
+    if not value:
+        return None
+    m = _RANGE_RE.match(value)
+    if not m or (m.group(1) == "" and m.group(2) == ""):
+        return None
+    first, last = m.groups()
+    if first == "":
+        n = int(last)
+        if n == 0 or size == 0:
+            raise StorageError("InvalidRange", headers={"Content-Range": f"bytes */{size}"})
+        return max(0, size - n), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if last and end < start:
+        return None
+    if start >= size:
+        raise StorageError("InvalidRange", headers={"Content-Range": f"bytes */{size}"})
+    return start, min(end, size - 1)
+
+
+def _if_range_holds(value: str | None, props: BlobProps) -> bool:
+    if not value:
+        return True
+    if value.strip().startswith(('"', "W/")):
+        tags = parse_etag_list(value) or ()
+        return props.etag in tags
+    date = parse_http_date(value)
+    return date is not None and int(props.last_modified) <= int(date)
+
+
+async def get_blob(ctx: Ctx) -> web.StreamResponse:
+    opened = await blocking(ctx.store.open_blob, ctx.account, ctx.container, ctx.blob)
+    try:
+        props = opened.props
+        ctx.conditions().check_read(props.etag, props.last_modified)
+        headers = apply_sas_overrides(blob_headers(props), ctx.query)
+        rng = None
+        if _if_range_holds(ctx.headers.get("If-Range"), props):
+            rng = parse_range(ctx.headers.get("x-ms-range") or ctx.headers.get("Range"), props.size)
+        if rng is None:
+            resp = FileSliceResponse(opened.file, 0, props.size, 200, headers)
+        else:
+            start, end = rng
+            headers["Content-Range"] = f"bytes {start}-{end}/{props.size}"
+            blob_md5 = headers.pop("Content-MD5", None)
+            if blob_md5:
+                headers["x-ms-blob-content-md5"] = blob_md5
+            if ctx.headers.get("x-ms-range-get-content-md5", "").lower() == "true":
+                if end - start + 1 > MAX_RANGE_MD5:
+                    raise StorageError(
+                        "OutOfRangeInput", "Range MD5 needs a range of 4 MiB or less."
+                    )
+                data = await blocking(_pread, opened.file.fileno(), end - start + 1, start)
+                headers["Content-MD5"] = base64.b64encode(hashlib.md5(data).digest()).decode()
+            resp = FileSliceResponse(opened.file, start, end - start + 1, 206, headers)
+        await resp.prepare(ctx.request)
+        return resp
+    finally:
+        opened.close()
+
+
+async def get_blob_properties(ctx: Ctx) -> web.StreamResponse:
+    props = await blocking(ctx.store.get_blob, ctx.account, ctx.container, ctx.blob)
+    ctx.conditions().check_read(props.etag, props.last_modified)
+    headers = apply_sas_overrides(blob_headers(props), ctx.query)
+    resp = FileSliceResponse(None, 0, props.size, 200, headers)
+    await resp.prepare(ctx.request)
+    return resp
+
+
+async def put_blob(ctx: Ctx) -> web.StreamResponse:
+    blob_type = ctx.headers.get("x-ms-blob-type")
+    if blob_type is None:
+        raise StorageError("MissingRequiredHeader", details={"HeaderName": "x-ms-blob-type"})
+    if blob_type != "BlockBlob":
+        raise StorageError("UnsupportedBlobType", "Only block blobs are supported.")
+    blob_segments(ctx.blob)  # refuse unmappable names before reading the body
+    content_length(ctx.headers, MAX_PUT_BLOB_SIZE)
+    body_md5 = md5_header(ctx.headers, "Content-MD5")
+    blob_md5 = md5_header(ctx.headers, "x-ms-blob-content-md5")
+    metadata = parse_metadata(ctx.headers)
+    content = content_settings(ctx.headers, use_plain=True)
+    upload = ctx.store.new_upload(
+        ctx.account, ctx.container, want_md5=True, limit=MAX_PUT_BLOB_SIZE
+    )
+    await stream_body(ctx.request, upload)
+    try:
+        verify_md5(body_md5, upload.md5_b64)
+        verify_md5(blob_md5, upload.md5_b64)
+    except StorageError:
+        upload.abort()
+        raise
+    content.content_md5 = content.content_md5 or upload.md5_b64
+    props = await blocking(
+        ctx.store.put_blob,
+        ctx.account,
+        ctx.container,
+        ctx.blob,
+        upload,
+        content,
+        metadata,
+        ctx.conditions(),
+    )
+    headers = write_headers(props)
+    headers["Content-MD5"] = upload.md5_b64 or ""
+    return respond(201, headers)
+
+
+async def set_blob_properties(ctx: Ctx) -> web.StreamResponse:
+    md5_header(ctx.headers, "x-ms-blob-content-md5")  # validate the format
+    content = content_settings(ctx.headers, use_plain=False)
+    if ctx.headers.get("x-ms-blob-content-type") is None:
+        content.content_type = None  # Azure clears properties that are not sent
+    props = await blocking(
+        ctx.store.set_blob_properties,
+        ctx.account,
+        ctx.container,
+        ctx.blob,
+        content,
+        None,
+        ctx.conditions(),
+    )
+    return respond(200, write_headers(props))
+
+
+async def get_blob_metadata(ctx: Ctx) -> web.StreamResponse:
+    props = await blocking(ctx.store.get_blob, ctx.account, ctx.container, ctx.blob)
+    ctx.conditions().check_read(props.etag, props.last_modified)
+    headers = {"ETag": f'"{props.etag}"', "Last-Modified": http_date(props.last_modified)}
+    return respond(200, headers | metadata_headers(props.metadata))
+
+
+async def set_blob_metadata(ctx: Ctx) -> web.StreamResponse:
+    metadata = parse_metadata(ctx.headers)
+    props = await blocking(
+        ctx.store.set_blob_properties,
+        ctx.account,
+        ctx.container,
+        ctx.blob,
+        None,
+        metadata,
+        ctx.conditions(),
+    )
+    return respond(200, write_headers(props))
+
+
+async def delete_blob(ctx: Ctx) -> web.StreamResponse:
+    await blocking(ctx.store.delete_blob, ctx.account, ctx.container, ctx.blob, ctx.conditions())
+    return respond(202, {"x-ms-delete-type-permanent": "true"})

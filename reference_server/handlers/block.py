@@ -1,0 +1,98 @@
+"""Block operations: Put Block, Put Block List, Get Block List."""
+
+from __future__ import annotations
+
+import hashlib
+
+from aiohttp import web
+
+from reference_server.errors import StorageError
+from reference_server.handlers.common import (
+    Ctx,
+    blocking,
+    content_length,
+    content_settings,
+    md5_header,
+    parse_metadata,
+    respond,
+    stream_body,
+    verify_md5,
+    write_headers,
+)
+from reference_server.store import MAX_BLOCK_SIZE, decode_block_id
+from reference_server.store.names import blob_segments
+from reference_server.xmlbody import block_list_body, http_date, parse_block_list
+
+
+def _block_id(ctx: Ctx) -> str:
+    block_id = ctx.query.get("blockid")
+    if not block_id:
+        raise StorageError(
+            "MissingRequiredQueryParameter", details={"QueryParameterName": "blockid"}
+        )
+    decode_block_id(block_id)
+    return block_id
+
+
+async def put_block(ctx: Ctx) -> web.StreamResponse:
+    block_id = _block_id(ctx)
+    blob_segments(ctx.blob)
+    content_length(ctx.headers, MAX_BLOCK_SIZE)
+    body_md5 = md5_header(ctx.headers, "Content-MD5")
+    upload = ctx.store.new_upload(
+        ctx.account, ctx.container, want_md5=body_md5 is not None, limit=MAX_BLOCK_SIZE
+    )
+    await stream_body(ctx.request, upload)
+    try:
+        verify_md5(body_md5, upload.md5_b64)
+    except StorageError:
+        upload.abort()
+        raise
+    await blocking(ctx.store.stage_block, ctx.account, ctx.container, ctx.blob, block_id, upload)
+    headers = {"x-ms-request-server-encrypted": "true"}
+    if upload.md5_b64:
+        headers["Content-MD5"] = upload.md5_b64
+    return respond(201, headers)
+
+
+async def put_block_list(ctx: Ctx) -> web.StreamResponse:
+    blob_segments(ctx.blob)
+    body = await ctx.request.read()
+    expected = md5_header(ctx.headers, "Content-MD5")
+    if expected is not None and hashlib.md5(body).digest() != expected:
+        raise StorageError("Md5Mismatch")
+    md5_header(ctx.headers, "x-ms-blob-content-md5")  # stored, not recomputed (as Azure)
+    entries = parse_block_list(body)
+    props = await blocking(
+        ctx.store.put_block_list,
+        ctx.account,
+        ctx.container,
+        ctx.blob,
+        entries,
+        content_settings(ctx.headers, use_plain=False),
+        parse_metadata(ctx.headers),
+        ctx.conditions(),
+    )
+    headers = write_headers(props)
+    if props.content.content_md5:
+        headers["Content-MD5"] = props.content.content_md5
+    return respond(201, headers)
+
+
+async def get_block_list(ctx: Ctx) -> web.StreamResponse:
+    which = ctx.query.get("blocklisttype", "committed").lower()
+    if which not in ("committed", "uncommitted", "all"):
+        raise StorageError(
+            "InvalidQueryParameterValue", details={"QueryParameterName": "blocklisttype"}
+        )
+    props, committed, uncommitted = await blocking(
+        ctx.store.get_block_list, ctx.account, ctx.container, ctx.blob
+    )
+    headers = {"x-ms-blob-content-length": str(props.size if props else 0)}
+    if props is not None:
+        headers |= {"ETag": f'"{props.etag}"', "Last-Modified": http_date(props.last_modified)}
+    body = block_list_body(
+        committed if which in ("committed", "all") else None,
+        uncommitted if which in ("uncommitted", "all") else None,
+    )
+    return respond(200, headers, body)

@@ -1,0 +1,218 @@
+"""What every handler shares: the request context, header parsing, body streaming, responses."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import functools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from reference_server.addressing import Target
+from reference_server.conditions import Conditions
+from reference_server.config import ServerConfig
+from reference_server.errors import StorageError
+from reference_server.store import BlobProps, ContentSettings, Store, Upload
+from reference_server.xmlbody import http_date
+
+T = TypeVar("T")
+BODY_CHUNK = 1024 * 1024
+META_PREFIX = "x-ms-meta-"
+_META_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a C# identifier, as Azure requires
+
+
+@dataclass
+class Ctx:
+    request: web.Request
+    target: Target
+    store: Store
+    config: ServerConfig
+
+    @property
+    def headers(self) -> Any:
+        return self.request.headers
+
+    @property
+    def query(self) -> Any:
+        return self.request.query
+
+    @property
+    def account(self) -> str:
+        return self.target.account
+
+    @property
+    def container(self) -> str:
+        assert self.target.container is not None
+        return self.target.container
+
+    @property
+    def blob(self) -> str:
+        assert self.target.blob is not None
+        return self.target.blob
+
+    @property
+    def service_endpoint(self) -> str:
+        base = f"{self.request.scheme}://{self.request.host}/"
+        return base + f"{self.account}/" if self.target.path_style else base
+
+    def conditions(self) -> Conditions:
+        return Conditions.from_headers(self.headers)
+
+
+async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking store call in the thread pool."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+
+def respond(status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> web.Response:
+    resp = web.Response(status=status, body=body, headers=headers or {})
+    if body:
+        resp.content_type = "application/xml"
+    return resp
+
+
+def parse_metadata(headers: Any) -> dict[str, str]:
+    """``x-ms-meta-*`` headers -> {name: value}, keeping the case the client sent."""
+    meta: dict[str, str] = {}
+    for key, value in headers.items():
+        if key.lower().startswith(META_PREFIX):
+            name = key[len(META_PREFIX) :]
+            if not name:
+                raise StorageError("EmptyMetadataKey")
+            if not _META_NAME.match(name):
+                raise StorageError("InvalidMetadata", details={"MetadataName": name})
+            meta[name] = value
+    return meta
+
+
+def metadata_headers(metadata: dict[str, str]) -> dict[str, str]:
+    return {META_PREFIX + k: v for k, v in metadata.items()}
+
+
+def md5_header(headers: Any, name: str) -> bytes | None:
+    """A base64 MD5 header decoded to 16 bytes, or InvalidMd5."""
+    value = headers.get(name)
+    if not value:
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 16:
+        raise StorageError("InvalidMd5", details={"HeaderName": name})
+    return raw
+
+
+def verify_md5(expected: bytes | None, computed_b64: str | None) -> None:
+    if expected is not None and computed_b64 is not None:
+        if base64.b64decode(computed_b64) != expected:
+            raise StorageError("Md5Mismatch")
+
+
+def content_settings(headers: Any, *, use_plain: bool) -> ContentSettings:
+    """The blob's content headers from ``x-ms-blob-*`` (or, for Put Blob, the plain headers)."""
+
+    def pick(name: str) -> str | None:
+        value = headers.get(f"x-ms-blob-{name}")
+        if value is None and use_plain:
+            value = headers.get(name)
+        return value
+
+    return ContentSettings(
+        content_type=pick("content-type") or "application/octet-stream",
+        content_encoding=pick("content-encoding"),
+        content_language=pick("content-language"),
+        content_disposition=pick("content-disposition"),
+        cache_control=pick("cache-control"),
+        content_md5=headers.get("x-ms-blob-content-md5"),
+    )
+
+
+def content_length(headers: Any, limit: int) -> int | None:
+    value = headers.get("Content-Length")
+    if value is None:
+        return None
+    try:
+        length = int(value)
+    except ValueError:
+        raise StorageError("InvalidHeaderValue", details={"HeaderName": "Content-Length"}) from None
+    if length > limit:
+        raise StorageError("RequestBodyTooLarge", details={"MaxLimit": str(limit)})
+    return length
+
+
+async def stream_body(request: web.Request, upload: Upload) -> None:
+    """Copy the request body into ``upload`` chunk by chunk: memory stays flat at any size."""
+    try:
+        while True:
+            chunk = await request.content.read(BODY_CHUNK)
+            if not chunk:
+                break
+            upload.write(chunk)
+    except BaseException:
+        upload.abort()
+        raise
+
+
+def blob_headers(props: BlobProps) -> dict[str, str]:
+    """Headers of Get Blob / Get Blob Properties (Content-Length is set by the response)."""
+    c = props.content
+    headers = {
+        "ETag": f'"{props.etag}"',
+        "Last-Modified": http_date(props.last_modified),
+        "x-ms-creation-time": http_date(props.creation_time),
+        "x-ms-blob-type": "BlockBlob",
+        "x-ms-lease-state": "available",
+        "x-ms-lease-status": "unlocked",
+        "x-ms-server-encrypted": "true",
+        "x-ms-access-tier": "Hot",
+        "x-ms-access-tier-inferred": "true",
+        "Accept-Ranges": "bytes",
+        "Content-Type": c.content_type or "application/octet-stream",
+    }
+    optional = {
+        "Content-Encoding": c.content_encoding,
+        "Content-Language": c.content_language,
+        "Content-Disposition": c.content_disposition,
+        "Cache-Control": c.cache_control,
+        "Content-MD5": c.content_md5,
+    }
+    headers.update({k: v for k, v in optional.items() if v})
+    if props.committed_blocks:
+        headers["x-ms-blob-committed-block-count"] = str(len(props.committed_blocks))
+    headers.update(metadata_headers(props.metadata))
+    headers.update(props.copy)  # x-ms-copy-* of the last Copy Blob into this blob
+    return headers
+
+
+# SAS query parameters that override response headers of reads (signed, so only with a SAS).
+SAS_RESPONSE_OVERRIDES = {
+    "rscc": "Cache-Control",
+    "rscd": "Content-Disposition",
+    "rsce": "Content-Encoding",
+    "rscl": "Content-Language",
+    "rsct": "Content-Type",
+}
+
+
+def apply_sas_overrides(headers: dict[str, str], query: Any) -> dict[str, str]:
+    if "sig" in query:
+        for param, header in SAS_RESPONSE_OVERRIDES.items():
+            if query.get(param):
+                headers[header] = query[param]
+    return headers
+
+
+def write_headers(props: BlobProps) -> dict[str, str]:
+    """Headers of a successful write (Put Blob, Put Block List, Set Properties/Metadata)."""
+    return {
+        "ETag": f'"{props.etag}"',
+        "Last-Modified": http_date(props.last_modified),
+        "x-ms-request-server-encrypted": "true",
+    }

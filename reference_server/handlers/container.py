@@ -1,0 +1,81 @@
+"""Container operations: create, delete, properties, metadata, List Blobs."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from reference_server.handlers.common import (
+    Ctx,
+    blocking,
+    metadata_headers,
+    parse_metadata,
+    respond,
+)
+from reference_server.handlers.service import includes, parse_maxresults
+from reference_server.store import ContainerProps
+from reference_server.store.names import check_container_name
+from reference_server.xmlbody import http_date, list_blobs_body
+
+
+def _props_headers(props: ContainerProps) -> dict[str, str]:
+    return {"ETag": f'"{props.etag}"', "Last-Modified": http_date(props.last_modified)}
+
+
+async def create_container(ctx: Ctx) -> web.StreamResponse:
+    metadata = parse_metadata(ctx.headers)
+    props = await blocking(ctx.store.create_container, ctx.account, ctx.container, metadata)
+    return respond(201, _props_headers(props))
+
+
+async def delete_container(ctx: Ctx) -> web.StreamResponse:
+    await blocking(ctx.store.delete_container, ctx.account, ctx.container)
+    return respond(202)
+
+
+async def get_container_properties(ctx: Ctx) -> web.StreamResponse:
+    props = await blocking(ctx.store.get_container, ctx.account, ctx.container)
+    headers = _props_headers(props) | metadata_headers(props.metadata)
+    headers |= {
+        "x-ms-lease-status": "unlocked",
+        "x-ms-lease-state": "available",
+        "x-ms-has-immutability-policy": "false",
+        "x-ms-has-legal-hold": "false",
+        "x-ms-default-encryption-scope": "$account-encryption-key",
+        "x-ms-deny-encryption-scope-override": "false",
+    }
+    return respond(200, headers)
+
+
+async def set_container_metadata(ctx: Ctx) -> web.StreamResponse:
+    check_container_name(ctx.container)
+    metadata = parse_metadata(ctx.headers)
+    props = await blocking(ctx.store.set_container_metadata, ctx.account, ctx.container, metadata)
+    return respond(200, _props_headers(props))
+
+
+async def list_blobs(ctx: Ctx) -> web.StreamResponse:
+    q = ctx.query
+    prefix, delimiter, marker = q.get("prefix"), q.get("delimiter") or None, q.get("marker")
+    raw_max = q.get("maxresults")
+    maxresults = parse_maxresults(raw_max)
+    page = await blocking(
+        ctx.store.list_blobs,
+        ctx.account,
+        ctx.container,
+        prefix or "",
+        delimiter,
+        marker or None,
+        maxresults,
+    )
+    body = list_blobs_body(
+        ctx.service_endpoint,
+        ctx.container,
+        prefix,
+        marker,
+        maxresults if raw_max else None,
+        delimiter,
+        page.items,
+        page.next_marker,
+        includes(ctx, "metadata"),
+    )
+    return respond(200, body=body)

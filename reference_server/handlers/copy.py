@@ -1,0 +1,279 @@
+"""Server-side copy: Put Blob From URL, Put Block From URL, Copy Blob (sync and async), Abort Copy.
+
+The façade is the client of the source (reference_server/copy): it reads the source over HTTP(S)
+or, when the source is on this façade, from the data root, and streams it into the store's
+staging files exactly like a request body.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Any
+
+from aiohttp import web
+from azure.storage.extensions import checksums
+
+from reference_server.copy import COPY_SERVICE, CopyService
+from reference_server.copy.fetch import SourceBody
+from reference_server.copy.jobs import JobRecord, finished_state
+from reference_server.copy.source import (
+    CopySource,
+    check_source_conditions,
+    parse_source_range,
+    source_conditions,
+)
+from reference_server.errors import StorageError
+from reference_server.handlers.common import (
+    Ctx,
+    blocking,
+    content_settings,
+    md5_header,
+    parse_metadata,
+    respond,
+    verify_md5,
+    write_headers,
+)
+from reference_server.store import (
+    MAX_BLOCK_SIZE,
+    MAX_PUT_BLOB_SIZE,
+    ContentSettings,
+    Upload,
+    decode_block_id,
+)
+from reference_server.store.names import blob_segments
+
+CONTENT_HEADERS = (
+    "content-type",
+    "content-encoding",
+    "content-language",
+    "content-disposition",
+    "cache-control",
+)
+
+
+def _service(ctx: Ctx) -> CopyService:
+    return ctx.request.app[COPY_SERVICE]
+
+
+def _crc64_header(headers: Any, name: str) -> bytes | None:
+    value = headers.get(name)
+    if not value:
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        raw = b""
+    if len(raw) != 8:
+        raise StorageError("InvalidHeaderValue", details={"HeaderName": name})
+    return raw
+
+
+def _require_empty_body(ctx: Ctx) -> None:
+    if int(ctx.headers.get("Content-Length") or 0) != 0:
+        raise StorageError(
+            "InvalidHeaderValue",
+            "A copy from a URL takes no request body.",
+            details={"HeaderName": "Content-Length"},
+        )
+
+
+async def _stream(body: SourceBody, upload: Upload, want_crc64: bool) -> bytes | None:
+    """Source chunks into the staging file; returns the CRC64 (8 bytes) when asked for."""
+    crc = 0
+    try:
+        async for chunk in body.chunks():
+            upload.write(chunk)
+            if want_crc64:
+                crc = checksums.crc64.compute(chunk, crc)
+    except BaseException:
+        upload.abort()
+        raise
+    finally:
+        await body.close()
+    return crc.to_bytes(8, "little") if want_crc64 else None
+
+
+async def _copy_into_upload(
+    ctx: Ctx, source: CopySource, limit: int, start: int = 0, end: int | None = None
+) -> tuple[SourceBody, Upload, bytes | None]:
+    """Open the source, check size and source conditions, stream it; verify source checksums."""
+    source_md5 = md5_header(ctx.headers, "x-ms-source-content-md5")
+    source_crc = _crc64_header(ctx.headers, "x-ms-source-content-crc64")
+    body = await _service(ctx).open(source, ctx.request, ctx.account, start, end)
+    try:
+        check_source_conditions(
+            source_conditions(ctx.headers), body.props.etag, body.props.last_modified
+        )
+        if body.length > limit:
+            raise StorageError("RequestBodyTooLarge", details={"MaxLimit": str(limit)})
+        upload = ctx.store.new_upload(ctx.account, ctx.container, want_md5=True, limit=limit)
+    except BaseException:
+        await body.close()
+        raise
+    crc = await _stream(body, upload, want_crc64=source_crc is not None)
+    try:
+        verify_md5(source_md5, upload.md5_b64)
+        if source_crc is not None and crc != source_crc:
+            raise StorageError("Crc64Mismatch")
+    except StorageError:
+        upload.abort()
+        raise
+    return body, upload, crc
+
+
+def _content_for(ctx: Ctx, source_content: ContentSettings | None) -> ContentSettings:
+    """The source's content headers (when copied), each overridden by an x-ms-blob-* header."""
+    sent = content_settings(ctx.headers, use_plain=False)
+    if source_content is None:
+        return sent
+    merged = ContentSettings(**source_content.to_dict())
+    for name in CONTENT_HEADERS:
+        if ctx.headers.get(f"x-ms-blob-{name}") is not None:
+            attr = name.replace("-", "_")
+            setattr(merged, attr, getattr(sent, attr))
+    if ctx.headers.get("x-ms-blob-content-md5"):
+        merged.content_md5 = sent.content_md5
+    return merged
+
+
+async def put_blob_from_url(ctx: Ctx) -> web.StreamResponse:
+    """Put Blob From URL: a whole block blob from a source URL, synchronously (201)."""
+    if ctx.headers.get("x-ms-blob-type") != "BlockBlob":
+        raise StorageError("UnsupportedBlobType", "Only block blobs are supported.")
+    _require_empty_body(ctx)
+    blob_segments(ctx.blob)
+    md5_header(ctx.headers, "x-ms-blob-content-md5")
+    metadata = parse_metadata(ctx.headers)
+    copy_props = ctx.headers.get("x-ms-copy-source-blob-properties", "true").lower() != "false"
+    source = CopySource.from_headers(ctx.headers)
+    body, upload, _ = await _copy_into_upload(ctx, source, MAX_PUT_BLOB_SIZE)
+    content = _content_for(ctx, body.props.content if copy_props else None)
+    content.content_md5 = content.content_md5 or upload.md5_b64
+    props = await blocking(
+        ctx.store.put_blob,
+        ctx.account,
+        ctx.container,
+        ctx.blob,
+        upload,
+        content,
+        metadata,
+        ctx.conditions(),
+    )
+    headers = write_headers(props)
+    headers["Content-MD5"] = upload.md5_b64 or ""
+    return respond(201, headers)
+
+
+async def put_block_from_url(ctx: Ctx) -> web.StreamResponse:
+    """Put Block From URL: stage a block from a byte range (x-ms-source-range) of a source."""
+    block_id = ctx.query.get("blockid")
+    if not block_id:
+        raise StorageError(
+            "MissingRequiredQueryParameter", details={"QueryParameterName": "blockid"}
+        )
+    decode_block_id(block_id)
+    blob_segments(ctx.blob)
+    _require_empty_body(ctx)
+    rng = parse_source_range(ctx.headers.get("x-ms-source-range"))
+    start, end = rng if rng else (0, None)
+    if end is not None and end - start + 1 > MAX_BLOCK_SIZE:
+        raise StorageError("RequestBodyTooLarge", details={"MaxLimit": str(MAX_BLOCK_SIZE)})
+    source = CopySource.from_headers(ctx.headers)
+    _, upload, crc = await _copy_into_upload(ctx, source, MAX_BLOCK_SIZE, start, end)
+    await blocking(ctx.store.stage_block, ctx.account, ctx.container, ctx.blob, block_id, upload)
+    headers = {"x-ms-request-server-encrypted": "true", "Content-MD5": upload.md5_b64 or ""}
+    if crc is not None:
+        headers["x-ms-content-crc64"] = base64.b64encode(crc).decode()
+    return respond(201, headers)
+
+
+async def copy_blob(ctx: Ctx) -> web.StreamResponse:
+    """Copy Blob: synchronous with x-ms-requires-sync: true (202, status success), otherwise a
+    job (202, status pending) that HEAD follows through x-ms-copy-status / -progress."""
+    blob_segments(ctx.blob)
+    metadata = parse_metadata(ctx.headers)
+    source = CopySource.from_headers(ctx.headers)
+    copy_id = str(uuid.uuid4())
+    if ctx.headers.get("x-ms-requires-sync", "").lower() == "true":
+        body, upload, _ = await _copy_into_upload(ctx, source, MAX_PUT_BLOB_SIZE)
+        content = ContentSettings(**body.props.content.to_dict())
+        content.content_md5 = content.content_md5 or upload.md5_b64
+        state = {
+            "x-ms-copy-id": copy_id,
+            "x-ms-copy-source": source.redacted,
+            **finished_state("success", upload.size, upload.size),
+        }
+        props = await blocking(
+            ctx.store.put_blob,
+            ctx.account,
+            ctx.container,
+            ctx.blob,
+            upload,
+            content,
+            metadata or body.props.metadata,
+            ctx.conditions(),
+            state,
+        )
+        headers = write_headers(props) | {"x-ms-copy-id": copy_id, "x-ms-copy-status": "success"}
+        return respond(202, headers)
+
+    # Asynchronous: the source is opened (and so verified) before the answer, as Azure does.
+    service = _service(ctx)
+    local = service.is_local(source, ctx.request)
+    body = await service.open(source, ctx.request, ctx.account)
+    try:
+        check_source_conditions(
+            source_conditions(ctx.headers), body.props.etag, body.props.last_modified
+        )
+        content = ContentSettings(**body.props.content.to_dict())
+        placeholder = ctx.store.new_upload(ctx.account, ctx.container, want_md5=False, limit=0)
+        state = {
+            "x-ms-copy-id": copy_id,
+            "x-ms-copy-source": source.redacted,
+            "x-ms-copy-status": "pending",
+            "x-ms-copy-progress": f"0/{body.props.size}",
+        }
+        props = await blocking(
+            ctx.store.put_blob,
+            ctx.account,
+            ctx.container,
+            ctx.blob,
+            placeholder,
+            content,
+            metadata or body.props.metadata,
+            ctx.conditions(),
+            state,
+        )
+    except BaseException:
+        await body.close()
+        raise
+    record = JobRecord(
+        copy_id=copy_id,
+        account=ctx.account,
+        container=ctx.container,
+        blob=ctx.blob,
+        source_url=source.url,
+        source_authorization=source.authorization,
+        local=local,
+        etag=props.etag,
+        content=content.to_dict(),
+        metadata=dict(props.metadata),
+        api_version=ctx.headers.get("x-ms-version") or ctx.config.api_version,
+    )
+    await service.jobs.start(record, body)
+    headers = write_headers(props) | {"x-ms-copy-id": copy_id, "x-ms-copy-status": "pending"}
+    return respond(202, headers)
+
+
+async def abort_copy(ctx: Ctx) -> web.StreamResponse:
+    """Abort Copy (comp=copy&copyid=...): 204; 409 CopyIdMismatch / NoPendingCopyOperation."""
+    if (ctx.headers.get("x-ms-copy-action") or "").lower() != "abort":
+        raise StorageError("MissingRequiredHeader", details={"HeaderName": "x-ms-copy-action"})
+    copy_id = ctx.query.get("copyid")
+    if not copy_id:
+        raise StorageError(
+            "MissingRequiredQueryParameter", details={"QueryParameterName": "copyid"}
+        )
+    await _service(ctx).jobs.abort(ctx.account, ctx.container, ctx.blob, copy_id)
+    return respond(204)

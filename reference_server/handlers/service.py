@@ -1,0 +1,79 @@
+"""Service-level operations: List Containers, Get Account Information, Service Properties."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from reference_server.errors import StorageError
+from reference_server.handlers.common import Ctx, blocking, respond
+from reference_server.xmlbody import (
+    check_service_properties,
+    default_service_properties,
+    list_containers_body,
+)
+
+MAX_RESULTS = 5000
+
+
+def parse_maxresults(value: str | None) -> int:
+    if value is None:
+        return MAX_RESULTS
+    try:
+        n = int(value)
+    except ValueError:
+        raise StorageError(
+            "InvalidQueryParameterValue", details={"QueryParameterName": "maxresults"}
+        ) from None
+    if n <= 0:
+        raise StorageError(
+            "OutOfRangeQueryParameterValue", details={"QueryParameterName": "maxresults"}
+        )
+    return min(n, MAX_RESULTS)
+
+
+def includes(ctx: Ctx, what: str) -> bool:
+    return what in {p.strip().lower() for p in ctx.query.get("include", "").split(",")}
+
+
+async def list_containers(ctx: Ctx) -> web.StreamResponse:
+    prefix = ctx.query.get("prefix")
+    marker = ctx.query.get("marker")
+    raw_max = ctx.query.get("maxresults")
+    maxresults = parse_maxresults(raw_max)
+    containers, next_marker = await blocking(
+        ctx.store.list_containers, ctx.account, prefix or "", marker, maxresults
+    )
+    body = list_containers_body(
+        ctx.service_endpoint,
+        prefix,
+        marker,
+        maxresults if raw_max else None,
+        containers,
+        next_marker,
+        includes(ctx, "metadata"),
+    )
+    return respond(200, body=body)
+
+
+async def get_account_info(ctx: Ctx) -> web.StreamResponse:
+    # AzCopy dereferences both headers, so they must always be present.
+    return respond(
+        200,
+        {
+            "x-ms-sku-name": "Standard_LRS",
+            "x-ms-account-kind": "StorageV2",
+            "x-ms-is-hns-enabled": "false",
+        },
+    )
+
+
+async def get_service_properties(ctx: Ctx) -> web.StreamResponse:
+    body = await blocking(ctx.store.get_service_properties, ctx.account)
+    return respond(200, body=body or default_service_properties())
+
+
+async def set_service_properties(ctx: Ctx) -> web.StreamResponse:
+    body = await ctx.request.read()
+    check_service_properties(body)
+    await blocking(ctx.store.set_service_properties, ctx.account, body)
+    return respond(202)

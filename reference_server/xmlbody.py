@@ -1,0 +1,204 @@
+"""Every XML body the façade sends or reads, built and parsed with ElementTree / lxml.
+
+Element order follows Azure's REST reference and its published schema (the SDK deserialisers and
+AzCopy's Go structs read these documents).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from email.utils import formatdate
+
+from lxml import etree
+
+from reference_server.errors import StorageError
+from reference_server.store import BlobProps, BlockInfo, ContainerProps
+
+_SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+
+
+def http_date(ts: float) -> str:
+    """RFC 1123, as in Last-Modified headers and listing elements."""
+    return formatdate(ts, usegmt=True)
+
+
+_DECLARATION = b'<?xml version="1.0" encoding="utf-8"?>'
+
+
+def _doc(root: ET.Element) -> bytes:
+    return _DECLARATION + ET.tostring(root, encoding="unicode").encode("utf-8")
+
+
+def _sub(parent: ET.Element, tag: str, text: str | int | None = None) -> ET.Element:
+    el = ET.SubElement(parent, tag)
+    if text is not None:
+        el.text = str(text)
+    return el
+
+
+def error_body(code: str, message: str, details: dict[str, str]) -> bytes:
+    root = ET.Element("Error")
+    _sub(root, "Code", code)
+    _sub(root, "Message", message)
+    for key, value in details.items():
+        _sub(root, key, value)
+    return _doc(root)
+
+
+def _metadata(parent: ET.Element, metadata: dict[str, str]) -> None:
+    meta = _sub(parent, "Metadata")
+    for key, value in metadata.items():
+        _sub(meta, key, value)
+
+
+def list_containers_body(
+    service_endpoint: str,
+    prefix: str | None,
+    marker: str | None,
+    maxresults: int | None,
+    containers: Iterable[ContainerProps],
+    next_marker: str | None,
+    include_metadata: bool,
+) -> bytes:
+    root = ET.Element("EnumerationResults", ServiceEndpoint=service_endpoint)
+    if prefix is not None:
+        _sub(root, "Prefix", prefix)
+    if marker is not None:
+        _sub(root, "Marker", marker)
+    if maxresults is not None:
+        _sub(root, "MaxResults", maxresults)
+    items = _sub(root, "Containers")
+    for c in containers:
+        el = _sub(items, "Container")
+        _sub(el, "Name", c.name)
+        props = _sub(el, "Properties")
+        _sub(props, "Last-Modified", http_date(c.last_modified))
+        _sub(props, "Etag", f'"{c.etag}"')
+        _sub(props, "LeaseStatus", "unlocked")
+        _sub(props, "LeaseState", "available")
+        _sub(props, "HasImmutabilityPolicy", "false")
+        _sub(props, "HasLegalHold", "false")
+        if include_metadata:
+            _metadata(el, c.metadata)
+    _sub(root, "NextMarker", next_marker or "")
+    return _doc(root)
+
+
+def _blob_properties(parent: ET.Element, b: BlobProps) -> None:
+    props = _sub(parent, "Properties")
+    _sub(props, "Creation-Time", http_date(b.creation_time))
+    _sub(props, "Last-Modified", http_date(b.last_modified))
+    _sub(props, "Etag", b.etag)
+    _sub(props, "Content-Length", b.size)
+    _sub(props, "Content-Type", b.content.content_type or "")
+    _sub(props, "Content-Encoding", b.content.content_encoding or "")
+    _sub(props, "Content-Language", b.content.content_language or "")
+    _sub(props, "Content-CRC64")
+    _sub(props, "Content-MD5", b.content.content_md5 or "")
+    _sub(props, "Cache-Control", b.content.cache_control or "")
+    _sub(props, "Content-Disposition", b.content.content_disposition or "")
+    _sub(props, "BlobType", "BlockBlob")
+    _sub(props, "AccessTier", "Hot")
+    _sub(props, "AccessTierInferred", "true")
+    _sub(props, "LeaseStatus", "unlocked")
+    _sub(props, "LeaseState", "available")
+    _sub(props, "ServerEncrypted", "true")
+
+
+def list_blobs_body(
+    service_endpoint: str,
+    container: str,
+    prefix: str | None,
+    marker: str | None,
+    maxresults: int | None,
+    delimiter: str | None,
+    items: Iterable[BlobProps | str],
+    next_marker: str | None,
+    include_metadata: bool,
+) -> bytes:
+    """Blobs and BlobPrefixes interleaved in name order, as Azure sends them."""
+    root = ET.Element(
+        "EnumerationResults", ServiceEndpoint=service_endpoint, ContainerName=container
+    )
+    if prefix is not None:
+        _sub(root, "Prefix", prefix)
+    if marker is not None:
+        _sub(root, "Marker", marker)
+    if maxresults is not None:
+        _sub(root, "MaxResults", maxresults)
+    if delimiter is not None:
+        _sub(root, "Delimiter", delimiter)
+    blobs = _sub(root, "Blobs")
+    for item in items:
+        if isinstance(item, str):
+            _sub(_sub(blobs, "BlobPrefix"), "Name", item)
+            continue
+        el = _sub(blobs, "Blob")
+        _sub(el, "Name", item.name)
+        _blob_properties(el, item)
+        if include_metadata:
+            _metadata(el, item.metadata)
+    _sub(root, "NextMarker", next_marker or "")
+    return _doc(root)
+
+
+def block_list_body(
+    committed: list[BlockInfo] | None, uncommitted: list[BlockInfo] | None
+) -> bytes:
+    root = ET.Element("BlockList")
+    for tag, blocks in (("CommittedBlocks", committed), ("UncommittedBlocks", uncommitted)):
+        if blocks is None:
+            continue
+        group = _sub(root, tag)
+        for b in blocks:
+            el = _sub(group, "Block")
+            _sub(el, "Name", b.block_id)
+            _sub(el, "Size", b.size)
+    return _doc(root)
+
+
+def parse_xml(body: bytes) -> etree._Element:
+    try:
+        return etree.fromstring(body, _SAFE_PARSER)
+    except etree.XMLSyntaxError:
+        raise StorageError("InvalidXmlDocument") from None
+
+
+def parse_block_list(body: bytes) -> list[tuple[str, str]]:
+    """``<BlockList><Latest>id</Latest>...`` -> [("Latest", id), ...] in document order."""
+    root = parse_xml(body)
+    if root.tag != "BlockList":
+        raise StorageError("InvalidXmlDocument")
+    entries = []
+    for el in root:
+        if not isinstance(el.tag, str):
+            continue  # comments, processing instructions
+        if el.tag not in ("Latest", "Committed", "Uncommitted"):
+            raise StorageError("InvalidXmlNodeValue", f"Unexpected element {el.tag}.")
+        entries.append((el.tag, (el.text or "").strip()))
+    return entries
+
+
+def default_service_properties() -> bytes:
+    """What Get Service Properties answers before anything was set."""
+    root = ET.Element("StorageServiceProperties")
+    logging = _sub(root, "Logging")
+    _sub(logging, "Version", "1.0")
+    for op in ("Delete", "Read", "Write"):
+        _sub(logging, op, "false")
+    _sub(_sub(logging, "RetentionPolicy"), "Enabled", "false")
+    for tag in ("HourMetrics", "MinuteMetrics"):
+        m = _sub(root, tag)
+        _sub(m, "Version", "1.0")
+        _sub(m, "Enabled", "false")
+        _sub(_sub(m, "RetentionPolicy"), "Enabled", "false")
+    _sub(root, "Cors")
+    _sub(_sub(root, "DeleteRetentionPolicy"), "Enabled", "false")
+    _sub(_sub(root, "StaticWebsite"), "Enabled", "false")
+    return _doc(root)
+
+
+def check_service_properties(body: bytes) -> None:
+    if parse_xml(body).tag != "StorageServiceProperties":
+        raise StorageError("InvalidXmlDocument")

@@ -1,0 +1,91 @@
+"""Coherence with the file side: blobs are files, files are blobs, commits are atomic."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+from facade_raw import Raw
+
+
+def test_committed_blob_is_the_file(raw: Raw, container: str) -> None:
+    data = os.urandom(5000)
+    raw.put_blob(container, "ds/part-0.bin", data)
+    path = raw.server.data_root / raw.server.account / container / "ds" / "part-0.bin"
+    assert path.read_bytes() == data
+    # nothing but blobs in the namespace: sidecars and staging live elsewhere
+    files = sorted(
+        p.relative_to(path.parents[1]).as_posix() for p in path.parents[1].rglob("*") if p.is_file()
+    )
+    assert files == ["ds/part-0.bin"]
+
+
+def test_dropped_file_is_listed_and_served(raw: Raw, container: str) -> None:
+    root = raw.server.data_root / raw.server.account / container
+    (root / "incoming").mkdir()
+    (root / "incoming" / "from-posix.txt").write_bytes(b"written by another program")
+    r = raw.request("GET", container, query={"restype": "container", "comp": "list"})
+    blob = r.xml().find("Blobs")[0]
+    assert blob.findtext("Name") == "incoming/from-posix.txt"
+    assert blob.find("Properties").findtext("Content-Length") == "26"
+    get = raw.request("GET", container, "incoming/from-posix.txt")
+    assert get.status == 200 and get.body == b"written by another program"
+    assert get.headers["etag"].startswith('"0x') and get.headers["last-modified"]
+
+
+def test_file_replaced_behind_the_sidecar(raw: Raw, container: str) -> None:
+    put = raw.put_blob(container, "f.bin", b"first", **{"x-ms-meta-k": "v"})
+    path = raw.server.data_root / raw.server.account / container / "f.bin"
+    path.write_bytes(b"replaced by a POSIX writer")
+    get = raw.request("GET", container, "f.bin")
+    assert get.body == b"replaced by a POSIX writer"
+    assert get.headers["etag"] != put.headers["etag"]
+    assert "content-md5" not in get.headers and "x-ms-meta-k" not in get.headers
+
+
+def test_upload_appears_atomically(raw: Raw, container: str) -> None:
+    data = os.urandom(256 * 1024)
+    target, headers = raw.signed_headers(
+        "PUT", raw.path(container, "slow.bin"), None, {"x-ms-blob-type": "BlockBlob"}, len(data)
+    )
+    final = raw.server.data_root / raw.server.account / container / "slow.bin"
+    with socket.create_connection(("127.0.0.1", raw.server.port)) as sock:
+        head = f"PUT {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        sock.sendall(head.encode() + b"\r\n" + data[: len(data) // 2])
+        time.sleep(0.3)  # let the server write the first half to its temp file
+        assert not final.exists()
+        assert raw.request("HEAD", container, "slow.bin").status == 404
+        sock.sendall(data[len(data) // 2 :])
+        reply = sock.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 201")
+    assert final.read_bytes() == data
+
+
+def test_concurrent_writers_leave_one_whole_version(raw: Raw, container: str) -> None:
+    versions = [bytes([i]) * 300_000 for i in range(6)]
+    errors = []
+
+    def writer(data: bytes) -> None:
+        client = Raw(raw.server)
+        try:
+            for _ in range(3):
+                r = client.put_blob(container, "contended.bin", data)
+                if r.status != 201:
+                    errors.append(r.status)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=writer, args=(v,)) for v in versions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    body = raw.request("GET", container, "contended.bin")
+    assert body.body in versions
+    final = raw.server.data_root / raw.server.account / container / "contended.bin"
+    assert final.read_bytes() == body.body
+    staging = raw.server.data_root / ".staging"
+    assert [p for p in staging.iterdir() if p.name.startswith("up-")] == []

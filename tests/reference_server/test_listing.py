@@ -1,0 +1,165 @@
+"""List Blobs / List Containers: exact XML shape, order of full names, delimiter, pagination."""
+
+from __future__ import annotations
+
+import pytest
+from facade_raw import Raw
+
+BLOB_PROPERTY_ORDER = [
+    "Creation-Time",
+    "Last-Modified",
+    "Etag",
+    "Content-Length",
+    "Content-Type",
+    "Content-Encoding",
+    "Content-Language",
+    "Content-CRC64",
+    "Content-MD5",
+    "Cache-Control",
+    "Content-Disposition",
+    "BlobType",
+    "AccessTier",
+    "AccessTierInferred",
+    "LeaseStatus",
+    "LeaseState",
+    "ServerEncrypted",
+]
+
+
+def list_blobs(raw: Raw, container: str, **query: str):
+    r = raw.request("GET", container, query={"restype": "container", "comp": "list", **query})
+    assert r.status == 200, r.body
+    return r.xml()
+
+
+def names(root) -> list[str]:
+    return [el.findtext("Name") for el in root.find("Blobs")]
+
+
+@pytest.fixture
+def tree(raw: Raw, container: str) -> str:
+    for name in ["a/b", "a-b", "a.b", "a/c/d", "a/c/e", "b", "z/y/x"]:
+        assert raw.put_blob(container, name, name.encode(), **{"x-ms-meta-src": "t"}).status == 201
+    return container
+
+
+def test_flat_listing_is_in_full_name_order(raw: Raw, tree: str) -> None:
+    root = list_blobs(raw, tree)
+    assert names(root) == ["a-b", "a.b", "a/b", "a/c/d", "a/c/e", "b", "z/y/x"]
+
+
+def test_list_blobs_xml_shape(raw: Raw, tree: str) -> None:
+    root = list_blobs(raw, tree, prefix="a", include="metadata", maxresults="10")
+    assert root.tag == "EnumerationResults"
+    assert root.get("ContainerName") == tree
+    assert root.get("ServiceEndpoint").endswith(f"/{raw.server.account}/")
+    assert [c.tag for c in root] == ["Prefix", "MaxResults", "Blobs", "NextMarker"]
+    blob = root.find("Blobs")[0]
+    assert [c.tag for c in blob] == ["Name", "Properties", "Metadata"]
+    props = blob.find("Properties")
+    assert [c.tag for c in props] == BLOB_PROPERTY_ORDER
+    assert props.findtext("Content-Length") == str(len(blob.findtext("Name")))
+    assert props.findtext("BlobType") == "BlockBlob"
+    assert props.findtext("Content-MD5")
+    assert props.findtext("Last-Modified").endswith(" GMT")
+    assert blob.find("Metadata").findtext("src") == "t"
+    assert root.findtext("NextMarker") == ""
+
+
+def test_delimiter_gives_blob_prefixes(raw: Raw, tree: str) -> None:
+    root = list_blobs(raw, tree, delimiter="/")
+    items = [(el.tag, el.findtext("Name")) for el in root.find("Blobs")]
+    assert items == [
+        ("Blob", "a-b"),
+        ("Blob", "a.b"),
+        ("BlobPrefix", "a/"),
+        ("Blob", "b"),
+        ("BlobPrefix", "z/"),
+    ]
+    assert root.findtext("Delimiter") == "/"
+    nested = list_blobs(raw, tree, delimiter="/", prefix="a/")
+    assert [(el.tag, el.findtext("Name")) for el in nested.find("Blobs")] == [
+        ("Blob", "a/b"),
+        ("BlobPrefix", "a/c/"),
+    ]
+    other = list_blobs(raw, tree, delimiter="-")
+    assert [el.findtext("Name") for el in other.find("Blobs")][:1] == ["a-"]
+
+
+@pytest.mark.parametrize("delimiter", [None, "/"])
+def test_pagination_with_markers(raw: Raw, tree: str, delimiter: str | None) -> None:
+    extra = {"delimiter": delimiter} if delimiter else {}
+    seen, marker, pages = [], None, 0
+    while True:
+        query = {"maxresults": "2", **extra, **({"marker": marker} if marker else {})}
+        root = list_blobs(raw, tree, **query)
+        seen += names(root)
+        pages += 1
+        marker = root.findtext("NextMarker")
+        if not marker:
+            break
+    full = names(list_blobs(raw, tree, **extra))
+    assert seen == full and pages == (len(full) + 1) // 2
+
+
+def test_bad_maxresults(raw: Raw, container: str) -> None:
+    r = raw.request(
+        "GET", container, query={"restype": "container", "comp": "list", "maxresults": "0"}
+    )
+    assert r.status == 400 and r.code == "OutOfRangeQueryParameterValue"
+
+
+def test_list_containers(raw: Raw) -> None:
+    made = sorted(raw.create_container(f"lc-{i}-x") for i in range(3))
+    raw.request(
+        "PUT",
+        made[0],
+        query={"restype": "container", "comp": "metadata"},
+        headers={"x-ms-meta-team": "ml"},
+    )
+    r = raw.request(
+        "GET", query={"comp": "list", "prefix": "lc-", "include": "metadata", "maxresults": "2"}
+    )
+    root = r.xml()
+    assert [c.tag for c in root] == ["Prefix", "MaxResults", "Containers", "NextMarker"]
+    first = [c.findtext("Name") for c in root.find("Containers")]
+    assert first == made[:2]
+    assert root.find("Containers")[0].find("Metadata").findtext("team") == "ml"
+    props = root.find("Containers")[0].find("Properties")
+    assert [c.tag for c in props][:2] == ["Last-Modified", "Etag"]
+    r2 = raw.request(
+        "GET", query={"comp": "list", "prefix": "lc-", "marker": root.findtext("NextMarker")}
+    )
+    assert [c.findtext("Name") for c in r2.xml().find("Containers")] == made[2:]
+    assert r2.xml().findtext("NextMarker") == ""
+
+
+def test_container_lifecycle(raw: Raw) -> None:
+    name = raw.create_container("life-cycle")
+    again = raw.request("PUT", name, query={"restype": "container"})
+    assert again.status == 409 and again.code == "ContainerAlreadyExists"
+    head = raw.request("HEAD", name, query={"restype": "container"})
+    assert head.status == 200 and head.headers["etag"].startswith('"')
+    raw.put_blob(name, "x/y", b"1")
+    assert raw.request("DELETE", name, query={"restype": "container"}).status == 202
+    gone = raw.request("GET", name, query={"restype": "container"})
+    assert gone.status == 404 and gone.code == "ContainerNotFound"
+    bad = raw.request("PUT", "Bad_Name", query={"restype": "container"})
+    assert bad.status == 400 and bad.code == "InvalidResourceName"
+
+
+def test_service_properties_and_account_info(raw: Raw, container: str) -> None:
+    for path_kwargs in ({}, {"container": container}, {"container": container, "blob": "b"}):
+        r = raw.request("GET", **path_kwargs, query={"restype": "account", "comp": "properties"})
+        assert r.status == 200
+        assert r.headers["x-ms-sku-name"] and r.headers["x-ms-account-kind"] == "StorageV2"
+    props = raw.request("GET", query={"restype": "service", "comp": "properties"})
+    assert props.status == 200 and props.xml().tag == "StorageServiceProperties"
+    body = (
+        b'<?xml version="1.0" encoding="utf-8"?><StorageServiceProperties>'
+        b"<DefaultServiceVersion>2021-08-06</DefaultServiceVersion></StorageServiceProperties>"
+    )
+    r = raw.request("PUT", query={"restype": "service", "comp": "properties"}, body=body)
+    assert r.status == 202
+    back = raw.request("GET", query={"restype": "service", "comp": "properties"})
+    assert back.xml().findtext("DefaultServiceVersion") == "2021-08-06"
