@@ -18,6 +18,7 @@ from aiohttp import web
 from reference_server import routing
 from reference_server.addressing import resolve
 from reference_server.auth import Access, RequestView, authorize
+from reference_server.auth.sas import redact
 from reference_server.config import ServerConfig
 from reference_server.copy import copy_service_ctx
 from reference_server.errors import StorageError
@@ -31,6 +32,7 @@ CONFIG = web.AppKey("config", ServerConfig)
 STORE = web.AppKey("store", Store)
 INFLIGHT = web.AppKey("inflight", list)  # [count]: mutable, one event loop per worker
 MAX_XML_BODY = 64 * 1024 * 1024  # Put Block List of 50,000 IDs fits; blob bodies are streamed
+DAY = 24 * 3600  # staging files idle this long belong to no live request
 
 
 def error_response(err: StorageError, request: web.BaseRequest) -> web.Response:
@@ -75,7 +77,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     except Exception:
         if request.get("started"):
             raise
-        log.exception("internal error on %s %s", request.method, request.raw_path)
+        log.exception("internal error on %s %s", request.method, redact(request.raw_path))
         return error_response(StorageError("InternalError"), request)
     finally:
         inflight[0] -= 1
@@ -116,7 +118,8 @@ async def _handle(request: web.Request, config: ServerConfig) -> web.StreamRespo
 
 
 async def _collect_blocks(app: web.Application) -> AsyncIterator[None]:
-    """Periodically drop uncommitted blocks older than the configured age."""
+    """Periodically drop uncommitted blocks older than the configured age, and staging files
+    idle for a day or more."""
     config, store = app[CONFIG], app[STORE]
     interval = max(1.0, min(3600.0, config.uncommitted_block_max_age_s / 4))
 
@@ -124,6 +127,8 @@ async def _collect_blocks(app: web.Application) -> AsyncIterator[None]:
         while True:
             try:
                 await blocking(store.collect_uncommitted, config.uncommitted_block_max_age_s)
+                # leftovers of a worker that crashed while others kept serving (no start sweep)
+                await blocking(store.sweep_staging, max(config.uncommitted_block_max_age_s, DAY))
             except OSError:
                 log.exception("collecting uncommitted blocks failed")
             await asyncio.sleep(interval)

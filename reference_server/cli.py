@@ -20,6 +20,7 @@ from pathlib import Path
 from aiohttp import web
 
 from reference_server.config import Account, ServerConfig, add_account, load_yaml
+from reference_server.store import Store
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -71,7 +72,10 @@ async def _serve(config: ServerConfig, on_ready: Callable[[int], None]) -> None:
 
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(max_workers=config.io_threads))
-    runner = web.AppRunner(create_app(config), access_log=None, handle_signals=False)
+    # Bodies are stored as sent: Content-Encoding is a blob property, never decoded here.
+    runner = web.AppRunner(
+        create_app(config), access_log=None, handle_signals=False, auto_decompress=False
+    )
     await runner.setup()
     site = web.TCPSite(
         runner, config.host, config.port, backlog=4096, reuse_port=config.workers > 1
@@ -150,6 +154,8 @@ def supervise(config: ServerConfig) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     config = build_config(parse_args(argv))
     config.data_root.mkdir(parents=True, exist_ok=True)
+    # Before any worker serves: what a crash left half-written in staging is nobody's any more.
+    Store(config.data_root, [a.name for a in config.accounts]).sweep_staging()
     if config.workers > 1:
         if config.port == 0:
             raise SystemExit("--workers > 1 needs an explicit --port")

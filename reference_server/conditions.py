@@ -84,9 +84,10 @@ class Conditions:
             raise StorageError("ConditionNotMet")
         if self.if_unmodified_since is not None and lm > int(self.if_unmodified_since):
             raise StorageError("ConditionNotMet")
+        # A 304 still names the current version (RFC 9110 15.4.5)
         if self.if_none_match is not None and (
             "*" in self.if_none_match or etag in self.if_none_match
         ):
-            raise StorageError("NotModified")
+            raise StorageError("NotModified", headers={"ETag": f'"{etag}"'})
         if self.if_modified_since is not None and lm <= int(self.if_modified_since):
-            raise StorageError("NotModified")
+            raise StorageError("NotModified", headers={"ETag": f'"{etag}"'})

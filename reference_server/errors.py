@@ -35,6 +35,7 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "InvalidRange": (416, "The range specified is invalid for the current size of the resource."),
     "UnsupportedHeader": (400, "One of the HTTP headers specified in the request is not supported."),
     "InvalidMetadata": (400, "The metadata specified is invalid. It has characters that are not permitted."),
+    "MetadataTooLarge": (400, "The size of the specified metadata exceeds the maximum size permitted."),
     "EmptyMetadataKey": (400, "The key for one of the metadata key-value pairs is empty."),
     "InvalidBlobType": (409, "The blob type is invalid for this operation."),
     "UnsupportedBlobType": (400, "The blob type is not supported by this service."),

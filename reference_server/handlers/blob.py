@@ -81,19 +81,16 @@ def _pread(fd: int, n: int, offset: int) -> bytes:
 
 
 def parse_range(value: str | None, size: int) -> tuple[int, int] | None:
-    """``bytes=a-b`` / ``bytes=a-`` / ``bytes=-n`` -> inclusive (start, end); None means whole.
-    A malformed or multi-range header is ignored (whole blob), as HTTP says."""
+    """``bytes=a-b`` / ``bytes=a-`` -> inclusive (start, end); None means the whole blob.
+
+    The Blob service accepts only these two forms; a suffix range (``bytes=-n``), a malformed or
+    a multi-range header is ignored and the whole blob is served, as Azure does."""
     if not value:
         return None
     m = _RANGE_RE.match(value)
-    if not m or (m.group(1) == "" and m.group(2) == ""):
+    if not m or m.group(1) == "":
         return None
     first, last = m.groups()
-    if first == "":
-        n = int(last)
-        if n == 0 or size == 0:
-            raise StorageError("InvalidRange", headers={"Content-Range": f"bytes */{size}"})
-        return max(0, size - n), size - 1
     start = int(first)
     end = int(last) if last else size - 1
     if last and end < start:

@@ -40,7 +40,7 @@ async def put_block(ctx: Ctx) -> web.StreamResponse:
     content_length(ctx.headers, MAX_BLOCK_SIZE)
     body_md5 = md5_header(ctx.headers, "Content-MD5")
     upload = ctx.store.new_upload(
-        ctx.account, ctx.container, want_md5=body_md5 is not None, limit=MAX_BLOCK_SIZE
+        ctx.account, ctx.container, want_md5=True, limit=MAX_BLOCK_SIZE
     )
     await stream_body(ctx.request, upload)
     try:

@@ -23,6 +23,7 @@ from reference_server.xmlbody import http_date
 T = TypeVar("T")
 BODY_CHUNK = 1024 * 1024
 META_PREFIX = "x-ms-meta-"
+MAX_METADATA_BYTES = 8 * 1024  # names plus values, as Azure counts them
 _META_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a C# identifier, as Azure requires
 
 
@@ -88,6 +89,8 @@ def parse_metadata(headers: Any) -> dict[str, str]:
             if not _META_NAME.match(name):
                 raise StorageError("InvalidMetadata", details={"MetadataName": name})
             meta[name] = value
+    if sum(len(k) + len(v) for k, v in meta.items()) > MAX_METADATA_BYTES:
+        raise StorageError("MetadataTooLarge")
     return meta
 
 

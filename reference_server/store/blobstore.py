@@ -683,6 +683,25 @@ class Store:
                             removed += 1
         return removed
 
+    def sweep_staging(self, max_age_s: float = 0) -> int:
+        """Delete staging leftovers (bodies, commits, sidecar temps, trash) untouched for
+        ``max_age_s``; returns how many. A crash leaves them behind. With 0 (at start, before any
+        worker serves) everything goes; live uploads touch their file with every chunk."""
+        cutoff = time.time() - max_age_s
+        removed = 0
+        with os.scandir(self.staging) as it:
+            entries = list(it)
+        for e in entries:
+            with contextlib.suppress(FileNotFoundError):
+                if max_age_s and e.stat(follow_symlinks=False).st_mtime >= cutoff:
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    shutil.rmtree(e.path, ignore_errors=True)
+                else:
+                    os.unlink(e.path)
+                removed += 1
+        return removed
+
     # ---- listing -----------------------------------------------------------------------
     def list_blobs(
         self,
