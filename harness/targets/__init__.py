@@ -1,0 +1,32 @@
+"""Targets by name: `reference` (embedded façade), `azurite`, `url`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.targets.base import Endpoint, Target
+
+TARGET_NAMES = ("reference", "azurite", "url")
+
+
+def make_target(
+    kind: str, endpoint: str | None = None, workers: int = 1, options: dict[str, Any] | None = None
+) -> Target:
+    """A Target of ``kind``; `options.args` adds command-line flags to a local server."""
+    args = [str(a) for a in (options or {}).get("args", [])]
+    if kind == "reference":
+        from harness.targets.reference import ReferenceTarget
+
+        return ReferenceTarget(workers=workers, extra_args=args)
+    if kind == "azurite":
+        from harness.targets.azurite import AzuriteTarget
+
+        return AzuriteTarget(extra_args=args)
+    if kind == "url":
+        from harness.targets.url import UrlTarget
+
+        return UrlTarget(endpoint)
+    raise ValueError(f"unknown target {kind!r}; valid: {', '.join(TARGET_NAMES)}")
+
+
+__all__ = ["TARGET_NAMES", "Endpoint", "Target", "make_target"]

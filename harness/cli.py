@@ -1,0 +1,237 @@
+"""`harness`: run scenarios against Blob targets, validate them, and report on runs.
+
+Exit status of every command: 0 everything passed, 1 a step or criterion failed, 2 bad input
+(an invalid scenario, a missing run directory, a usage error).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import yaml
+
+from harness import scenario as scenario_mod
+from harness.bench.cli import bench
+from harness.conformance.cli import conformance
+from harness.contract.cli import contract
+from harness.scenario import ScenarioError
+from harness.targets import TARGET_NAMES
+
+ROOT = Path(__file__).resolve().parents[1]
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _load(scenario: str, overrides: tuple[str, ...] = ()) -> scenario_mod.Scenario:
+    try:
+        return scenario_mod.load(scenario, list(overrides))
+    except ScenarioError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def main() -> None:
+    """Blob façade lab: drive real Azure Blob clients (AzCopy, the Python SDK, boostedblob,
+    rclone) against a target and measure them.
+
+    \b
+    Typical use:
+      harness list                         shipped scenarios
+      harness run smoke                    run one on the embedded reference façade
+      harness run sdk-gate --target azurite
+      harness run my.yaml --target url --endpoint https://acct.blob.example.net
+      harness report reports/A reports/B   two runs side by side
+
+    Exit status: 0 all passed, 1 a step or criterion failed, 2 bad input.
+    """
+
+
+@main.command()
+@click.argument("scenario")
+@click.option(
+    "--target",
+    type=click.Choice(TARGET_NAMES),
+    default=None,
+    help="Where steps run unless a step names its own targets "
+    "[default: the scenario's, usually reference: the embedded façade on a free "
+    "loopback port with a fresh data root].",
+)
+@click.option(
+    "--endpoint",
+    metavar="URL",
+    default=None,
+    help="Blob account URL for --target url. Credentials come from "
+    "AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=ROOT / "reports",
+    show_default=True,
+    help="Directory that receives the run directory.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a scenario field before validation, e.g. repeats=3, "
+    "steps.0.concurrency=4 or steps.sdk-upload.concurrency=4 (repeatable).",
+)
+@click.option(
+    "--sample-interval",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Seconds between CPU/RSS samples of the client and server processes.",
+)
+def run(
+    scenario: str,
+    target: str | None,
+    endpoint: str | None,
+    out: Path,
+    overrides: tuple[str, ...],
+    sample_interval: float,
+) -> None:
+    """Run SCENARIO (a YAML path or a shipped name such as `smoke`).
+
+    Writes reports/<UTC time>-<scenario>/ with results.parquet, samples.parquet, run.json,
+    report.html and junit.xml, prints a summary table and, last, the report's path.
+    """
+    from harness.report import load_run, render_run
+    from harness.report.terminal import print_run
+    from harness.runner import Runner
+
+    sc = _load(scenario, overrides)
+    if (target or sc.target.kind) == "url" and not (endpoint or sc.target.endpoint):
+        import os
+
+        if "BlobEndpoint" not in os.environ.get("AZURE_STORAGE_CONNECTION_STRING", ""):
+            raise click.UsageError("--target url needs --endpoint URL")
+    source = {
+        "scenario": str(scenario_mod.resolve_path(scenario)),
+        "overrides": list(overrides),
+        "target": target,
+        "endpoint": endpoint,
+    }
+    runner = Runner(
+        sc,
+        out=out,
+        target=target,
+        endpoint=endpoint,
+        sample_interval=sample_interval,
+        source=source,
+    )
+    outcome = runner.run()
+    paths = render_run(outcome.run_dir)
+    print_run(load_run(outcome.run_dir))
+    click.echo(f"junit: {paths['junit']}")
+    click.echo(f"report: {paths['html']}")
+    if outcome.interrupted:
+        sys.exit(130)
+    sys.exit(outcome.exit_code)
+
+
+@main.command(name="list")
+def list_() -> None:
+    """List the shipped scenarios with their descriptions."""
+    for path in scenario_mod.shipped_scenarios():
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+            description = str(data.get("description", "")).strip().splitlines()
+        except yaml.YAMLError:
+            description = ["(invalid YAML: run `harness validate` for details)"]
+        click.echo(f"{path.stem:<20} {description[0] if description else ''}")
+
+
+@main.command()
+@click.argument("scenario")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Apply the same overrides as `harness run --set`.",
+)
+def validate(scenario: str, overrides: tuple[str, ...]) -> None:
+    """Check SCENARIO without running it; print its plan of steps."""
+    from harness.runner import plan
+
+    sc = _load(scenario, overrides)
+    executions = plan(sc, sc.target.kind)
+    click.echo(
+        f"{scenario_mod.resolve_path(scenario)}: valid scenario {sc.name!r}, "
+        f"{len(sc.steps)} steps, {len(executions)} executions, "
+        f"{len(sc.criteria)} criteria"
+    )
+    for step in sc.steps:
+        targets = ",".join(step.target or [sc.target.kind])
+        click.echo(
+            f"  {step.name:<28} {step.driver:<12} {step.operation:<10} "
+            f"x{step.repeats} (+{step.warmup} warm-up) @{targets}"
+        )
+
+
+@main.command()
+@click.argument(
+    "run_dirs",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the comparison goes [default: a new <time>-compare directory beside "
+    "the first run].",
+)
+def report(run_dirs: tuple[Path, ...], out: Path | None) -> None:
+    """Re-render the report of one RUN_DIR, or put several side by side with ratios."""
+    from harness.report import load_run, render_run
+    from harness.report.compare import compare_runs
+    from harness.report.terminal import print_run
+
+    try:
+        runs = [load_run(d) for d in run_dirs]
+    except (FileNotFoundError, ValueError) as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if len(runs) == 1:
+        paths = render_run(runs[0].run_dir)
+        print_run(runs[0])
+        click.echo(f"report: {paths['html']}")
+        sys.exit(EXIT_OK if runs[0].passed else EXIT_FAILED)
+    path = compare_runs(list(run_dirs), out)
+    click.echo(f"report: {path}")
+    sys.exit(EXIT_OK if all(r.passed for r in runs) else EXIT_FAILED)
+
+
+@main.command(
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_extra_args": True,
+        "help_option_names": [],
+    }
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def serve(args: tuple[str, ...]) -> None:
+    """Run the reference façade in the foreground (flags as `python -m reference_server`:
+    --data-root, --host, --port, --workers, --max-inflight; `harness serve --help` lists them)."""
+    from reference_server.cli import main as server_main
+
+    result = server_main(list(args))
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+# Subcommands contributed by other parts of the lab: one `main.add_command(...)` line each.
+main.add_command(bench)
+main.add_command(conformance)
+main.add_command(contract)
+
+
+if __name__ == "__main__":
+    main()

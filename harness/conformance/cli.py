@@ -1,0 +1,132 @@
+"""`harness conformance`: run the gate against one or more targets; matrix to HTML and JUnit."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from harness.conformance.framework import FAIL, PASS
+from harness.conformance.report import print_summary, write_outputs
+from harness.conformance.runner import GATE_MAX_INFLIGHT, ConformanceRun, run_checks
+from harness.targets import TARGET_NAMES, make_target
+from harness.targets.base import Target
+
+
+def locked_contracts_html() -> str:
+    """The locked compatibility contracts as HTML tables, for the report's last section."""
+    from harness.contract.model import Contract
+    from harness.contract.record import CONTRACTS_DIR
+    from harness.contract.table import to_html
+
+    return to_html([Contract.load(p) for p in sorted(CONTRACTS_DIR.glob("*.yaml"))])
+
+
+def capabilities_for(kind: str) -> dict[str, Any]:
+    """What a target offers beyond the portable contract.
+
+    The reference façade is started here with a small in-flight limit (throttling is checkable)
+    and maps names onto a file tree (names ending in '/' and 'a' beside 'a/b' are refused)."""
+    if kind == "reference":
+        return {"throttle": GATE_MAX_INFLIGHT, "file_tree_names": True}
+    return {}
+
+
+def start_target(kind: str, workdir: Path, endpoint: str | None = None) -> Target:
+    options: dict[str, Any] = {}
+    if kind == "reference":
+        options["args"] = ["--max-inflight", str(GATE_MAX_INFLIGHT)]
+    target = make_target(kind, endpoint=endpoint, options=options)
+    target.start(workdir)
+    return target
+
+
+def run_target(
+    kind: str,
+    workdir: Path,
+    *,
+    endpoint: str | None = None,
+    only: tuple[str, ...] = (),
+    console: Console | None = None,
+) -> ConformanceRun:
+    """Start ``kind``, run the gate against it, stop it."""
+    target = start_target(kind, workdir, endpoint)
+    try:
+        facts = target.facts()
+        marks = {PASS: "[green].[/green]", FAIL: "[red]F[/red]"}
+        progress = (
+            (lambda r: console.print(marks.get(r.status, "[yellow]s[/yellow]"), end=""))
+            if console
+            else (lambda r: None)
+        )
+        run = run_checks(
+            target.endpoint(),
+            capabilities=capabilities_for(kind),
+            only=only,
+            facts=facts,
+            on_result=progress,
+        )
+        if console:
+            console.print()
+        return run
+    finally:
+        target.stop()
+
+
+@click.command("conformance")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    type=click.Choice(TARGET_NAMES),
+    default=("reference",),
+    show_default=True,
+    help="Target(s) to check; repeat for a side-by-side matrix.",
+)
+@click.option("--endpoint", default=None, help="Account URL for --target url.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output directory (default reports/conformance-<UTC time>).",
+)
+@click.option("--only", multiple=True, help="Run only this operation group or check-id prefix.")
+@click.option(
+    "--allow-fail",
+    "allow_fail",
+    multiple=True,
+    type=click.Choice(TARGET_NAMES),
+    help="Target whose failures are findings, not a failed gate (e.g. azurite).",
+)
+def conformance(
+    targets: tuple[str, ...],
+    endpoint: str | None,
+    out: Path | None,
+    only: tuple[str, ...],
+    allow_fail: tuple[str, ...],
+) -> None:
+    """Run the conformance gate: one raw-HTTP check per contract behaviour.
+
+    Writes conformance.html (operation × check matrix), conformance.junit.xml and
+    conformance.json; exits 1 when a check fails on a target not listed in --allow-fail."""
+    console = Console()
+    out = out or Path("reports") / f"conformance-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    runs: list[ConformanceRun] = []
+    with tempfile.TemporaryDirectory(prefix="conformance-") as tmp:
+        for kind in dict.fromkeys(targets):
+            console.print(f"[bold]conformance[/bold] against {kind}")
+            runs.append(
+                run_target(kind, Path(tmp) / kind, endpoint=endpoint, only=only, console=console)
+            )
+    print_summary(runs, console)
+    paths = write_outputs(runs, out, locked_contracts_html())
+    console.print(f"report: {paths['html']}  junit: {paths['junit']}")
+    failed = [run.target for run in runs if not run.ok and run.target not in allow_fail]
+    if failed:
+        console.print(f"[red]conformance gate FAILED on {', '.join(failed)}[/red]")
+        sys.exit(1)

@@ -1,0 +1,293 @@
+"""The compatibility contract of one tool version: the REST operations it calls, with shapes.
+
+Calls are reduced to their shape: method, path shape (``/{container}/{blob}``), restype/comp,
+the sorted names of the query parameters and of the x-ms-* and standard headers it sends, the
+x-ms-version values and a few enum-like header values (x-ms-blob-type, ...). Values that vary
+per run (names, dates, signatures, lengths) are dropped, so two runs of one tool version give
+the same contract and a new release's changes show up as drift.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import yaml
+
+from harness.contract.proxy import Call
+
+STANDARD_HEADERS = {
+    "authorization",
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "content-length",
+    "content-md5",
+    "content-type",
+    "date",
+    "if-match",
+    "if-modified-since",
+    "if-none-match",
+    "if-range",
+    "if-unmodified-since",
+    "range",
+}
+# Headers whose values are part of the contract (enums), besides x-ms-version.
+ENUM_HEADERS = {
+    "x-ms-blob-type",
+    "x-ms-access-tier",
+    "x-ms-requires-sync",
+    "x-ms-delete-snapshots",
+    "x-ms-range-get-content-md5",
+    "x-ms-copy-source-tag-option",
+}
+# Query parameters whose values are part of the contract.
+ENUM_PARAMS = {"restype", "comp", "blocklisttype", "include"}
+# SAS fields: a credential, not an API shape.
+SAS_PARAMS = {
+    "sv",
+    "ss",
+    "srt",
+    "sp",
+    "se",
+    "st",
+    "spr",
+    "sig",
+    "sr",
+    "sip",
+    "skoid",
+    "sktid",
+    "skt",
+    "ske",
+    "sks",
+    "skv",
+    "rscc",
+    "rscd",
+    "rsce",
+    "rscl",
+    "rsct",
+    "ses",
+    "sdd",
+}
+
+
+def _is_ip(host: str) -> bool:
+    name = host.rsplit(":", 1)[0].strip("[]")
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return name == "localhost"
+
+
+def path_shape(raw_path: str, host: str, account: str | None = None) -> str:
+    """``/devstoreaccount1/ct/a%2Fb`` → ``/{container}/{blob}`` (path or virtual-host style)."""
+    segments = [unquote(s) for s in raw_path.split("/")[1:]]
+    if segments and segments[-1] == "" and len(segments) == 1:
+        segments = []
+    if segments and (_is_ip(host) or (account and segments[0] == account)):
+        segments = segments[1:]  # path style: the account is the first segment
+    if not segments or segments == [""]:
+        return "/"
+    if len(segments) == 1 or (len(segments) == 2 and segments[1] == ""):
+        return "/{container}"
+    return "/{container}/{blob}"
+
+
+def operation_name(method: str, shape: str, restype: str, comp: str, headers: set[str]) -> str:
+    """The Azure operation a call is, as named in the REST reference."""
+    key = (method, shape, restype, comp)
+    table = {
+        ("GET", "/", "", "list"): "List Containers",
+        ("GET", "/", "account", "properties"): "Get Account Information",
+        ("HEAD", "/", "account", "properties"): "Get Account Information",
+        ("GET", "/", "service", "properties"): "Get Service Properties",
+        ("PUT", "/", "service", "properties"): "Set Service Properties",
+        ("GET", "/", "service", "userdelegationkey"): "Get User Delegation Key",
+        ("POST", "/", "service", "userdelegationkey"): "Get User Delegation Key",
+        ("PUT", "/{container}", "container", ""): "Create Container",
+        ("DELETE", "/{container}", "container", ""): "Delete Container",
+        ("GET", "/{container}", "container", ""): "Get Container Properties",
+        ("HEAD", "/{container}", "container", ""): "Get Container Properties",
+        ("GET", "/{container}", "container", "metadata"): "Get Container Metadata",
+        ("HEAD", "/{container}", "container", "metadata"): "Get Container Metadata",
+        ("PUT", "/{container}", "container", "metadata"): "Set Container Metadata",
+        ("GET", "/{container}", "container", "list"): "List Blobs",
+        ("GET", "/{container}/{blob}", "", ""): "Get Blob",
+        ("HEAD", "/{container}/{blob}", "", ""): "Get Blob Properties",
+        ("DELETE", "/{container}/{blob}", "", ""): "Delete Blob",
+        ("PUT", "/{container}/{blob}", "", "properties"): "Set Blob Properties",
+        ("PUT", "/{container}/{blob}", "", "metadata"): "Set Blob Metadata",
+        ("GET", "/{container}/{blob}", "", "metadata"): "Get Blob Metadata",
+        ("HEAD", "/{container}/{blob}", "", "metadata"): "Get Blob Metadata",
+        ("PUT", "/{container}/{blob}", "", "blocklist"): "Put Block List",
+        ("GET", "/{container}/{blob}", "", "blocklist"): "Get Block List",
+        ("GET", "/{container}/{blob}", "", "tags"): "Get Blob Tags",
+        ("PUT", "/{container}/{blob}", "", "tags"): "Set Blob Tags",
+        ("PUT", "/{container}/{blob}", "", "tier"): "Set Blob Tier",
+    }
+    if key in table:
+        return table[key]
+    if key == ("PUT", "/{container}/{blob}", "", "block"):
+        return "Put Block From URL" if "x-ms-copy-source" in headers else "Put Block"
+    if key == ("PUT", "/{container}/{blob}", "", ""):
+        if "x-ms-copy-source" in headers:
+            return "Put Blob From URL" if "x-ms-blob-type" in headers else "Copy Blob"
+        return "Put Blob"
+    return (
+        f"{method} {shape}"
+        + (f" restype={restype}" if restype else "")
+        + (f" comp={comp}" if comp else "")
+    )
+
+
+@dataclass
+class Operation:
+    """One distinct operation shape in a contract."""
+
+    operation: str
+    method: str
+    path: str
+    restype: str = ""
+    comp: str = ""
+    count: int = 0
+    used_in: list[str] = field(default_factory=list)
+    headers: list[str] = field(default_factory=list)
+    params: list[str] = field(default_factory=list)
+    values: dict[str, list[str]] = field(default_factory=dict)  # x-ms-version, enums
+    statuses: list[int] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return self.operation
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in ("", [], {})}
+
+
+def _add(items: list, values: Iterable) -> None:
+    for v in values:
+        if v not in items:
+            items.append(v)
+    items.sort()
+
+
+def summarize_calls(calls: Iterable[Call], account: str | None = None) -> list[Operation]:
+    """Calls → operations, dedup'd by operation name, sorted by first use."""
+    ops: dict[str, Operation] = {}
+    for call in calls:
+        query = dict(call.query)
+        restype, comp = query.get("restype", ""), query.get("comp", "")
+        shape = path_shape(call.raw_path, call.host, account)
+        names = {h for h in call.headers if h.startswith("x-ms-") or h in STANDARD_HEADERS}
+        name = operation_name(call.method, shape, restype, comp, names)
+        op = ops.setdefault(name, Operation(name, call.method, shape, restype, comp))
+        op.count += 1
+        if call.phase and call.phase not in op.used_in:
+            op.used_in.append(call.phase)
+        _add(op.headers, names)
+        _add(op.params, {k for k in query if k.lower() not in SAS_PARAMS})
+        if "sig" in query:
+            _add(op.params, ["<sas>"])
+        enums = {h: call.headers[h] for h in names if h == "x-ms-version" or h in ENUM_HEADERS}
+        enums.update(
+            {f"?{k}": v for k, v in query.items() if k in ENUM_PARAMS - {"restype", "comp"}}
+        )
+        for k, v in enums.items():
+            _add(op.values.setdefault(k, []), [v])
+        _add(op.statuses, [call.status])
+    return list(ops.values())
+
+
+@dataclass
+class Contract:
+    tool: str
+    version: str
+    operations: list[Operation]
+    scenario: str = ""
+    recorded_at: str = ""
+    target: str = ""
+
+    @property
+    def slug(self) -> str:
+        return f"{self.tool}-{self.version}"
+
+    def by_name(self) -> dict[str, Operation]:
+        return {op.operation: op for op in self.operations}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tool": self.tool,
+            "version": self.version,
+            "scenario": self.scenario,
+            "target": self.target,
+            "recorded_at": self.recorded_at,
+            "operations": [op.to_dict() for op in self.operations],
+        }
+
+    def save(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{self.slug}.yaml"
+        path.write_text(
+            yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=100),
+            encoding="utf-8",
+        )
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> Contract:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        ops = [Operation(**op) for op in data.get("operations", [])]
+        return cls(
+            data["tool"],
+            str(data["version"]),
+            ops,
+            data.get("scenario", ""),
+            data.get("recorded_at", ""),
+            data.get("target", ""),
+        )
+
+
+# ---- drift ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Drift:
+    kind: str  # new-operation, vanished-operation, new-header, vanished-header, new-param,
+    # vanished-param, new-value, vanished-value
+    operation: str
+    detail: str = ""
+
+    def line(self) -> str:
+        return f"{self.kind}: {self.operation}" + (f" {self.detail}" if self.detail else "")
+
+
+def diff(locked: Contract, observed: Contract, *, partial: bool = False) -> list[Drift]:
+    """What changed from the locked contract to the observed one. ``partial`` (a run that
+    exercised only some of the tool's usage) does not report vanished operations."""
+    out: list[Drift] = []
+    old, new = locked.by_name(), observed.by_name()
+    for name in new.keys() - old.keys():
+        out.append(Drift("new-operation", name, f"({new[name].method} {new[name].path})"))
+    if not partial:
+        for name in old.keys() - new.keys():
+            out.append(Drift("vanished-operation", name))
+    for name in sorted(old.keys() & new.keys()):
+        a, b = old[name], new[name]
+        for label, before, after in (
+            ("header", a.headers, b.headers),
+            ("param", a.params, b.params),
+        ):
+            out += [Drift(f"new-{label}", name, h) for h in sorted(set(after) - set(before))]
+            out += [Drift(f"vanished-{label}", name, h) for h in sorted(set(before) - set(after))]
+        for key in sorted(set(a.values) | set(b.values)):
+            va, vb = set(a.values.get(key, [])), set(b.values.get(key, []))
+            out += [Drift("new-value", name, f"{key}={v}") for v in sorted(vb - va)]
+            if key == "x-ms-version":
+                out += [Drift("vanished-value", name, f"{key}={v}") for v in sorted(va - vb)]
+    return sorted(out, key=lambda d: (d.operation, d.kind, d.detail))

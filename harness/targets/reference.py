@@ -1,0 +1,78 @@
+"""The embedded reference façade: `python -m reference_server` on a free loopback port."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.targets.base import Endpoint, ServerProcess, free_port
+from reference_server.config import DEV_ACCOUNT, DEV_KEY
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class ReferenceTarget:
+    name = "reference"
+
+    def __init__(self, workers: int = 1, extra_args: list[str] | None = None) -> None:
+        self.workers = workers
+        self.extra_args = list(extra_args or [])
+        self.server: ServerProcess | None = None
+        self.data_root: Path | None = None
+
+    def start(self, workdir: Path) -> None:
+        # A fresh data root inside the run directory: runs never see each other's blobs.
+        self.data_root = workdir / "data"
+        self.data_root.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        argv = [
+            sys.executable,
+            "-m",
+            "reference_server",
+            "--data-root",
+            str(self.data_root),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            *self.extra_args,
+        ]
+        if self.workers > 1:
+            argv += ["--workers", str(self.workers)]
+        self.server = ServerProcess(
+            "reference façade", argv, port, workdir / "server.log", cwd=ROOT
+        )
+        self.server.start()
+
+    def endpoint(self) -> Endpoint:
+        assert self.server, "target not started"
+        return Endpoint(
+            target=self.name,
+            account=DEV_ACCOUNT,
+            blob_url=f"http://127.0.0.1:{self.server.port}/{DEV_ACCOUNT}",
+            key=DEV_KEY,
+        )
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.stop()
+
+    def facts(self) -> dict[str, Any]:
+        from importlib import metadata
+
+        try:
+            version = metadata.version("blob-facade-lab")
+        except metadata.PackageNotFoundError:
+            version = "unknown"
+        return {
+            "kind": self.name,
+            "version": version,
+            "workers": self.workers,
+            "args": self.extra_args,
+            "data_root": str(self.data_root) if self.data_root else None,
+            "port": self.server.port if self.server else None,
+        }
+
+    def server_pids(self) -> list[int]:
+        return self.server.pids() if self.server else []

@@ -1,0 +1,120 @@
+"""`harness bench server` at a tiny size: the same code path, its outputs and its arithmetic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psutil
+import pytest
+from click.testing import CliRunner
+
+from harness.bench.cli import bench, parse_size
+from harness.bench.client import block_id, block_list_xml
+from harness.bench.nginx import nginx_config
+
+SIZE = 4 * 1024 * 1024
+
+
+def test_parse_size() -> None:
+    assert parse_size("1GiB") == 1 << 30
+    assert parse_size("8M") == 8 << 20
+    assert parse_size("64KiB") == 64 << 10
+    assert parse_size("4096") == 4096
+
+
+def test_block_ids_share_one_length_and_list_is_xml() -> None:
+    import xml.etree.ElementTree as ET
+
+    ids = [block_id(i) for i in (0, 7, 12345)]
+    assert len({len(i) for i in ids}) == 1
+    root = ET.fromstring(block_list_xml(ids))
+    assert root.tag == "BlockList"
+    assert [e.text for e in root.findall("Latest")] == ids
+
+
+def test_nginx_config_stays_on_loopback(tmp_path: Path) -> None:
+    conf = nginx_config(12345, tmp_path / "root", tmp_path, 2)
+    assert "listen 127.0.0.1:12345;" in conf
+    assert f"root {tmp_path / 'root'};" in conf
+    assert "sendfile on;" in conf
+
+
+@pytest.mark.azurite
+@pytest.mark.slow
+def test_bench_server_tiny_run(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        bench,
+        [
+            "server",
+            "--size",
+            "4MiB",
+            "--block-size",
+            "1MiB",
+            "--concurrency",
+            "4",
+            "--burst",
+            "20",
+            "--small-ops",
+            "20",
+            "--small-concurrency",
+            "4",
+            "--repeats",
+            "1",
+            "--workers",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    (run_dir,) = tmp_path.glob("*-bench-server")
+    data = json.loads((run_dir / "bench.json").read_text())
+    assert (run_dir / "bench.md").read_text().startswith("# bench server")
+    assert "Put Block throughput" in result.output
+
+    rows = data["results"]
+    by_key = {(r["target"], r["step"]): r for r in rows}
+    steps = ["put-block", "get-blob", "put-block-burst", "put-small", "get-small"]
+    assert set(by_key) == {(t, s) for t in ("reference", "azurite") for s in steps} | {
+        ("nginx", "get-blob")
+    }
+    for r in rows:
+        assert r["ok"], r
+        assert r["failed"] == 0 and r["duration_s"] > 0
+        assert r["client_cpu_pct_max"] is not None and r["p50_ms"] is not None
+    for target in ("reference", "azurite"):
+        assert by_key[(target, "put-block")]["bytes"] == SIZE
+        assert by_key[(target, "put-block")]["objects"] == 4
+        assert by_key[(target, "get-blob")]["bytes"] == SIZE
+        assert by_key[(target, "put-block-burst")]["objects"] == 20
+        assert by_key[(target, "put-small")]["objects"] == 20
+        assert by_key[(target, "get-small")]["bytes"] == 20 * 1024
+    # nginx read the file the façade committed: the blob is a whole regular file on disk.
+    assert by_key[("nginx", "get-blob")]["bytes"] == SIZE
+
+    # Ratios are the measured medians divided, and every comparison is present.
+    summary = data["summary"]
+    assert [(s["step"], s["baseline"]) for s in summary] == [
+        *((s, "azurite") for s in steps),
+        ("get-blob", "nginx"),
+    ]
+    for s in summary:
+        kpi = "throughput_mib_s" if s["unit"] == "MiB/s" else "ops_s"
+        ours = by_key[("reference", s["step"])][kpi]
+        base = by_key[(s["baseline"], s["step"])][kpi]
+        assert s["reference"] == pytest.approx(ours)
+        assert s["baseline_value"] == pytest.approx(base)
+        assert s["ratio"] == pytest.approx(ours / base)
+        assert s["met"] == (s["ratio"] >= s["goal"])
+
+    # Data roots are gone, logs stay, no server is left running.
+    assert not (run_dir / "reference" / "data").exists()
+    assert not (run_dir / "azurite" / "data").exists()
+    assert (run_dir / "nginx" / "nginx.conf").exists()
+    leftovers = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if str(run_dir) in " ".join(p.info["cmdline"] or [])
+    ]
+    assert leftovers == []

@@ -1,0 +1,345 @@
+"""The façade's robustness promises, proven against real server processes: crash safety, flat
+memory at any object size, throttling that clients ride through, and SAS signatures kept out of
+the logs."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import hashlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from facade_raw import Raw
+
+from harness.load.ops import block_list_xml
+from reference_server.store.names import name_hash
+from tests.conftest import RunningServer, start_server, stop_server
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
+
+@pytest.fixture
+def launcher(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
+    """Starts façades on one data root (restarts reuse it); every one is stopped at the end."""
+    started: list[RunningServer] = []
+
+    def launch(*args: str) -> RunningServer:
+        srv = start_server(tmp_path / "data", tmp_path / f"server-{len(started)}.log", *args)
+        started.append(srv)
+        return srv
+
+    yield launch
+    for srv in started:
+        if srv.process.poll() is None:
+            stop_server(srv)
+
+
+def wait_until(predicate: Callable[[], bool], what: str, limit_s: float = 30) -> None:
+    """Poll a condition; the limit only bounds a hung test, it is not what the test measures."""
+    deadline = time.monotonic() + limit_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.01)
+
+
+def b64md5(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+def block_id(n: int) -> str:
+    return base64.b64encode(f"blk-{n:06d}".encode()).decode()
+
+
+def open_request(
+    raw: Raw,
+    method: str,
+    container: str,
+    blob: str,
+    length: int,
+    query: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> socket.socket:
+    """A signed request whose head is sent and whose body the caller sends (or never finishes)."""
+    target, hdrs = raw.signed_headers(method, raw.path(container, blob), query, headers, length)
+    sock = socket.create_connection(("127.0.0.1", raw.server.port))
+    head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items())
+    sock.sendall(head.encode() + b"\r\n")
+    return sock
+
+
+def staging_files(srv: RunningServer, prefix: str) -> list[Path]:
+    staging = srv.data_root / ".staging"
+    return [p for p in staging.iterdir() if p.name.startswith(prefix)] if staging.is_dir() else []
+
+
+@contextlib.contextmanager
+def commit_locks(srv: RunningServer, container: str, blobs: list[str]) -> Iterator[None]:
+    """Hold the store's commit flocks of these names, so server commits stop right before their
+    rename: the exact moment a crash must not expose."""
+    lock_dir = srv.data_root / ".blobmeta" / srv.account / container / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    fds = []
+    try:
+        # one flock per lock file: two descriptors of one file would block each other
+        for stem in sorted({name_hash(b)[:2] for b in blobs}):
+            fds.append(os.open(lock_dir / f"{stem}.lock", os.O_RDWR | os.O_CREAT, 0o644))
+            fcntl.flock(fds[-1], fcntl.LOCK_EX)
+        yield
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def kill(srv: RunningServer) -> None:
+    srv.process.send_signal(signal.SIGKILL)
+    srv.process.wait()
+
+
+def assert_restart_state(
+    srv: RunningServer, container: str, blob: str, previous: tuple[bytes, dict[str, str]] | None
+) -> None:
+    """After a crash mid-write: the blob is absent, or exactly its previous whole version with
+    that version's properties; nothing half-written is visible or left behind."""
+    raw = Raw(srv)
+    try:
+        final = srv.data_root / srv.account / container / blob
+        get = raw.request("GET", container, blob)
+        listing = raw.request("GET", container, query={"restype": "container", "comp": "list"})
+        names = [e.text for e in listing.xml().iter("Name")]
+        if previous is None:
+            assert get.status == 404 and get.code == "BlobNotFound"
+            assert not final.exists()
+            assert blob not in names
+        else:
+            data, headers = previous
+            assert get.status == 200 and get.body == data
+            assert final.read_bytes() == data
+            for name in ("etag", "content-md5", "content-type", "x-ms-meta-version"):
+                assert get.headers[name] == headers[name]
+            assert names.count(blob) == 1
+        # the interrupted write left nothing in staging once the server restarted
+        assert staging_files(srv, "up-") == [] and staging_files(srv, "commit-") == []
+    finally:
+        raw.close()
+
+
+def put_previous(raw: Raw, container: str, blob: str) -> tuple[bytes, dict[str, str]]:
+    data = os.urandom(3 * MIB)
+    put = raw.put_blob(
+        container,
+        blob,
+        data,
+        **{"x-ms-blob-content-type": "application/x-v1", "x-ms-meta-version": "1"},
+    )
+    assert put.status == 201
+    head = raw.request("HEAD", container, blob)
+    assert head.status == 200
+    return data, head.headers
+
+
+# ------------------------------------------------------------------------------------ crashes
+@pytest.mark.slow
+def test_crash_never_exposes_a_half_written_blob(launcher) -> None:
+    """SIGKILL mid-body and mid-commit, then restart on the same data root. Each write goes to a
+    new name and over an existing blob at once, so three server starts cover every case."""
+    srv = launcher()
+    raw = Raw(srv)
+    ct = raw.create_container()
+    names = {"new": None, "old": put_previous(raw, ct, "old")}
+    body = os.urandom(8 * MIB)
+    put_blob = {"x-ms-blob-type": "BlockBlob"}
+
+    def expect_previous(server: RunningServer) -> None:
+        for name, previous in names.items():
+            assert_restart_state(server, ct, name, previous)
+
+    # 1. killed while bodies stream in: half of each is in staging, nothing at the names
+    socks = [open_request(raw, "PUT", ct, name, len(body), headers=put_blob) for name in names]
+    for sock in socks:
+        sock.sendall(body[: len(body) // 2])
+    wait_until(
+        lambda: sum(p.stat().st_size >= len(body) // 2 for p in staging_files(srv, "up-")) == 2,
+        "both half bodies in staging",
+    )
+    kill(srv)
+    raw.close()
+    srv = launcher()
+    expect_previous(srv)
+
+    # 2. killed with whole bodies received and whole block lists assembled, each commit
+    # waiting on its lock right before the rename
+    raw = Raw(srv)
+    blocks = [os.urandom(2 * MIB) for _ in range(4)]
+    xml = block_list_xml([block_id(i) for i in range(len(blocks))])
+    names |= {"new-blocks": None, "old-blocks": put_previous(raw, ct, "old-blocks")}
+    for name in ("new-blocks", "old-blocks"):
+        for i, data in enumerate(blocks):
+            query = {"comp": "block", "blockid": block_id(i)}
+            assert raw.request("PUT", ct, name, query=query, body=data).status == 201
+    with commit_locks(srv, ct, list(names)):
+        for name in ("new", "old"):
+            socks.append(open_request(raw, "PUT", ct, name, len(body), headers=put_blob))
+            socks[-1].sendall(body)
+        for name in ("new-blocks", "old-blocks"):
+            socks.append(open_request(raw, "PUT", ct, name, len(xml), query={"comp": "blocklist"}))
+            socks[-1].sendall(xml)
+
+        def complete(prefix: str, size: int) -> int:
+            return sum(p.stat().st_size == size for p in staging_files(srv, prefix))
+
+        wait_until(
+            lambda: (
+                complete("up-", len(body)) == 2 and complete("commit-", len(b"".join(blocks))) == 2
+            ),
+            "two whole bodies and two assembled block lists in staging",
+        )
+        kill(srv)
+    raw.close()
+    for sock in socks:
+        sock.close()
+    srv = launcher()
+    expect_previous(srv)
+
+    # the uncommitted blocks survived the crash, so a client's retry of the commit succeeds
+    raw = Raw(srv)
+    try:
+        for name in ("new-blocks", "old-blocks"):
+            commit = raw.request("PUT", ct, name, query={"comp": "blocklist"}, body=xml)
+            assert commit.status == 201, commit.body
+            assert raw.request("GET", ct, name).body == b"".join(blocks)
+    finally:
+        raw.close()
+
+
+# ------------------------------------------------------------------------------------- memory
+CHUNK = MIB
+
+
+def pattern(size: int, seed: bytes) -> Iterator[bytes]:
+    """``size`` bytes generated on the fly, 1 MiB at a time: no chunk repeats (a counter leads
+    each), and the test never holds more than one chunk."""
+    base = hashlib.sha512(seed).digest() * (CHUNK // 64)
+    for i in range(size // CHUNK):
+        yield i.to_bytes(8, "big") + base[8:]
+
+
+def pattern_md5(size: int, seed: bytes, start: int = 0, end: int | None = None) -> str:
+    """MD5 of bytes [start, end) of ``pattern``, regenerated rather than stored."""
+    end = size if end is None else end
+    md5 = hashlib.md5()
+    for i, chunk in enumerate(pattern(size, seed)):
+        lo, hi = i * CHUNK, (i + 1) * CHUNK
+        if hi > start and lo < end:
+            md5.update(chunk[max(start, lo) - lo : min(end, hi) - lo])
+    return base64.b64encode(md5.digest()).decode()
+
+
+def put_streamed(
+    raw: Raw,
+    container: str,
+    blob: str,
+    chunks: Iterator[bytes],
+    size: int,
+    query: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> int:
+    """A signed PUT whose body is sent from an iterator (Content-Length known up front)."""
+    target, hdrs = raw.signed_headers("PUT", raw.path(container, blob), query, headers, size)
+    raw.conn.request("PUT", target, body=chunks, headers=hdrs)
+    resp = raw.conn.getresponse()
+    resp.read()
+    return resp.status
+
+
+def get_md5(
+    raw: Raw, container: str, blob: str, headers: dict[str, str] | None = None
+) -> tuple[int, str]:
+    """GET a blob (or a range) reading 1 MiB at a time; returns the status and the body's MD5."""
+    target, hdrs = raw.signed_headers("GET", raw.path(container, blob), None, headers, 0)
+    raw.conn.request("GET", target, headers=hdrs)
+    resp = raw.conn.getresponse()
+    md5 = hashlib.md5()
+    while chunk := resp.read(CHUNK):
+        md5.update(chunk)
+    return resp.status, base64.b64encode(md5.digest()).decode()
+
+
+def peak_rss(pid: int) -> int:
+    """The process's resident high-water mark (VmHWM): catches a transient buffer that a
+    sample of the current RSS taken afterwards would miss."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc status")
+
+
+def transfer_both_ways(raw: Raw, container: str, size: int, seed: bytes) -> None:
+    """Put Blob streamed, Get whole and ranged, then the same bytes by blocks, Get whole."""
+    expected = pattern_md5(size, seed)
+    assert (
+        put_streamed(
+            raw,
+            container,
+            "one",
+            pattern(size, seed),
+            size,
+            headers={"x-ms-blob-type": "BlockBlob"},
+        )
+        == 201
+    )
+    assert get_md5(raw, container, "one") == (200, expected)
+    start, end = size // 4, size // 4 + size // 2
+    ranged = get_md5(raw, container, "one", {"x-ms-range": f"bytes={start}-{end - 1}"})
+    assert ranged == (206, pattern_md5(size, seed, start, end))
+
+    chunks = pattern(size, seed)
+    n_blocks = 8
+    per_block = size // n_blocks
+    for i in range(n_blocks):
+        body = (next(chunks) for _ in range(per_block // CHUNK))
+        status = put_streamed(
+            raw,
+            container,
+            "blocks",
+            body,
+            per_block,
+            query={"comp": "block", "blockid": block_id(i)},
+        )
+        assert status == 201
+    commit = raw.request(
+        "PUT",
+        container,
+        "blocks",
+        query={"comp": "blocklist"},
+        body=block_list_xml([block_id(i) for i in range(n_blocks)]),
+    )
+    assert commit.status == 201, commit.body
+    assert get_md5(raw, container, "blocks") == (200, expected)
+    for name in ("one", "blocks"):
+        assert raw.request("DELETE", container, name).status == 202
+
+
+@pytest.mark.slow
+def test_memory_does_not_grow_with_object_size(launcher) -> None:
+    srv = launcher()
+    server = psutil.Process(srv.process.pid)
+    raw = Raw(srv)
+    try:
+        ct = raw.create_container()
+        transfer_both_ways(raw, ct, MIB * 8, b"small")  # 8 blocks need 8 MiB at least
+        baseline = server.memory_info().rss
+        transfer_both_ways(raw, ct, GIB, b"large")
+        peak = peak_rss(srv.process.pid)
+        assert peak - baseline < 64 * MIB, (baseline, peak)
+    finally:
+        raw.close()
