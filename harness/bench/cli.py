@@ -185,4 +185,5 @@ def server(
         run = run_bench(cfg, report)
     render(run, console)
 
+
 bench.add_command(s2s_command)

@@ -16,6 +16,7 @@ from harness.drivers.common import (
     account_sas,
     apply_verify,
     blob_path_url,
+    ensure_container,
     is_ip_host,
     local_dir,
 )
@@ -186,6 +187,10 @@ class AzCopyDriver:
 
             dest = location(ctx.endpoint)
             source = location(ctx.source_endpoint) if ctx.source_endpoint else None
+            if not use_names and ctx.operation in ("upload", "sync-up", "copy"):
+                # AzCopy creates a missing destination container only for hosts it classifies
+                # as Blob; for an IP host an operator creates it first, and so do we.
+                ensure_container(ctx.endpoint, ctx.container)
             argv = self._command(ctx, dest, source)
             return self._execute(ctx, argv, self._env(ctx, proxy_url), proxy)
         except Exception as exc:

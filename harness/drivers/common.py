@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import os
@@ -13,6 +14,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.drivers.base import StepContext
 from harness.results import StepResult
@@ -160,3 +162,22 @@ class ProcessRunner:
         return ProcessOutcome(
             proc.returncode, lines, stderr, time.monotonic() - started, timed_out.is_set()
         )
+
+
+def sdk_credential(endpoint: Endpoint) -> Any:
+    """The azure-storage-blob credential for an endpoint: its SAS, else its Shared Key."""
+    if endpoint.sas:
+        return endpoint.sas.lstrip("?")
+    if endpoint.key:
+        return {"account_name": endpoint.account, "account_key": endpoint.key}
+    return None
+
+
+def ensure_container(endpoint: Endpoint, container: str) -> None:
+    """Create ``container`` unless it exists (what AzCopy skips for hosts it cannot classify)."""
+    from azure.core.exceptions import ResourceExistsError
+    from azure.storage.blob import BlobServiceClient
+
+    service = BlobServiceClient(endpoint.blob_url, credential=sdk_credential(endpoint))
+    with contextlib.suppress(ResourceExistsError):
+        service.create_container(container)

@@ -22,10 +22,9 @@ from azure.storage.blob.aio import BlobServiceClient as AioBlobServiceClient
 
 from harness.datasets import Dataset, ManifestEntry
 from harness.drivers.base import StepContext
-from harness.drivers.common import apply_verify, local_dir
+from harness.drivers.common import apply_verify, local_dir, sdk_credential
 from harness.metrics import latency_summary
 from harness.results import StepResult, count_errors
-from harness.targets.base import Endpoint
 from harness.tools import tool_version
 
 MIB = 1024 * 1024
@@ -73,7 +72,7 @@ class _AttemptPolicy(SansIOHTTPPolicy):
 def _client_kwargs(ctx: StepContext, recorder: _Recorder) -> dict[str, Any]:
     block = ctx.options.get("max_block_size", ctx.block_size_mib * MIB)
     return {
-        "credential": _credential(ctx.endpoint),
+        "credential": sdk_credential(ctx.endpoint),
         # the storage clients build their own pipeline; this hook appends a policy that sees
         # every attempt right before the transport
         "_additional_pipeline_policies": [_AttemptPolicy(recorder)],
@@ -84,14 +83,6 @@ def _client_kwargs(ctx: StepContext, recorder: _Recorder) -> dict[str, Any]:
         "connection_timeout": 30,
         "read_timeout": int(min(ctx.timeout_s, 600)),
     }
-
-
-def _credential(endpoint: Endpoint) -> Any:
-    if endpoint.sas:
-        return endpoint.sas.lstrip("?")
-    if endpoint.key:
-        return {"account_name": endpoint.account, "account_key": endpoint.key}
-    return None
 
 
 def _content_settings(entry: ManifestEntry) -> ContentSettings:
@@ -141,7 +132,7 @@ class _SdkBase:
     def prepare(self, ctx: StepContext) -> None:
         if ctx.operation not in self.operations:
             raise ValueError(f"{self.name} does not support operation {ctx.operation!r}")
-        _credential(ctx.endpoint)
+        sdk_credential(ctx.endpoint)
 
     def versions(self) -> dict[str, str]:
         return {k: tool_version(k) for k in ("azure-storage-blob", "azure-core")}
