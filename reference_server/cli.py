@@ -19,6 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from reference_server.auth.sas import redact
 from reference_server.config import Account, ServerConfig, add_account, load_yaml
 from reference_server.store import Store
 
@@ -91,11 +92,20 @@ async def _serve(config: ServerConfig, on_ready: Callable[[int], None]) -> None:
     await runner.cleanup()
 
 
+class RedactingFormatter(logging.Formatter):
+    """Blanks SAS signatures in whole records, tracebacks included: aiohttp's own parser errors
+    quote the raw request line, and any library may put a URL in an exception message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 def run_worker(config: ServerConfig, on_ready: Callable[[int], None]) -> None:
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        RedactingFormatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
     )
+    logging.basicConfig(level=config.log_level.upper(), handlers=[handler])
     if config.event_loop == "uvloop":
         try:
             import uvloop

@@ -58,11 +58,13 @@ def is_sas(query: Iterable[tuple[str, str]]) -> bool:
     return any(name == "sig" for name, _ in query)
 
 
-_SIG_RE = re.compile(r"([?&]sig=)[^&#]*", re.IGNORECASE)
+# The value ends where a URL parameter does, or where a URL quoted in log text does.
+_SIG_RE = re.compile(r"([?&]sig=)[^&#\s'\"]*", re.IGNORECASE)
 
 
 def redact(target: str) -> str:
-    """A URL or request target with the SAS signature blanked, for access logs and errors."""
+    """A URL or request target with the SAS signature blanked, for access logs and errors; also
+    any text quoting such URLs (log records)."""
     return _SIG_RE.sub(r"\1REDACTED", target)
 
 

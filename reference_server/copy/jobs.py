@@ -128,7 +128,12 @@ class CopyJobs:
         done = total = 0
         upload = None
         try:
-            if body is None:  # resumed after a restart: open the source again
+            if body is None:  # resumed after a restart: open the source again, if still wanted
+                props = await blocking(
+                    store.get_blob, record.account, record.container, record.blob
+                )
+                if props.copy.get("x-ms-copy-id") != record.copy_id or props.etag != record.etag:
+                    return  # finished, aborted or overwritten before the restart
                 source = CopySource.from_headers(
                     {
                         "x-ms-copy-source": record.source_url,

@@ -556,27 +556,37 @@ class Store:
             blob_segments(name)
             raw = decode_block_id(block_id)
             d = self._blocks_dir(acct, ct, name_hash(name))
-            os.makedirs(d, exist_ok=True)
             fname = raw.hex()
-            with os.scandir(d) as it:
-                other = next(it, None)
-            if other is not None and len(other.name) != len(fname):
-                raise StorageError(
-                    "InvalidBlobOrBlock", "All block IDs of a blob must have the same length."
-                )
-            dest = os.path.join(d, fname)
-            is_new = not os.path.exists(dest)
-            if is_new:
-                count = self._block_counts.get(d)
-                if count is None or count + 1 > MAX_UNCOMMITTED_BLOCKS:
-                    count = len(os.listdir(d))
-                if count + 1 > MAX_UNCOMMITTED_BLOCKS:
-                    raise StorageError("BlockCountExceedsLimit")
-                self._block_counts[d] = count + 1
-            os.rename(upload.path, dest)
+            for attempt in range(3):
+                try:
+                    self._place_block(d, fname, upload.path)
+                    break
+                except FileNotFoundError:
+                    # a concurrent commit or Put Blob discarded the blob's staging dir
+                    # meanwhile: this block starts a new one
+                    if attempt == 2:
+                        raise
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(upload.path)
+
+    def _place_block(self, d: str, fname: str, upload_path: str) -> None:
+        os.makedirs(d, exist_ok=True)
+        with os.scandir(d) as it:
+            other = next(it, None)
+        if other is not None and len(other.name) != len(fname):
+            raise StorageError(
+                "InvalidBlobOrBlock", "All block IDs of a blob must have the same length."
+            )
+        dest = os.path.join(d, fname)
+        if not os.path.exists(dest):
+            count = self._block_counts.get(d)
+            if count is None or count + 1 > MAX_UNCOMMITTED_BLOCKS:
+                count = len(os.listdir(d))
+            if count + 1 > MAX_UNCOMMITTED_BLOCKS:
+                raise StorageError("BlockCountExceedsLimit")
+            self._block_counts[d] = count + 1
+        os.rename(upload_path, dest)
 
     def _uncommitted(self, acct: str, ct: str, name: str) -> dict[str, tuple[str, int, float]]:
         """base64 id -> (file path, size, mtime) of the staged blocks."""
@@ -656,7 +666,14 @@ class Store:
             decode_block_id(bid)
             if bid in staged and kind in ("Latest", "Uncommitted"):
                 path, size, _ = staged[bid]
-                with open(path, "rb") as f:
+                try:
+                    f = open(path, "rb")
+                except FileNotFoundError:
+                    # a concurrent commit of this blob discarded its uncommitted blocks
+                    raise StorageError(
+                        "InvalidBlockList", f"The block {bid} ({kind}) does not exist."
+                    ) from None
+                with f:
                     _copy_range(f.fileno(), fd_out, 0, size)
             elif src is not None and bid in offsets and kind in ("Latest", "Committed"):
                 off, size = offsets[bid]

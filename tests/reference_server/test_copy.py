@@ -319,18 +319,29 @@ def test_put_blob_and_copy_blob_from_remote(raw: Raw, container: str, lake: Raw)
 # -------------------------------------------------------------- async copy: abort and restart
 
 
-class SlowSource:
-    """A plain HTTP source that sends its headers, then holds the body until released."""
+class PlainSource:
+    """A plain HTTP server as the copy source. It records the request headers; ``hold`` sends
+    the headers and the first KiB, then the rest only once ``release`` is set."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(
+        self, data: bytes, *, hold: bool = False, status: int = 200, error_code: str = ""
+    ) -> None:
         self.data = data
         self.release = threading.Event()
-        self.requests = 0
+        if not hold:
+            self.release.set()
+        self.requests: list[dict[str, str]] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                outer.requests += 1
+                outer.requests.append({k.lower(): v for k, v in self.headers.items()})
+                if status != 200:
+                    self.send_response(status)
+                    self.send_header("x-ms-error-code", error_code)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(outer.data)))
                 self.send_header("Content-Type", "application/octet-stream")
@@ -359,13 +370,54 @@ class SlowSource:
 
 
 @pytest.fixture
-def slow_source() -> Iterator[SlowSource]:
-    src = SlowSource(os.urandom(MIB))
+def plain_sources() -> Iterator[list[PlainSource]]:
+    sources: list[PlainSource] = []
+    yield sources
+    for src in sources:
+        src.close()
+
+
+def test_bearer_passes_through_and_source_errors_keep_their_status(
+    raw: Raw, container: str, plain_sources: list[PlainSource]
+) -> None:
+    data = os.urandom(300_000)
+    ok = PlainSource(data)
+    busy = PlainSource(b"", status=503, error_code="ServerBusy")
+    plain_sources += [ok, busy]
+    put = raw.request(
+        "PUT",
+        container,
+        "bearer.bin",
+        headers={
+            "x-ms-copy-source": ok.url,
+            "x-ms-blob-type": "BlockBlob",
+            "x-ms-copy-source-authorization": "Bearer token-for-the-source",
+        },
+    )
+    assert put.status == 201, put.body
+    assert ok.requests[0]["authorization"] == "Bearer token-for-the-source"
+    assert get(raw, container, "bearer.bin").body == data
+
+    failed = raw.request(
+        "PUT",
+        container,
+        "busy.bin",
+        headers={"x-ms-copy-source": busy.url, "x-ms-blob-type": "BlockBlob"},
+    )
+    # the source's 5xx comes back as a 5xx with an error code, so AzCopy retries it
+    assert failed.status == 503 and failed.code == "CannotVerifyCopySource"
+    assert failed.headers["x-ms-copy-source-status-code"] == "503"
+    assert failed.headers["x-ms-copy-source-error-code"] == "ServerBusy"
+
+
+@pytest.fixture
+def slow_source() -> Iterator[PlainSource]:
+    src = PlainSource(os.urandom(MIB), hold=True)
     yield src
     src.close()
 
 
-def test_abort_copy(raw: Raw, container: str, slow_source: SlowSource) -> None:
+def test_abort_copy(raw: Raw, container: str, slow_source: PlainSource) -> None:
     started = raw.request(
         "PUT",
         container,
@@ -402,7 +454,7 @@ def test_abort_copy(raw: Raw, container: str, slow_source: SlowSource) -> None:
 
 
 def test_pending_copy_survives_a_restart(
-    tmp_path: Path, slow_source: SlowSource, facades: Facades
+    tmp_path: Path, slow_source: PlainSource, facades: Facades
 ) -> None:
     srv = facades.start(tmp_path / "data", tmp_path / "log1")
     raw = Raw(srv)
@@ -422,7 +474,72 @@ def test_pending_copy_survives_a_restart(
         head = wait_for_status(raw, ct, "r.bin", "success")
         assert head.headers["x-ms-copy-status"] == "success", head.headers
         assert get(raw, ct, "r.bin").body == slow_source.data
-        assert slow_source.requests == 2
+        assert len(slow_source.requests) == 2
     finally:
         raw.close()
         facades.stop(srv)
+
+
+def test_source_conditions(raw: Raw, container: str, source: tuple[str, bytes]) -> None:
+    name, _ = source
+    url = blob_url(raw, container, name, read_sas(raw, container, name))
+    unmet = raw.request(
+        "PUT",
+        container,
+        "cond.bin",
+        headers={
+            "x-ms-copy-source": url,
+            "x-ms-blob-type": "BlockBlob",
+            "x-ms-source-if-match": '"0x0000"',
+        },
+    )
+    assert unmet.status == 412 and unmet.code == "SourceConditionNotMet"
+    etag = raw.request("HEAD", container, name).headers["etag"]
+    met = raw.request(
+        "PUT",
+        container,
+        "cond.bin",
+        headers={
+            "x-ms-copy-source": url,
+            "x-ms-blob-type": "BlockBlob",
+            "x-ms-source-if-match": etag,
+        },
+    )
+    assert met.status == 201, met.body
+
+
+@pytest.mark.sdk
+def test_sdk_copy_calls(
+    shared_server: Any, raw: Raw, container: str, source: tuple[str, bytes]
+) -> None:
+    """azure-storage-blob's copy calls parse the façade's answers."""
+    from azure.storage.blob import BlobServiceClient
+
+    name, data = source
+    url = blob_url(raw, container, name, read_sas(raw, container, name))
+    with BlobServiceClient(shared_server.account_url, credential=shared_server.key) as svc:
+        ct = svc.get_container_client(container)
+        ct.get_blob_client("sdk/put.bin").upload_blob_from_url(url)
+        assert ct.download_blob("sdk/put.bin").readall() == data
+
+        staged = ct.get_blob_client("sdk/blocks.bin")
+        staged.stage_block_from_url(bid(0), url, source_offset=0, source_length=MIB)
+        staged.stage_block_from_url(bid(1), url, source_offset=MIB, source_length=len(data) - MIB)
+        staged.commit_block_list([bid(0), bid(1)])
+        assert ct.download_blob("sdk/blocks.bin").readall() == data
+
+        copied = ct.get_blob_client("sdk/copy.bin")
+        started = copied.start_copy_from_url(url)
+        assert started["copy_status"] in ("pending", "success")
+        deadline = time.monotonic() + 30
+        props = copied.get_blob_properties()
+        while props.copy.status == "pending" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            props = copied.get_blob_properties()
+        assert props.copy.status == "success" and props.copy.id == started["copy_id"]
+        assert props.copy.completion_time is not None
+        assert props.metadata == {"origin": "lake"}
+        assert ct.download_blob("sdk/copy.bin").readall() == data
+
+        synced = ct.get_blob_client("sdk/sync.bin").start_copy_from_url(url, requires_sync=True)
+        assert synced["copy_status"] == "success"

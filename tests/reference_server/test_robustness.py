@@ -8,18 +8,24 @@ import base64
 import contextlib
 import fcntl
 import hashlib
+import http.client
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import psutil
 import pytest
+from azure.storage.blob import BlobServiceClient, LinearRetry
 from facade_raw import Raw
 
 from harness.load.ops import block_list_xml
+from reference_server.auth.sas import generate_account_sas, generate_service_sas
 from reference_server.store.names import name_hash
 from tests.conftest import RunningServer, start_server, stop_server
 
@@ -233,14 +239,25 @@ def pattern(size: int, seed: bytes) -> Iterator[bytes]:
         yield i.to_bytes(8, "big") + base[8:]
 
 
-def pattern_md5(size: int, seed: bytes, start: int = 0, end: int | None = None) -> str:
-    """MD5 of bytes [start, end) of ``pattern``, regenerated rather than stored."""
-    end = size if end is None else end
-    md5 = hashlib.md5()
-    for i, chunk in enumerate(pattern(size, seed)):
-        lo, hi = i * CHUNK, (i + 1) * CHUNK
-        if hi > start and lo < end:
-            md5.update(chunk[max(start, lo) - lo : min(end, hi) - lo])
+class Hashed:
+    """Passes chunks through while hashing them: MD5 of the whole and of bytes [start, end)."""
+
+    def __init__(self, chunks: Iterator[bytes], start: int, end: int) -> None:
+        self.chunks, self.start, self.end = chunks, start, end
+        self.whole, self.part = hashlib.md5(), hashlib.md5()
+
+    def __iter__(self) -> Iterator[bytes]:
+        pos = 0
+        for chunk in self.chunks:
+            self.whole.update(chunk)
+            lo, hi = max(self.start, pos), min(self.end, pos + len(chunk))
+            if lo < hi:
+                self.part.update(chunk[lo - pos : hi - pos])
+            pos += len(chunk)
+            yield chunk
+
+
+def b64(md5: hashlib._Hash) -> str:
     return base64.b64encode(md5.digest()).decode()
 
 
@@ -250,15 +267,16 @@ def put_streamed(
     blob: str,
     chunks: Iterator[bytes],
     size: int,
-    query: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
-) -> int:
-    """A signed PUT whose body is sent from an iterator (Content-Length known up front)."""
+    query: dict[str, str] | None = None,
+) -> tuple[int, str | None]:
+    """A signed PUT whose body is sent from an iterator (Content-Length known up front);
+    returns the status and the Content-MD5 the server computed."""
     target, hdrs = raw.signed_headers("PUT", raw.path(container, blob), query, headers, size)
     raw.conn.request("PUT", target, body=chunks, headers=hdrs)
     resp = raw.conn.getresponse()
     resp.read()
-    return resp.status
+    return resp.status, resp.getheader("Content-MD5")
 
 
 def get_md5(
@@ -271,7 +289,7 @@ def get_md5(
     md5 = hashlib.md5()
     while chunk := resp.read(CHUNK):
         md5.update(chunk)
-    return resp.status, base64.b64encode(md5.digest()).decode()
+    return resp.status, b64(md5)
 
 
 def peak_rss(pid: int) -> int:
@@ -284,47 +302,27 @@ def peak_rss(pid: int) -> int:
 
 
 def transfer_both_ways(raw: Raw, container: str, size: int, seed: bytes) -> None:
-    """Put Blob streamed, Get whole and ranged, then the same bytes by blocks, Get whole."""
-    expected = pattern_md5(size, seed)
-    assert (
-        put_streamed(
-            raw,
-            container,
-            "one",
-            pattern(size, seed),
-            size,
-            headers={"x-ms-blob-type": "BlockBlob"},
-        )
-        == 201
-    )
-    assert get_md5(raw, container, "one") == (200, expected)
+    """Put Blob streamed and the same bytes by blocks; Get the block blob whole and a range of
+    the other. Each byte is generated or hashed once per pass; nothing is kept."""
     start, end = size // 4, size // 4 + size // 2
-    ranged = get_md5(raw, container, "one", {"x-ms-range": f"bytes={start}-{end - 1}"})
-    assert ranged == (206, pattern_md5(size, seed, start, end))
+    sent = Hashed(pattern(size, seed), start, end)
+    put = put_streamed(raw, container, "one", iter(sent), size, {"x-ms-blob-type": "BlockBlob"})
+    assert put == (201, b64(sent.whole))  # the server's MD5 of what it stored
 
-    chunks = pattern(size, seed)
-    n_blocks = 8
-    per_block = size // n_blocks
+    chunks, n_blocks = pattern(size, seed), 8
     for i in range(n_blocks):
-        body = (next(chunks) for _ in range(per_block // CHUNK))
-        status = put_streamed(
-            raw,
-            container,
-            "blocks",
-            body,
-            per_block,
-            query={"comp": "block", "blockid": block_id(i)},
-        )
-        assert status == 201
+        body = (next(chunks) for _ in range(size // n_blocks // CHUNK))
+        query = {"comp": "block", "blockid": block_id(i)}
+        assert put_streamed(raw, container, "blocks", body, size // n_blocks, query=query)[0] == 201
+    ids = [block_id(i) for i in range(n_blocks)]
     commit = raw.request(
-        "PUT",
-        container,
-        "blocks",
-        query={"comp": "blocklist"},
-        body=block_list_xml([block_id(i) for i in range(n_blocks)]),
+        "PUT", container, "blocks", query={"comp": "blocklist"}, body=block_list_xml(ids)
     )
     assert commit.status == 201, commit.body
-    assert get_md5(raw, container, "blocks") == (200, expected)
+
+    assert get_md5(raw, container, "blocks") == (200, b64(sent.whole))
+    ranged = get_md5(raw, container, "one", {"x-ms-range": f"bytes={start}-{end - 1}"})
+    assert ranged == (206, b64(sent.part))
     for name in ("one", "blocks"):
         assert raw.request("DELETE", container, name).status == 202
 
@@ -343,3 +341,143 @@ def test_memory_does_not_grow_with_object_size(launcher) -> None:
         assert peak - baseline < 64 * MIB, (baseline, peak)
     finally:
         raw.close()
+
+
+# --------------------------------------------------------------------------------- throttling
+def test_over_max_inflight_is_server_busy_and_the_sdk_rides_through(launcher) -> None:
+    srv = launcher("--max-inflight", "2")
+    raw = Raw(srv)
+    ct = raw.create_container()
+    put_blob = {"x-ms-blob-type": "BlockBlob"}
+    held = [open_request(raw, "PUT", ct, f"hold{i}", 10, headers=put_blob) for i in range(2)]
+    for sock in held:  # two uploads whose bodies are not finished hold both slots
+        sock.sendall(b"12345")
+    probe = Raw(srv)
+    wait_until(
+        lambda: probe.request("GET", ct, query={"restype": "container"}).status == 503,
+        "the server to be busy",
+    )
+    busy = probe.request("GET", ct, "x", headers={"x-ms-client-request-id": "busy-probe"})
+    assert (busy.status, busy.code, busy.headers["retry-after"]) == (503, "ServerBusy", "1")
+    assert busy.xml().findtext("Code") == "ServerBusy"
+    assert busy.headers["x-ms-request-id"] and busy.headers["x-ms-version"]
+    probe.close()
+
+    statuses: list[int] = []
+    data = os.urandom(3 * MIB)
+    svc = BlobServiceClient.from_connection_string(
+        srv.connection_string,
+        retry_policy=LinearRetry(backoff=0.2, random_jitter_range=0.1, retry_total=100),
+        max_single_put_size=MIB,
+        max_block_size=MIB,
+    )
+    blob = svc.get_blob_client(ct, "retried.bin")
+    done = threading.Event()
+    failure: list[BaseException] = []
+
+    def upload() -> None:
+        try:
+            blob.upload_blob(
+                data,
+                raw_response_hook=lambda r: statuses.append(r.http_response.status_code),
+            )
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=upload)
+    worker.start()
+    try:
+        wait_until(lambda: 503 in statuses or done.is_set(), "the SDK to meet a 503")
+    finally:
+        for sock in held:  # free the slots: the SDK's next retry gets through
+            sock.sendall(b"67890")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 201")
+            sock.close()
+        worker.join(60)
+    assert not failure, failure
+    assert 503 in statuses and statuses[-1] == 201
+    assert blob.download_blob().readall() == data
+    raw.close()
+
+
+# ------------------------------------------------------------------------------------ logging
+def test_sas_signatures_never_reach_the_log(launcher) -> None:
+    """Failing SAS requests of every kind with debug logging: the log says what failed, never
+    with the signature."""
+    srv = launcher("--log-level", "debug")
+    raw = Raw(srv)
+    ct = raw.create_container()
+    assert raw.put_blob(ct, "broken.bin", b"x" * 100).status == 201
+    assert raw.put_blob(ct, "fine.bin", b"y" * 100).status == 201
+    # a sidecar that is valid JSON but lacks its fields: reading the blob is an internal error
+    h = name_hash("broken.bin")
+    sidecar = srv.data_root / ".blobmeta" / srv.account / ct / "blobs" / h[:2] / f"{h}.json"
+    sidecar.write_text('{"name": "broken.bin"}')
+
+    expiry = datetime.now(UTC) + timedelta(hours=1)
+    wrong_key = base64.b64encode(b"not the account key, 32 bytes!!!").decode()
+
+    def blob_sas(blob: str, permissions: str = "rw", key: str = srv.key, **kw: datetime) -> str:
+        return generate_service_sas(
+            srv.account,
+            key,
+            container=ct,
+            blob=blob,
+            permissions=permissions,
+            expiry=kw.get("expiry", expiry),
+        )
+
+    account_sas = generate_account_sas(srv.account, srv.key, permissions="rwdlc", expiry=expiry)
+    dead_port = socket.socket()
+    dead_port.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    cases: list[tuple[str, str, str, dict[str, str], int]] = [
+        ("GET", "broken.bin", blob_sas("broken.bin"), {}, 500),
+        ("GET", "fine.bin", blob_sas("fine.bin", key=wrong_key), {}, 403),
+        ("GET", "fine.bin", blob_sas("fine.bin", expiry=expiry - timedelta(days=1)), {}, 403),
+        ("DELETE", "fine.bin", blob_sas("fine.bin", permissions="r"), {}, 403),
+        ("GET", "missing.bin", blob_sas("missing.bin"), {}, 404),
+        ("GET", "broken.bin", account_sas, {}, 500),
+    ]
+    source = f"http://127.0.0.1:{srv.port}/{srv.account}/{ct}/fine.bin"
+    copies = [  # the copy's own source SAS is a secret too: wrong key, then no server at all
+        f"{source}?{blob_sas('fine.bin', key=wrong_key)}",
+        f"http://127.0.0.1:{dead_port.getsockname()[1]}/acct/ct/b?{blob_sas('fine.bin')}",
+    ]
+    for url in copies:
+        copy = {"x-ms-copy-source": url, "x-ms-requires-sync": "true"}
+        cases.append(("PUT", "copy.bin", account_sas, copy, 0))
+        cases.append(("PUT", "copy.bin", account_sas, {"x-ms-copy-source": url}, 0))
+    secrets = set()
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    try:
+        for method, blob, sas, headers, status in cases:
+            secrets.add(dict(parse_qsl(sas))["sig"])
+            secrets |= {dict(parse_qsl(urlsplit(u).query)).get("sig", "") for u in headers.values()}
+            target = f"{raw.path(ct, blob)}?{sas}"
+            conn.request(method, target, headers={"x-ms-version": "2025-07-05", **headers})
+            resp = conn.getresponse()
+            resp.read()
+            if status:
+                assert resp.status == status, (method, blob, resp.status)
+            else:  # the copy's source refuses or cannot be reached: some Azure error
+                assert resp.status >= 400 and resp.getheader("x-ms-error-code"), resp.status
+    finally:
+        conn.close()
+        dead_port.close()
+    # requests the HTTP parser itself refuses (400): its error report quotes the request line
+    for line in (f"GET {raw.path(ct, 'fine.bin')}?{sas} HTTQ/1.1", f"GET /x?{sas}\x7f HTTP/1.1"):
+        with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+            sock.sendall(line.encode("latin-1") + b"\r\nHost: x\r\n\r\n")
+            assert sock.recv(4096).startswith(b"HTTP/1.0 400")
+    raw.close()
+    stop_server(srv)
+    log = srv.log()
+    # the failures were logged
+    assert "internal error on GET" in log and "SAS mismatch" in log and "HTTQ" in log
+    secrets.discard("")
+    assert len(secrets) >= 6
+    for secret in secrets:
+        for form in (secret, quote(secret, safe=""), quote(secret)):
+            assert form not in log
