@@ -53,14 +53,29 @@ class RunningServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(data_root: Path, log_path: Path, *extra_args: str, port: int | None = None) -> RunningServer:
+def start_server(
+    data_root: Path, log_path: Path, *extra_args: str, port: int | None = None
+) -> RunningServer:
     port = port or free_port()
     data_root.mkdir(parents=True, exist_ok=True)
-    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+    log = open(log_path, "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "reference_server", "--host", "127.0.0.1", "--port", str(port),
-         "--data-root", str(data_root), *extra_args],
-        stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        [
+            sys.executable,
+            "-m",
+            "reference_server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-root",
+            str(data_root),
+            *extra_args,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
