@@ -2,6 +2,14 @@
 
 One execution is one repeat (or warm-up) of one step by one driver against one target. Targets
 are started once per run and always stopped, whatever happens (errors, Ctrl-C).
+
+Every execution is bounded by its step's ``timeout``: the driver runs in a worker thread, and
+when it overruns, the runner kills the client's processes (and stops an in-process client at its
+next progress report), then records the step as failed with the reason.
+
+The results table has one schema with two kinds of rows (``row_kind``): "step", one per
+execution, and "level", the per-level, per-operation rows a load driver reports in
+``extra["levels"]`` (``level`` is the level's index).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -39,6 +48,9 @@ from harness.verify import verify_tree
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE = ROOT / ".cache" / "datasets"
 JSON_COLUMNS = ("errors_by_status", "errors_by_code", "extra")
+STEP_ROW, LEVEL_ROW = "step", "level"
+# How long an overrun step's client gets to wind down once stopped, before it is abandoned.
+STOP_GRACE_S = 15.0
 # Operations whose result lands in a local directory that can be checked against the manifest.
 DOWNLOADS = ("download", "sync-down")
 
@@ -64,6 +76,13 @@ class RunOutcome:
     exit_code: int  # 0 all passed, 1 a step or criterion failed
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
+
+
+class StepTimeout(BaseException):
+    """Raised in an in-process client at its next progress report once its step overran.
+
+    A BaseException, like asyncio's CancelledError, so a driver's ``except Exception`` does not
+    swallow it and the client unwinds."""
 
 
 def plan(scenario: Scenario, default_target: str) -> list[Execution]:
@@ -252,25 +271,11 @@ class Runner:
         ctx = self._context(ex, workdir)
         total = ctx.dataset.total_bytes if ctx.dataset else 0
         progress.begin(ex.label, total)
-        ctx.progress = progress.advance
         sampler.step = step.name
         t0 = time.time()
-        probe = FirstObjectProbe(ctx) if step.options.get("probe_first_object") else None
         try:
-            driver = self._driver(step.driver)
-            driver.prepare(ctx)
-            if probe:
-                probe.start()
-            result = driver.run(ctx)
-            if probe:
-                result.extra["first_object_s"] = probe.stop()
-        except Exception as exc:  # drivers should not raise; if one does, the step fails
-            (workdir / "error.txt").write_text(traceback.format_exc())
-            result = ctx.result(driver=step.driver, ok=False, error=f"{type(exc).__name__}: {exc}")
-            result.started_at, result.duration_s = t0, time.time() - t0
+            result = self._run_bounded(step.driver, ctx, progress, workdir)
         finally:
-            if probe:
-                probe.stop()
             sampler.sample()  # at least one sample inside every step, however short
             sampler.step = ""
         result.driver = result.driver or step.driver
@@ -280,6 +285,111 @@ class Runner:
         result.client_cpu_pct_max = result.client_cpu_pct_max or cpu
         result.client_rss_mib_max = result.client_rss_mib_max or rss
         progress.end(escape(_summary(ex, result)), result.ok)
+        return result
+
+    def _run_bounded(
+        self, driver_name: str, ctx: StepContext, progress: RunProgress, workdir: Path
+    ) -> StepResult:
+        """prepare + run of the driver in a worker thread, stopped when it overruns its timeout."""
+        overran = threading.Event()
+        outcome: dict[str, Any] = {}
+
+        def report(done: int, total: int) -> None:
+            if overran.is_set():
+                raise StepTimeout(f"step {ctx.step} overran its timeout")
+            progress.advance(done, total)
+
+        ctx.progress = report
+        probe = FirstObjectProbe(ctx) if ctx.options.get("probe_first_object") else None
+
+        def work() -> None:
+            try:
+                driver = self._driver(driver_name)
+                driver.prepare(ctx)
+                if probe:
+                    probe.start()
+                result = driver.run(ctx)
+                if probe:
+                    result.extra["first_object_s"] = probe.stop()
+                outcome["result"] = result
+            except BaseException as exc:  # drivers should not raise; if one does, the step fails
+                outcome["error"] = exc
+                (workdir / "error.txt").write_text(traceback.format_exc())
+            finally:
+                if probe:
+                    probe.stop()
+
+        t0 = time.time()
+        worker = threading.Thread(target=work, name=f"step-{ctx.step}", daemon=True)
+        worker.start()
+        try:
+            worker.join(ctx.timeout_s)
+        except KeyboardInterrupt:  # Ctrl-C: stop the client too, then let run() record it
+            overran.set()
+            self._stop_client(driver_name)
+            worker.join(STOP_GRACE_S)
+            raise
+        if worker.is_alive():
+            overran.set()
+            killed = self._stop_client(driver_name)
+            worker.join(STOP_GRACE_S)
+            return self._timed_out(ctx, driver_name, t0, killed, worker.is_alive(), outcome)
+        if "result" in outcome:
+            return outcome["result"]
+        exc = outcome.get("error")
+        result = ctx.result(driver=driver_name, ok=False, error=f"{type(exc).__name__}: {exc}")
+        result.started_at, result.duration_s = t0, time.time() - t0
+        return result
+
+    def _stop_client(self, driver_name: str) -> list[int]:
+        """Kill the driver's client process trees (never this process); the pids killed."""
+        driver = self.drivers.get(driver_name)
+        if driver is None:
+            return []
+        try:
+            pids = [p for p in driver.pids() if p != os.getpid()]
+        except Exception:
+            return []
+        procs: list[psutil.Process] = []
+        for pid in pids:
+            try:
+                root = psutil.Process(pid)
+                procs += [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+        for proc in procs:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(procs, timeout=5)
+        return [p.pid for p in procs]
+
+    def _timed_out(
+        self,
+        ctx: StepContext,
+        driver_name: str,
+        t0: float,
+        killed: list[int],
+        abandoned: bool,
+        outcome: dict[str, Any],
+    ) -> StepResult:
+        how = f"killed client process(es) {', '.join(map(str, killed))}" if killed else ""
+        if abandoned:
+            how = (how + "; " if how else "") + (
+                f"the in-process client did not stop within {STOP_GRACE_S:g} s and was left "
+                "to finish in the background"
+            )
+        error = f"timed out: the step overran its timeout of {ctx.timeout_s:g} s and was stopped"
+        result = outcome.get("result")
+        if isinstance(result, StepResult):  # what the client did before it was stopped
+            result.extra["error_after_stop"] = result.error
+        else:
+            result = ctx.result(driver=driver_name, started_at=t0)
+        result.ok, result.error = False, error + (f" ({how})" if how else "")
+        result.duration_s = time.time() - t0
+        result.extra["timed_out"] = True
+        result.extra["timeout_s"] = ctx.timeout_s
         return result
 
     def _verify(self, ctx: StepContext, result: StepResult) -> None:
@@ -300,7 +410,8 @@ class Runner:
     ) -> RunOutcome:
         results = results_frame(self.results)
         verdicts = criteria_mod.evaluate(self.scenario.criteria, results) if len(results) else []
-        steps_ok = bool(len(results)) and bool(results["ok"].all())
+        steps = step_rows(results)
+        steps_ok = bool(len(steps)) and bool(steps["ok"].all())
         complete = len(self.results) == len(self.executions) and not self.notes
         passed = steps_ok and complete and all(v.passed for v in verdicts)
         write_results(self.run_dir, results)
@@ -328,10 +439,15 @@ class Runner:
                 for n, d in self.datasets.items()
             },
         }
+        self._annotate(run_info)
         (self.run_dir / "run.json").write_text(json.dumps(run_info, indent=2, default=str))
         return RunOutcome(
             self.run_dir, results, verdicts, 0 if passed else 1, interrupted, self.notes
         )
+
+    def _annotate(self, run_info: dict[str, Any]) -> None:
+        """Add to run.json before it is written (subclasses record more, e.g. contract drift)."""
+        run_info["contract"] = {"recorded": False, "reason": "run without the recording proxy"}
 
     def _versions(self) -> dict[str, dict[str, str]]:
         versions = {}
@@ -352,9 +468,40 @@ def _summary(ex: Execution, r: StepResult) -> str:
 
 
 def results_frame(results: list[StepResult]) -> pd.DataFrame:
-    """StepResult rows as one table (dict columns kept as dicts in memory)."""
-    columns = list(StepResult(scenario="", step="", driver="", operation="", target="").to_row())
-    return pd.DataFrame([r.to_row() for r in results], columns=columns)
+    """StepResult rows as one table (dict columns kept as dicts in memory).
+
+    A load step's per-level rows (``extra["levels"]``, StepResult.to_row dicts) become rows of
+    their own with ``row_kind`` "level" right after their step's row, which keeps its summary."""
+    columns = [
+        *StepResult(scenario="", step="", driver="", operation="", target="").to_row(),
+        "row_kind",
+        "level",
+    ]
+    rows: list[dict[str, Any]] = []
+    for result in results:
+        row = result.to_row()
+        levels = row["extra"].pop("levels", None) or []
+        rows.append({**row, "row_kind": STEP_ROW, "level": None})
+        for level in levels:
+            extra = level.get("extra") or {}
+            rows.append({**level, "row_kind": LEVEL_ROW, "level": extra.get("level")})
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["level"] = pd.array(frame["level"], dtype="Int64")  # no level on step rows
+    return frame
+
+
+def step_rows(results: pd.DataFrame) -> pd.DataFrame:
+    """The one-row-per-execution part of a results table."""
+    if "row_kind" not in results:
+        return results
+    return results[results["row_kind"] == STEP_ROW]
+
+
+def level_rows(results: pd.DataFrame) -> pd.DataFrame:
+    """The per-level, per-operation rows of load steps (empty when the run had none)."""
+    if "row_kind" not in results:
+        return results.iloc[0:0]
+    return results[results["row_kind"] == LEVEL_ROW]
 
 
 def write_results(run_dir: Path, results: pd.DataFrame) -> Path:
@@ -372,6 +519,9 @@ def read_results(run_dir: Path) -> pd.DataFrame:
     for col in JSON_COLUMNS:
         if col in table:
             table[col] = [json.loads(v) if isinstance(v, str) and v else {} for v in table[col]]
+    if "row_kind" not in table:  # runs written before level rows existed
+        table["row_kind"] = STEP_ROW
+        table["level"] = pd.array([None] * len(table), dtype="Int64")
     return table
 
 

@@ -39,9 +39,7 @@ async def put_block(ctx: Ctx) -> web.StreamResponse:
     blob_segments(ctx.blob)
     content_length(ctx.headers, MAX_BLOCK_SIZE)
     body_md5 = md5_header(ctx.headers, "Content-MD5")
-    upload = ctx.store.new_upload(
-        ctx.account, ctx.container, want_md5=True, limit=MAX_BLOCK_SIZE
-    )
+    upload = ctx.store.new_upload(ctx.account, ctx.container, want_md5=True, limit=MAX_BLOCK_SIZE)
     await stream_body(ctx.request, upload)
     try:
         verify_md5(body_md5, upload.md5_b64)

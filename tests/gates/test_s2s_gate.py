@@ -20,6 +20,8 @@ from harness.datasets import Dataset
 from harness.drivers.azcopy import AzCopyDriver
 from harness.drivers.base import StepContext
 from harness.results import StepResult
+from harness.runner import Runner, RunOutcome
+from harness.scenario import load
 from harness.targets.azurite import AzuriteTarget
 from harness.targets.base import Endpoint
 from harness.targets.reference import ReferenceTarget
@@ -130,3 +132,55 @@ def test_azcopy_s2s_from_azurite(
         azurite, "azurite-data", lab_endpoint, "edge-data", small_tree, tmp_path / "c"
     )
     assert_copied(result, lab_endpoint, "edge-data", small_tree)
+
+
+def _run_scenario(name: str, overrides: list[str], tmp_path: Path) -> RunOutcome:
+    scenario = load(name, overrides)
+    return Runner(scenario, out=tmp_path / "reports", cache_dir=tmp_path / "datasets").run()
+
+
+def test_hydrate_scenario_reports_measured_numbers(tmp_path: Path) -> None:
+    """The shipped `hydrate` scenario, scaled down: lake and edge façades, AzCopy S2S."""
+    outcome = _run_scenario(
+        "hydrate",
+        [
+            "datasets.0.files.0.count=40",
+            "datasets.0.files.1.count=1",
+            "steps.hydrate.repeats=1",
+            "criteria.1.expect=min(objects) == 41",
+            "criteria.3.expect=verified_objects == 41",
+        ],
+        tmp_path,
+    )
+    assert outcome.exit_code == 0, (outcome.notes, outcome.verdicts)
+    rows = outcome.results.set_index("step")
+    assert set(rows.loc["seed-lake", ["target"]]) == {"lake"}
+    hydrate = rows.loc["hydrate"]
+    assert (hydrate["objects"], hydrate["failed"]) == (41, 0)
+    assert hydrate["bytes"] > 0 and hydrate["duration_s"] > 0
+    assert 0 < hydrate["extra"]["first_object_s"] <= hydrate["duration_s"]
+    assert rows.loc["verify-edge", "verified_objects"] == 41
+
+
+def test_checkpoint_scenario_reports_measured_numbers(tmp_path: Path) -> None:
+    """The shipped `checkpoint` scenario, scaled down: N writers, sync back, read back."""
+    outcome = _run_scenario(
+        "checkpoint",
+        [
+            "datasets.0.files.0.count=4",
+            "datasets.0.files.0.size=6MiB",
+            "steps.save.repeats=1",
+            "criteria.1.expect=min(objects) == 4",
+            "criteria.2.expect=objects == 4",
+            "criteria.3.expect=verified_objects == 4",
+        ],
+        tmp_path,
+    )
+    assert outcome.exit_code == 0, (outcome.notes, outcome.verdicts)
+    rows = outcome.results.set_index("step")
+    save = rows.loc["save"]
+    assert (save["objects"], save["extra"]["writers"]) == (4, 4)
+    assert 0 < save["extra"]["slowest_writer_s"] <= save["duration_s"]
+    assert save["extra"]["min_writer_mib_s"] > 0
+    assert rows.loc["sync-back", "target"] == "lake" and rows.loc["sync-back", "objects"] == 4
+    assert rows.loc["cold-read", "verified_objects"] == 4

@@ -328,9 +328,13 @@ def test_shared_key_failures(change: str, code: str) -> None:
     url = "http://127.0.0.1:10000/devstoreaccount1/ct/a"
     headers = base_headers(**{"Content-Length": "3"})
     if change == "skew-past":
-        headers["x-ms-date"] = format_datetime(NOW - timedelta(minutes=16), usegmt=True)
+        headers["x-ms-date"] = format_datetime(
+            datetime.now(UTC) - timedelta(minutes=16), usegmt=True
+        )
     if change == "skew-future":
-        headers["x-ms-date"] = format_datetime(NOW + timedelta(minutes=16), usegmt=True)
+        headers["x-ms-date"] = format_datetime(
+            datetime.now(UTC) + timedelta(minutes=16), usegmt=True
+        )
     if change == "no-date":
         del headers["x-ms-date"]
     signed = sdk_sign("PUT", url, headers)
@@ -349,7 +353,7 @@ def test_shared_key_failures(change: str, code: str) -> None:
 def test_clock_skew_within_window_verifies() -> None:
     url = "http://127.0.0.1:10000/devstoreaccount1/ct/a"
     headers = base_headers()
-    headers["x-ms-date"] = format_datetime(NOW - timedelta(minutes=14), usegmt=True)
+    headers["x-ms-date"] = format_datetime(datetime.now(UTC) - timedelta(minutes=14), usegmt=True)
     assert check(view_for("GET", url, sdk_sign("GET", url, headers))) == "sharedkey"
 
 

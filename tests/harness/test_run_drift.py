@@ -1,0 +1,106 @@
+"""`harness run` records each tool's calls and reports drift from its locked contract."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lxml.html
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
+from harness.tools import tool_versions
+
+pytestmark = [pytest.mark.sdk]
+
+# Files larger than a small max_single_put_size go up as Put Block + Put Block List instead of
+# one Put Blob: the same scenario then makes a changed call, as a new client release might.
+SCENARIO = """\
+name: drift-check
+datasets:
+  - name: d
+    seed: 3
+    files:
+      - {count: 3, size: 16KiB}
+steps:
+  - {name: up, driver: sdk, operation: upload, dataset: d, prefix: drift, concurrency: 2}
+  - {name: ls, driver: sdk, operation: list, prefix: drift}
+"""
+
+
+def _run(*args: str) -> tuple[int, str, Path]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    report = next(
+        line.split("report: ", 1)[1] for line in result.output.splitlines() if "report: " in line
+    )
+    return result.exit_code, result.output, Path(report).parent
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("drift")
+    (base / "s.yaml").write_text(SCENARIO)
+    contracts = base / "contracts"
+    locked = CliRunner().invoke(
+        main,
+        ["contract", "record", str(base / "s.yaml"), "--dir", str(contracts), "--out", str(base)],
+        catch_exceptions=False,
+    )
+    assert locked.exit_code == 0, locked.output
+    return {"scenario": base / "s.yaml", "contracts": contracts, "out": base / "reports"}
+
+
+def _args(ws: dict[str, Path], *extra: str) -> list[str]:
+    return [
+        "run",
+        str(ws["scenario"]),
+        "--out",
+        str(ws["out"]),
+        "--contracts",
+        str(ws["contracts"]),
+        *extra,
+    ]
+
+
+def test_an_unchanged_run_reports_no_drift(workspace: dict[str, Path]) -> None:
+    slug = f"azure-storage-blob-{tool_versions()['azure-storage-blob']}"
+    assert (workspace["contracts"] / f"{slug}.yaml").is_file()
+    code, output, run_dir = _run(*_args(workspace))
+    assert code == 0, output
+    assert f"no drift against {slug}" in output
+    contract = json.loads((run_dir / "run.json").read_text())["contract"]
+    [tool] = contract["tools"]
+    assert contract["recorded"] and contract["drifted"] == 0
+    assert tool["slug"] == tool["locked"] == slug and tool["lines"] == [] and not tool["partial"]
+    assert tool["calls"] > 0
+
+
+def test_a_changed_call_is_a_drift_line_in_the_summary_run_json_and_report(
+    workspace: dict[str, Path],
+) -> None:
+    code, output, run_dir = _run(
+        *_args(workspace, "--set", "steps.up.options.max_single_put_size=4096")
+    )
+    assert code == 0, output  # drift is reported, not a failed run
+    expected = {
+        "new-operation: Put Block (PUT /{container}/{blob})",
+        "new-operation: Put Block List (PUT /{container}/{blob})",
+        "vanished-operation: Put Blob",
+    }
+    for line in expected:
+        assert line in output
+    [tool] = json.loads((run_dir / "run.json").read_text())["contract"]["tools"]
+    assert expected <= set(tool["lines"])
+    doc = lxml.html.parse(str(run_dir / "report.html")).getroot()
+    shown = {li.text_content() for li in doc.get_element_by_id("drift").iter("li")}
+    assert expected <= shown
+    assert doc.get_element_by_id("drift-status").text_content().strip() == "1 tool(s)"
+
+
+def test_no_contract_runs_without_the_proxy(workspace: dict[str, Path]) -> None:
+    code, output, run_dir = _run(*_args(workspace, "--no-contract"))
+    assert code == 0, output
+    assert "calls not recorded" in output
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["contract"]["recorded"] is False and info["source"]["contract"] is False
