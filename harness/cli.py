@@ -88,6 +88,19 @@ def main() -> None:
     show_default=True,
     help="Seconds between CPU/RSS samples of the client and server processes.",
 )
+@click.option(
+    "--no-contract",
+    is_flag=True,
+    help="Do not route client calls through the recording proxy, and skip the contract "
+    "drift report (Locust steps are never proxied).",
+)
+@click.option(
+    "--contracts",
+    "contracts_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Locked contracts to diff the recorded calls against [default: fixtures/contracts].",
+)
 def run(
     scenario: str,
     target: str | None,
@@ -95,12 +108,17 @@ def run(
     out: Path,
     overrides: tuple[str, ...],
     sample_interval: float,
+    no_contract: bool,
+    contracts_dir: Path | None,
 ) -> None:
     """Run SCENARIO (a YAML path or a shipped name such as `smoke`).
 
     Writes reports/<UTC time>-<scenario>/ with results.parquet, samples.parquet, run.json,
-    report.html and junit.xml, prints a summary table and, last, the report's path.
+    report.html and junit.xml, prints a summary table and, last, the report's path. Client
+    calls are recorded through a loopback proxy and diffed against each tool's locked
+    contract (drift lines in the summary and the report) unless --no-contract.
     """
+    from harness.contract.record import CONTRACTS_DIR, RecordingRunner
     from harness.report import load_run, render_run
     from harness.report.terminal import print_run
     from harness.runner import Runner
@@ -116,14 +134,15 @@ def run(
         "overrides": list(overrides),
         "target": target,
         "endpoint": endpoint,
+        "contract": not no_contract,
     }
-    runner = Runner(
-        sc,
-        out=out,
-        target=target,
-        endpoint=endpoint,
-        sample_interval=sample_interval,
-        source=source,
+    options = dict(
+        out=out, target=target, endpoint=endpoint, sample_interval=sample_interval, source=source
+    )
+    runner = (
+        Runner(sc, **options)
+        if no_contract
+        else RecordingRunner(sc, contracts_dir=contracts_dir or CONTRACTS_DIR, **options)
     )
     outcome = runner.run()
     paths = render_run(outcome.run_dir)

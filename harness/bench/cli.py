@@ -66,16 +66,23 @@ def progress_reporter(console: Console) -> Iterator[Callable[[str, int], Callabl
 
 
 def render(run: BenchRun, console: Console) -> None:
-    table = Table(title="façade vs anchors (median of repeats)")
+    table = Table(
+        title="façade vs anchors (median of repeats)",
+        caption="* client-bound: the benchmark client was above 90% CPU",
+    )
     for col in ("workload", "unit", "façade", "baseline", "ratio", "goal", "met"):
-        table.add_column(col, justify="right" if col in ("façade", "ratio") else "left")
+        table.add_column(
+            col,
+            justify="right" if col in ("façade", "ratio") else "left",
+            no_wrap=col != "workload",
+        )
     for s in run.summary:
         ours = "–" if s["reference"] is None else f"{s['reference']:,.1f}"
         base = "–" if s["baseline_value"] is None else f"{s['baseline_value']:,.1f}"
         ratio = "–" if s["ratio"] is None else f"{s['ratio']:.2f}×"
         met = "[green]yes[/]" if s["met"] else "[red]no[/]"
         if s["client_bound"]:
-            met += " [yellow](client-bound)[/]"
+            met += "[yellow]*[/]"
         table.add_row(
             s["label"], s["unit"], ours, f"{s['baseline']} {base}", ratio, f"≥ {s['goal']}×", met
         )

@@ -426,8 +426,17 @@ def _fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:,.1f}"
 
 
+# Leaf frames of threads parked waiting for work: time there is idle, not cost.
+_IDLE_FRAMES = (
+    "_worker (concurrent/futures/thread.py",
+    "select (selectors.py",
+    "main (multiprocessing/resource_tracker.py",
+    "wait (threading.py",
+)
+
+
 def hot_spots(profile: Path, top: int = 15) -> list[tuple[str, float]]:
-    """Self-time share per frame from py-spy's collapsed stacks, idle frames removed."""
+    """Self-time share per frame from py-spy's collapsed stacks, idle waits left out."""
     counts: dict[str, int] = {}
     total = 0
     for line in profile.read_text().splitlines():
@@ -435,6 +444,8 @@ def hot_spots(profile: Path, top: int = 15) -> list[tuple[str, float]]:
         if not stack or not n.isdigit():
             continue
         frame = stack.split(";")[-1]
+        if frame.startswith(_IDLE_FRAMES) or ".wait (threading.py" in frame:
+            continue
         total += int(n)
         counts[frame] = counts.get(frame, 0) + int(n)
     ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
@@ -458,6 +469,7 @@ def write_outputs(run: BenchRun) -> None:
     for s in run.summary:
         ratio = "–" if s["ratio"] is None else f"{s['ratio']:.2f}×"
         met = ("yes" if s["met"] else "no") + (" (client-bound)" if s["client_bound"] else "")
+
         lines.append(
             f"| {s['label']} | {s['unit']} | {_fmt(s['reference'])} | {s['baseline']} | "
             f"{_fmt(s['baseline_value'])} | {ratio} | ≥ {s['goal']}× | {met} |"
