@@ -10,6 +10,12 @@ An expression is parsed by a small grammar, never ``eval``::
 
 Each criterion is scoped to a step (and optionally a driver and a target); without a step it
 applies to every step. One verdict is produced per (step, driver, target) group it matches.
+
+Load steps (steps with per-level rows, ``row_kind == "level"``) are judged per operation over
+their levels: every level must hold, the verdict shows the worst one. Levels where the load
+generator was the bottleneck (``extra.client_bound``) say nothing about the server's pace, so
+criteria on rates and latencies skip them (the evidence names them); error counts still include
+them, since an error the server returned is the server's whatever the generator's load.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
 # Numeric KPIs a criterion may name: StepResult fields plus the derived ones of to_row().
 _DERIVED = ("throughput_mib_s", "throughput_gbit_s", "ops_s", "server_busy_share")
 _NON_KPI = {"scenario", "step", "driver", "operation", "target", "error", "extra"}
-_NON_KPI |= {"errors_by_status", "errors_by_code", "started_at", "warmup"}
+_NON_KPI |= {"errors_by_status", "errors_by_code", "started_at", "warmup", "row_kind", "level"}
 KPIS: tuple[str, ...] = (
     tuple(f.name for f in dataclasses.fields(StepResult) if f.name not in _NON_KPI) + _DERIVED
 )
@@ -55,6 +61,13 @@ _EXPR = re.compile(
     rf"^\s*(?:(?P<agg>[a-z]+)\(\s*(?P<akpi>{_NAME})\s*\)|(?P<kpi>{_NAME}))"
     rf"\s*(?P<op>==|!=|<=|>=|<|>)\s*(?P<value>{_NUMBER}|true|false)\s*$"
 )
+
+
+# KPIs set by the pace of the load: a client-bound level measured the generator, not the server.
+PACE_KPIS = {
+    "duration_s", "throughput_mib_s", "throughput_gbit_s", "ops_s",
+    "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -110,6 +123,7 @@ class Verdict:
     observed: float | None
     passed: bool
     evidence: str  # what the verdict was computed from, in words
+    operation: str = ""  # the Blob operation of a load step's verdict ("" for a whole step)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -126,14 +140,21 @@ def _kpi_values(rows: pd.DataFrame, kpi: str) -> pd.Series:
 def evaluate(criteria: Iterable[CriterionLike], results: pd.DataFrame) -> list[Verdict]:
     """Verdicts for every criterion over the measured (non-warm-up) rows of ``results``."""
     measured = results[~results["warmup"].astype(bool)] if len(results) else results
+    if "row_kind" in measured:
+        steps = measured[measured["row_kind"] == "step"]
+        levels = measured[measured["row_kind"] == "level"]
+    else:
+        steps, levels = measured, measured.iloc[0:0]
     verdicts: list[Verdict] = []
     for crit in criteria:
         expr = parse(crit.expect)
-        rows = measured
+        rows, level_rows = steps, levels
         for column in ("step", "driver", "target"):
             wanted = getattr(crit, column)
             if wanted is not None and len(rows):
                 rows = rows[rows[column] == wanted]
+            if wanted is not None and len(level_rows):
+                level_rows = level_rows[level_rows[column] == wanted]
         if not len(rows):
             verdicts.append(
                 Verdict(
@@ -149,34 +170,105 @@ def evaluate(criteria: Iterable[CriterionLike], results: pd.DataFrame) -> list[V
             )
             continue
         for (step, driver, target), group in rows.groupby(["step", "driver", "target"], sort=False):
-            values = _kpi_values(group, expr.kpi).dropna()
-            if values.empty:
-                verdicts.append(
-                    Verdict(
-                        crit.label,
-                        expr.text,
-                        str(step),
-                        str(driver),
-                        str(target),
-                        None,
-                        False,
-                        f"{expr.kpi} was not measured by {driver}",
-                    )
-                )
+            mine = level_rows[
+                (level_rows["step"] == step)
+                & (level_rows["driver"] == driver)
+                & (level_rows["target"] == target)
+            ]
+            if len(mine) and _kpi_values(mine, expr.kpi).notna().any():
+                verdicts += _judge_levels(crit.label, expr, mine)
                 continue
-            observed = AGGREGATES[expr.aggregate](values)
-            shown = ", ".join(f"{v:.4g}" for v in values)
-            verdicts.append(
-                Verdict(
-                    crit.label,
-                    expr.text,
-                    str(step),
-                    str(driver),
-                    str(target),
-                    observed,
-                    not math.isnan(observed) and expr.holds(observed),
-                    f"{expr.aggregate}({expr.kpi}) = {observed:.4g} over {len(values)} "
-                    f"repeat(s) [{shown}]",
-                )
-            )
+            verdicts.append(_judge_repeats(crit.label, expr, group))
     return verdicts
+
+
+def _judge_repeats(label: str, expr: Expression, group: pd.DataFrame) -> Verdict:
+    """One (step, driver, target): the aggregate of its repeats against the threshold."""
+    step, driver, target = (str(group.iloc[0][c]) for c in ("step", "driver", "target"))
+    values = _kpi_values(group, expr.kpi).dropna()
+    if values.empty:
+        return Verdict(
+            label,
+            expr.text,
+            step,
+            driver,
+            target,
+            None,
+            False,
+            f"{expr.kpi} was not measured by {driver}",
+        )
+    observed = AGGREGATES[expr.aggregate](values)
+    shown = ", ".join(f"{v:.4g}" for v in values)
+    return Verdict(
+        label,
+        expr.text,
+        step,
+        driver,
+        target,
+        observed,
+        not math.isnan(observed) and expr.holds(observed),
+        f"{expr.aggregate}({expr.kpi}) = {observed:.4g} over {len(values)} repeat(s) [{shown}]",
+    )
+
+
+def _client_bound(rows: pd.DataFrame) -> pd.Series:
+    return pd.Series(
+        [bool(e.get("client_bound")) if isinstance(e, dict) else False for e in rows["extra"]],
+        index=rows.index,
+        dtype=bool,
+    )
+
+
+def _judge_levels(label: str, expr: Expression, rows: pd.DataFrame) -> list[Verdict]:
+    """A load step: one verdict per operation; every judged level must hold, the worst shows."""
+    verdicts = []
+    first = rows.iloc[0]
+    step, driver, target = str(first["step"]), str(first["driver"]), str(first["target"])
+    skip_bound = expr.kpi in PACE_KPIS
+    for op, part in rows.groupby("operation", sort=False):
+        judged: list[tuple[int, float, int]] = []  # (users, aggregate over repeats, repeats)
+        skipped: list[str] = []
+        bound = _client_bound(part)
+        for _, level in part.groupby("level", sort=True):
+            users = int(level["concurrency"].max())
+            if skip_bound and bound[level.index].any():
+                cpu = [e.get("generator_cpu_pct") for e in level["extra"]]
+                shown = max((c for c in cpu if c is not None), default=None)
+                skipped.append(f"{users} users" + (f" (generator CPU {shown:g}%)" if shown else ""))
+                continue
+            values = _kpi_values(level, expr.kpi).dropna()
+            if not values.empty:
+                judged.append((users, AGGREGATES[expr.aggregate](values), len(values)))
+        note = f"; skipped client-bound level(s): {', '.join(skipped)}" if skipped else ""
+        if not judged:
+            reason = (
+                "every level was client-bound: no measurement of the server to judge"
+                if skipped
+                else f"{expr.kpi} was not measured at any level"
+            )
+            verdicts.append(
+                Verdict(label, expr.text, step, driver, target, None, False, reason + note, op)
+            )
+            continue
+        failing = [j for j in judged if math.isnan(j[1]) or not expr.holds(j[1])]
+        worst = failing[0] if failing else _worst(expr, judged)
+        per_level = ", ".join(f"{u}: {v:.4g}" for u, v, _ in judged)
+        evidence = (
+            f"{'failing' if failing else 'worst'} level {worst[0]} users: "
+            f"{expr.aggregate}({expr.kpi}) = {worst[1]:.4g} over {worst[2]} repeat(s); "
+            f"per level (users: value) {per_level}{note}"
+        )
+        verdicts.append(
+            Verdict(label, expr.text, step, driver, target, worst[1], not failing, evidence, op)
+        )
+    return verdicts
+
+
+def _worst(expr: Expression, judged: list[tuple[int, float, int]]) -> tuple[int, float, int]:
+    """The level closest to breaking the threshold: the highest value under an upper bound,
+    the lowest under a lower bound."""
+    if expr.op in ("<", "<="):
+        return max(judged, key=lambda j: j[1])
+    if expr.op in (">", ">="):
+        return min(judged, key=lambda j: j[1])
+    return max(judged, key=lambda j: abs(j[1] - expr.value))

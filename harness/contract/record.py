@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from harness.contract.model import Contract, Drift, diff, summarize_calls
 from harness.contract.proxy import Call, RecordingProxy
@@ -17,20 +18,37 @@ from harness.targets.base import Endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS_DIR = ROOT / "fixtures" / "contracts"
+# Drivers whose requests are the lab's own (Locust's locustfile), not a client's contract; they
+# also reach the target directly so a load test does not measure the proxy.
+UNRECORDED_DRIVERS = {"locust"}
+# Drivers built on the Python SDK: around any other tool, an SDK call is the lab's own setup
+# (e.g. the AzCopy driver creating a container first), not part of that tool's contract.
+SDK_DRIVERS = {"sdk", "sdk-aio", "checkpoint"}
+SDK_USER_AGENT = "azsdk-python-"
+
+
+def is_harness_call(call: Call) -> bool:
+    return call.tool not in SDK_DRIVERS and call.headers.get("user-agent", "").startswith(
+        SDK_USER_AGENT
+    )
 
 
 class RecordingRunner(Runner):
-    """A scenario Runner whose drivers reach each target through a RecordingProxy."""
+    """A scenario Runner whose drivers reach each target through a RecordingProxy; run.json
+    gets the drift of each tool's calls from its locked contract (``contracts_dir``)."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, contracts_dir: Path = CONTRACTS_DIR, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.contracts_dir = contracts_dir
         self.proxies: dict[str, RecordingProxy] = {}
-        self.tools: dict[str, str] = {}  # driver name -> "tool version" key
+        self.account: str | None = None
 
     def _start_targets(self) -> None:
         super()._start_targets()
         for kind, target in self.targets.items():
-            proxy = RecordingProxy(target.endpoint().blob_url)
+            endpoint = target.endpoint()
+            self.account = self.account or endpoint.account
+            proxy = RecordingProxy(endpoint.blob_url)
             proxy.start()
             self.proxies[kind] = proxy
 
@@ -41,6 +59,8 @@ class RecordingRunner(Runner):
 
     def _context(self, ex: Execution, workdir: Path) -> StepContext:
         ctx = super()._context(ex, workdir)
+        if ex.step.driver in UNRECORDED_DRIVERS:
+            return ctx
         self._ensure_container(ctx.endpoint, ctx.container)
         proxy = self.proxies[ex.target]
         proxy.phase = ex.step.operation
@@ -66,6 +86,16 @@ class RecordingRunner(Runner):
     def calls(self) -> list[Call]:
         return [c for p in self.proxies.values() for c in p.calls]
 
+    def _annotate(self, run_info: dict[str, Any]) -> None:
+        contracts = contracts_from(
+            self.calls(),
+            run_info.get("tool_versions", {}),
+            self.scenario.name,
+            self.default_target,
+            self.account,
+        )
+        run_info["contract"] = run_drift(contracts, self.scenario.name, self.contracts_dir)
+
 
 @dataclass
 class Recording:
@@ -84,6 +114,8 @@ def contracts_from(
     """One contract per tool: drivers of one library (sdk, sdk-aio) share the library's."""
     by_tool: dict[tuple[str, str], list[Call]] = defaultdict(list)
     for call in calls:
+        if is_harness_call(call):
+            continue
         tool_versions = versions.get(call.tool) or {}
         tool, version = next(iter(tool_versions.items()), (call.tool, "unknown"))
         by_tool[(tool, version)].append(call)
@@ -148,3 +180,52 @@ def drift_report(
             )
         report[observed.slug] = lines
     return report
+
+
+def run_drift(
+    contracts: list[Contract], scenario: str, directory: Path = CONTRACTS_DIR
+) -> dict[str, Any]:
+    """run.json's ``contract`` section: per tool, its drift lines from the locked contract, or
+    the one line "no drift against <tool>-<version>".
+
+    The diff is full when the contract was locked from this scenario; otherwise the run
+    exercised only part of the tool's usage, so vanished operations are not reported."""
+    tools = []
+    for observed in contracts:
+        locked = locked_for(observed.tool, observed.version, directory)
+        partial = locked is not None and locked.scenario != scenario
+        lines = [
+            d.line() for d in drift_report([observed], directory, partial=partial)[observed.slug]
+        ]
+        tools.append(
+            {
+                "tool": observed.tool,
+                "version": observed.version,
+                "slug": observed.slug,
+                "locked": locked.slug if locked else None,
+                "locked_from": locked.scenario if locked else None,
+                "partial": partial,
+                "calls": sum(op.count for op in observed.operations),
+                "operations": len(observed.operations),
+                "lines": lines,
+                "summary": (
+                    f"{observed.slug}: {len(lines)} drift line(s) against "
+                    f"{locked.slug if locked else 'no locked contract'}"
+                    if lines
+                    else f"no drift against {locked.slug if locked else observed.slug}"
+                ),
+            }
+        )
+    return {
+        "recorded": True,
+        "directory": str(directory),
+        "drifted": sum(1 for t in tools if t["lines"]),
+        "tools": tools,
+        "note": (
+            "Client calls went through a loopback recording proxy (one extra local hop in the "
+            "measurements; `harness run --no-contract` measures without it) and were diffed "
+            f"against the contracts locked in {directory}. A partial diff (the run exercised "
+            "part of the usage a contract was locked from) does not report vanished "
+            "operations. Locust steps are not recorded: their requests are the lab's own."
+        ),
+    }

@@ -13,9 +13,32 @@ from typing import Any
 
 import pandas as pd
 
-from harness.runner import read_results
+from harness.runner import level_rows, read_results, step_rows
 
 GROUP = ["step", "driver", "operation", "target"]
+SWEEP_GROUP = ["step", "driver", "target", "operation", "level"]
+SWEEP_COLUMNS = [
+    *SWEEP_GROUP,
+    "users",
+    "repeats",
+    "ok",
+    "ops_s",
+    "throughput_mib_s",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "p999_ms",
+    "max_ms",
+    "objects",
+    "failed",
+    "errors",
+    "server_busy_share",
+    "generator_cpu_pct",
+    "client_bound",
+    "steady_s",
+    "mode",
+    "error",
+]
 
 
 @dataclass
@@ -40,6 +63,11 @@ class RunData:
     @property
     def passed(self) -> bool:
         return bool(self.info.get("passed"))
+
+    @property
+    def drift(self) -> dict[str, Any]:
+        """run.json's contract section: whether calls were recorded, and drift lines per tool."""
+        return dict(self.info.get("contract") or {"recorded": False})
 
 
 def load_run(run_dir: Path) -> RunData:
@@ -77,6 +105,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
         "client_rss_mib_max",
         "error",
     ]
+    results = step_rows(results)
     if results.empty:
         return pd.DataFrame(columns=columns)
     measured = results[~results["warmup"].astype(bool)]
@@ -114,6 +143,117 @@ def _median_or_none(series: pd.Series, agg: str = "median") -> float | None:
     if values.empty:
         return None
     return float(values.max() if agg == "max" else values.median())
+
+
+def sweep(results: pd.DataFrame) -> pd.DataFrame:
+    """The sweep table: one row per (step, driver, target, operation, level) of load steps,
+    medians over measured repeats (percentiles of each repeat come from merged histograms)."""
+    rows = level_rows(results)
+    if rows.empty:
+        return pd.DataFrame(columns=SWEEP_COLUMNS)
+    rows = rows[~rows["warmup"].astype(bool)]
+    out = []
+    for key, g in rows.groupby(SWEEP_GROUP, sort=False):
+        extras = [e if isinstance(e, dict) else {} for e in g["extra"]]
+        errors: dict[str, int] = {}
+        for by_status in g["errors_by_status"]:
+            for status, n in (by_status or {}).items():
+                errors[status] = errors.get(status, 0) + int(n)
+        cpu = [e.get("generator_cpu_pct") for e in extras if e.get("generator_cpu_pct") is not None]
+        failed = [e for e in g["error"] if isinstance(e, str) and e]
+        out.append(
+            {
+                **dict(zip(SWEEP_GROUP, key, strict=True)),
+                "users": int(g["concurrency"].max()),
+                "repeats": len(g),
+                "ok": bool(g["ok"].all()),
+                "ops_s": float(g["ops_s"].median()),
+                "throughput_mib_s": float(g["throughput_mib_s"].median()),
+                **{c: _median_or_none(g[c]) for c in ("p50_ms", "p90_ms", "p99_ms")},
+                "p999_ms": _median_or_none(g["p999_ms"]),
+                "max_ms": _median_or_none(g["max_ms"], agg="max"),
+                "objects": int(g["objects"].sum()),
+                "failed": int(g["failed"].sum()),
+                "errors": errors,
+                "server_busy_share": float(g["server_busy_share"].median()),
+                "generator_cpu_pct": max(cpu) if cpu else None,
+                "client_bound": any(bool(e.get("client_bound")) for e in extras),
+                "steady_s": float(g["duration_s"].median()),
+                "mode": str(extras[0].get("mode", "")),
+                "error": failed[0] if failed else "",
+            }
+        )
+    table = pd.DataFrame(out, columns=SWEEP_COLUMNS)
+    # Grouped for reading: target by target, operation by operation (in order of appearance).
+    order = {c: {v: i for i, v in enumerate(dict.fromkeys(table[c]))} for c in ("step", "target")}
+    ops = {v: i for i, v in enumerate(dict.fromkeys(table["operation"]))}
+    keys = [
+        (order["step"][r.step], order["target"][r.target], ops[r.operation], int(r.level))
+        for r in table.itertuples()
+    ]
+    return table.iloc[sorted(range(len(table)), key=keys.__getitem__)].reset_index(drop=True)
+
+
+def steady_state_notes(results: pd.DataFrame) -> list[str]:
+    """How each load step's KPIs were windowed, in words (one line per step and target)."""
+    notes = []
+    steps = step_rows(results)
+    levels = level_rows(results)
+    for (step, target), g in levels.groupby(["step", "target"], sort=False):
+        extra = next((e for e in g["extra"] if isinstance(e, dict)), {})
+        seconds = pd.to_numeric(g["duration_s"]).median()
+        mine = steps[(steps["step"] == step) & (steps["target"] == target)]
+        workers = next(
+            (e.get("workers") for e in mine["extra"] if isinstance(e, dict) and e.get("workers")),
+            None,
+        )
+        text = f"{step} @{target}: {extra.get('steady_state') or 'steady window'}"
+        text += f"; {seconds:g} s measured per level; {extra.get('mode', 'closed-loop')}"
+        if extra.get("arrival_rate"):
+            text += f" at {extra['arrival_rate']:g} requests/s (latency from scheduled start)"
+        if workers:
+            text += f"; {workers} Locust worker(s)"
+        notes.append(text + ".")
+    return notes
+
+
+def sweep_side_by_side(sweeps: dict[str, pd.DataFrame]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Sweep rows keyed by (step, operation, users) with each label's ops/s, p99 and
+    client-bound mark, and the ops/s ratio to the first label's."""
+    labels = list(sweeps)
+    keys: list[tuple[str, str, int]] = []
+    index: dict[str, dict[tuple[str, str, int], dict[str, Any]]] = {}
+    for label, table in sweeps.items():
+        index[label] = {}
+        for row in table.to_dict("records"):
+            key = (row["step"], row["operation"], int(row["users"]))
+            index[label][key] = row
+            if key not in keys:
+                keys.append(key)
+    rows = []
+    for key in keys:
+        row: dict[str, Any] = {"step": key[0], "operation": key[1], "users": key[2]}
+        base = index[labels[0]].get(key, {}).get("ops_s")
+        for label in labels:
+            mine = index[label].get(key, {})
+            for metric in ("ops_s", "throughput_mib_s", "p99_ms", "client_bound"):
+                row[f"{label}:{metric}"] = mine.get(metric)
+            value = mine.get("ops_s")
+            row[f"{label}:ops_s:ratio"] = value / base if value is not None and base else None
+        rows.append(row)
+    return labels, rows
+
+
+def sweeps_by_label(runs: list[RunData]) -> dict[str, pd.DataFrame]:
+    """Label -> sweep: one per run, or one per target of a multi-target run."""
+    out: dict[str, pd.DataFrame] = {}
+    for run in runs:
+        table = sweep(run.results)
+        targets = list(dict.fromkeys(table["target"]))
+        for target in targets:
+            label = run.name if len(targets) == 1 and len(runs) > 1 else f"{run.name}/{target}"
+            out[label if len(runs) > 1 else str(target)] = table[table["target"] == target]
+    return out
 
 
 def side_by_side(

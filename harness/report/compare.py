@@ -7,9 +7,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.report import load_run, side_by_side
+from harness.report import load_run, side_by_side, sweep_side_by_side, sweeps_by_label
 from harness.report.html import run_summaries, write_compare_report
-from harness.report.terminal import print_comparison
+from harness.report.terminal import print_comparison, print_sweep_comparison
 
 
 def compare_runs(
@@ -24,4 +24,7 @@ def compare_runs(
     path = write_compare_report(runs, out_dir)
     labels, rows = side_by_side(run_summaries(runs))
     print_comparison(labels, rows, console)
+    sweeps = sweeps_by_label(runs)
+    if sweeps:
+        print_sweep_comparison(*sweep_side_by_side(sweeps), console=console)
     return path

@@ -15,7 +15,16 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from harness.report import RunData, by_target, side_by_side, summarize
+from harness.report import (
+    RunData,
+    by_target,
+    side_by_side,
+    steady_state_notes,
+    summarize,
+    sweep,
+    sweep_side_by_side,
+    sweeps_by_label,
+)
 
 TEMPLATES = Path(__file__).parent / "templates"
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
@@ -84,11 +93,163 @@ def resources_chart(samples: pd.DataFrame) -> str | None:
     return _png(fig)
 
 
+PERCENTILES = (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"), ("p999_ms", "p99.9"))
+PERCENTILE_COLOURS = ("#9ecae1", "#4292c6", "#08519c", "#08306b")
+BOUND_NOTE = "client-bound (generator ≥ 90% CPU)"
+
+
+def _users_axis(ax: plt.Axes, users: list[int]) -> None:
+    """Concurrency on a log2 axis, ticks at the levels that ran."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(users, [f"{u:,}" for u in users])
+    ax.minorticks_off()
+    ax.set_xlabel("concurrent users")
+    ax.grid(alpha=0.3)
+
+
+def _mark_bound(ax: plt.Axes, part: pd.DataFrame, column: str) -> bool:
+    """Ring the client-bound points of ``part`` on ``ax``; True when there were any."""
+    bound = part[part["client_bound"].astype(bool)]
+    if bound.empty:
+        return False
+    ax.scatter(
+        bound["users"],
+        pd.to_numeric(bound[column]),
+        s=160,
+        facecolors="none",
+        edgecolors="#d62728",
+        linewidths=1.8,
+        zorder=5,
+    )
+    return True
+
+
+def sweep_throughput_chart(table: pd.DataFrame, title: str = "Throughput vs concurrency") -> str:
+    """ops/s (top) and MiB/s (bottom) against users: one column per operation, one line per
+    target; client-bound levels ringed in red."""
+    ops = list(dict.fromkeys(table["operation"]))
+    labels = list(dict.fromkeys(table["target"]))
+    users = sorted({int(u) for u in table["users"]})
+    fig, axes = plt.subplots(
+        2, len(ops), figsize=(max(6.5, 4.2 * len(ops)), 6.2), squeeze=False, sharex=True
+    )
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    any_bound = False
+    for col, op in enumerate(ops):
+        for row, (metric, unit) in enumerate((("ops_s", "ops/s"), ("throughput_mib_s", "MiB/s"))):
+            ax = axes[row][col]
+            _users_axis(ax, users)
+            moved = pd.to_numeric(table[table["operation"] == op][metric]).fillna(0)
+            if metric == "throughput_mib_s" and not moved.any():  # List Blobs, Delete, HEAD
+                ax.set_yticks([])
+                ax.text(0.5, 0.5, "no payload", transform=ax.transAxes, ha="center",
+                        va="center", color="#888888")  # fmt: skip
+            else:
+                for i, label in enumerate(labels):
+                    part = table[(table["operation"] == op) & (table["target"] == label)]
+                    part = part.sort_values("users")
+                    if part.empty:
+                        continue
+                    ax.plot(
+                        part["users"],
+                        part[metric],
+                        marker="o",
+                        color=colours[i % len(colours)],
+                        label=label,
+                    )
+                    any_bound |= _mark_bound(ax, part, metric)
+                ax.set_ylim(bottom=0)
+            if row == 0:
+                ax.set_title(op, fontsize=11, fontweight="bold")
+                ax.set_xlabel("")
+            if col == 0:
+                ax.set_ylabel(unit)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    if any_bound:
+        handles.append(
+            plt.Line2D([], [], marker="o", ls="", mfc="none", mec="#d62728", mew=1.8, markersize=11)
+        )
+        names.append(BOUND_NOTE)
+    fig.legend(handles, names, loc="upper center", ncol=len(names), frameon=False,
+               bbox_to_anchor=(0.5, 1.0))  # fmt: skip
+    fig.suptitle(title, y=1.05, fontsize=12)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def sweep_latency_chart(table: pd.DataFrame, title: str = "Latency vs concurrency") -> str:
+    """p50/p90/p99/p99.9 and max against users (log scale): one panel per target (rows) and
+    operation (columns), client-bound levels shaded."""
+    ops = list(dict.fromkeys(table["operation"]))
+    labels = list(dict.fromkeys(table["target"]))
+    users = sorted({int(u) for u in table["users"]})
+    fig, axes = plt.subplots(
+        len(labels),
+        len(ops),
+        figsize=(max(6.5, 4.2 * len(ops)), 3.2 * len(labels) + 0.6),
+        squeeze=False,
+        sharex=True,
+        sharey=True,
+    )
+    for r, label in enumerate(labels):
+        for c, op in enumerate(ops):
+            ax = axes[r][c]
+            part = table[(table["operation"] == op) & (table["target"] == label)]
+            part = part.sort_values("users")
+            for (column, name), colour in zip(PERCENTILES, PERCENTILE_COLOURS, strict=True):
+                values = pd.to_numeric(part[column], errors="coerce")
+                ax.plot(part["users"], values, marker="o", ms=4, color=colour, label=name)
+            ax.plot(
+                part["users"],
+                pd.to_numeric(part["max_ms"], errors="coerce"),
+                ls="--",
+                color="#999999",
+                label="max",
+            )
+            for u in part[part["client_bound"].astype(bool)]["users"]:
+                ax.axvspan(u / 2**0.35, u * 2**0.35, color="#d62728", alpha=0.10, lw=0)
+            _users_axis(ax, users)
+            ax.set_yscale("log")
+            ax.set_title(f"{op} @ {label}", fontsize=10, fontweight="bold")
+            if c == 0:
+                ax.set_ylabel("latency ms")
+            if r < len(labels) - 1:
+                ax.set_xlabel("")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    if table["client_bound"].astype(bool).any():
+        handles.append(plt.Rectangle((0, 0), 1, 1, color="#d62728", alpha=0.15))
+        names.append(BOUND_NOTE)
+    fig.legend(handles, names, loc="upper center", ncol=len(names), frameon=False,
+               bbox_to_anchor=(0.5, 1.0))  # fmt: skip
+    fig.suptitle(title + " (steady window, merged histograms)", y=1.05, fontsize=12)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _sweep_section(table: pd.DataFrame, labels_table: pd.DataFrame | None = None) -> dict:
+    """What the templates need for a sweep: rows, and the two charts."""
+    if table.empty:
+        return {}
+    chart_table = labels_table if labels_table is not None else table
+    return {
+        "rows": table.to_dict("records"),
+        "throughput_chart": sweep_throughput_chart(chart_table),
+        "latency_chart": sweep_latency_chart(chart_table),
+        "client_bound": int(table["client_bound"].astype(bool).sum()),
+    }
+
+
 def write_run_report(data: RunData) -> Path:
     summary = summarize(data.results)
     targets = by_target(summary)
     comparison = side_by_side(targets) if len(targets) > 1 else None
+    levels = sweep(data.results)
+    sweeps = sweeps_by_label([data])
     html = _env.get_template("report.html.j2").render(
+        sweep=_sweep_section(levels),
+        steady_notes=steady_state_notes(data.results),
+        sweep_comparison=sweep_side_by_side(sweeps) if len(sweeps) > 1 else None,
+        drift=data.drift,
         title=f"{data.scenario} — {data.name}",
         run=data,
         info=data.info,
@@ -125,10 +286,18 @@ def write_compare_report(runs: list[RunData], out_dir: Path) -> Path:
         if summaries
         else pd.DataFrame()
     )
+    sweeps = sweeps_by_label(runs)
+    labelled = (
+        pd.concat([t.assign(target=label) for label, t in sweeps.items()], ignore_index=True)
+        if sweeps
+        else pd.DataFrame()
+    )
     html = _env.get_template("compare.html.j2").render(
         title="Comparison of " + ", ".join(r.name for r in runs),
         runs=runs,
         comparison=(labels, rows),
+        sweep=_sweep_section(labelled) if not labelled.empty else {},
+        sweep_comparison=sweep_side_by_side(sweeps) if sweeps else None,
         chart=throughput_chart(combined, "Throughput side by side") if not combined.empty else None,
         generated=datetime.now(UTC).isoformat(timespec="seconds"),
     )
