@@ -1,17 +1,25 @@
-"""A small raw HTTP client for the Blob REST API, signed with the project's own Shared Key / SAS.
+"""The one way the project shapes raw Blob REST requests: URL building, default headers, signing.
 
-It sends exactly the method, path, query and headers it is given (http.client, no SDK and no URL
+``BlobRequests`` turns (method, container, blob, query, headers, body length) into the exact
+target and headers to send, signed with the project's one Shared Key implementation
+(``reference_server.auth.shared_key``) or carrying a SAS. It has no transport, so every client
+uses it: ``BlobHttp`` below (http.client, for the conformance gate, tools and tests), the
+benchmark client (aiohttp) and the load mix (Locust's FastHttpUser).
+
+``BlobHttp`` sends exactly the method, path, query and headers it is given (no SDK and no URL
 normalisation), so conformance checks and tools test the server and not a client's tolerance.
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 API_VERSION = "2025-07-05"
@@ -29,6 +37,131 @@ def encode_query(query: Query | None) -> str:
         return ""
     pairs = list(query.items()) if isinstance(query, Mapping) else list(query)
     return "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in pairs)
+
+
+def block_id(index: int) -> str:
+    """Base64 of a fixed-width string: every block ID of a blob has the same length, as Azure
+    requires."""
+    return base64.b64encode(f"block-{index:010d}".encode()).decode()
+
+
+def block_list_xml(entries: Iterable[str | tuple[str, str]]) -> bytes:
+    """A Put Block List body: bare IDs go in as <Latest>, (kind, id) pairs as <kind>."""
+    root = ET.Element("BlockList")
+    for entry in entries:
+        kind, bid = ("Latest", entry) if isinstance(entry, str) else entry
+        ET.SubElement(root, kind).text = bid
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One request ready for any transport: send ``headers`` to ``target`` on ``url``'s host."""
+
+    method: str
+    url: str  # scheme://host + target: what was signed
+    target: str  # path and query exactly as sent
+    headers: dict[str, str]
+
+    def head(self) -> bytes:
+        """The HTTP/1.1 request line and headers (Host included), for callers that write the
+        request to a socket themselves and send the body late, slowly or never."""
+        lines = [f"{self.method} {self.target} HTTP/1.1"]
+        if not any(k.lower() == "host" for k in self.headers):
+            lines.append(f"Host: {urlsplit(self.url).netloc}")
+        lines += [f"{k}: {v}" for k, v in self.headers.items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+class BlobRequests:
+    """Request shaping for one account URL (path style ``http://host:port/account`` or
+    virtual-host style ``https://account.blob.domain``)."""
+
+    def __init__(
+        self,
+        account_url: str,
+        account: str,
+        key: str | None = None,
+        *,
+        sas: str | None = None,
+        api_version: str = API_VERSION,
+    ) -> None:
+        parts = urlsplit(account_url.rstrip("/"))
+        self.scheme = parts.scheme
+        self.netloc = parts.netloc
+        self.base_path = parts.path  # "/account" for path style, "" for virtual-host style
+        self.account = account
+        self.key = key
+        self.sas = sas  # a SAS query string without '?', sent instead of Shared Key
+        self.api_version = api_version
+
+    @property
+    def origin(self) -> str:
+        return f"{self.scheme}://{self.netloc}"
+
+    @property
+    def account_url(self) -> str:
+        return f"{self.origin}{self.base_path}"
+
+    def path(self, container: str | None = None, blob: str | None = None) -> str:
+        path = self.base_path + "/"
+        if container:
+            path += container
+            if blob is not None:
+                path += "/" + quote_name(blob)
+        return path
+
+    def url(self, raw_path: str, query: Query | None = None) -> str:
+        qs = encode_query(query)
+        return f"{self.origin}{raw_path}" + (f"?{qs}" if qs else "")
+
+    def prepare(
+        self,
+        method: str,
+        container: str | None = None,
+        blob: str | None = None,
+        *,
+        query: Query | None = None,
+        headers: Mapping[str, str | None] | None = None,
+        content_length: int = 0,
+        sign: bool = True,
+        sas: str | None = None,
+        key: str | None = None,
+        raw_path: str | None = None,
+        date: str | None = None,
+        host: str | None = None,
+    ) -> Prepared:
+        """Shape one request. Default headers (x-ms-version, x-ms-date, Content-Length for a body
+        or a PUT/POST) are added unless the caller sets them (a None value removes one). ``sas``
+        (else the instance's) is appended to the query instead of signing; otherwise ``sign``
+        signs with Shared Key under ``key`` (else the account key). ``host`` sends another Host
+        header (virtual-host names routed to this address) and signs for it."""
+        path = raw_path if raw_path is not None else self.path(container, blob)
+        qs = encode_query(query)
+        sas = sas or self.sas
+        if sas:
+            qs = f"{qs}&{sas}" if qs else sas
+        target = path + (f"?{qs}" if qs else "")
+        hdrs: dict[str, str] = {
+            "x-ms-version": self.api_version,
+            "x-ms-date": date or formatdate(usegmt=True),
+        }
+        if content_length or method in ("PUT", "POST"):
+            hdrs["Content-Length"] = str(content_length)
+        if host:
+            hdrs["Host"] = host
+        for name, value in (headers or {}).items():
+            for existing in [k for k in hdrs if k.lower() == name.lower()]:
+                del hdrs[existing]
+            if value is not None:
+                hdrs[name] = value
+        url = f"{self.scheme}://{host or self.netloc}{target}"
+        key = key or self.key
+        if sign and not sas and key:
+            from reference_server.auth.shared_key import sign_request
+
+            hdrs = sign_request(method, url, hdrs, self.account, key)
+        return Prepared(method, url, target, hdrs)
 
 
 @dataclass
@@ -57,9 +190,8 @@ class Response:
         return root.findtext("Code") if root.tag == "Error" else None
 
 
-class BlobHttp:
-    """Raw requests against one account URL (path style ``http://host:port/account`` or
-    virtual-host style ``https://account.blob.domain``), one keep-alive connection per thread."""
+class BlobHttp(BlobRequests):
+    """Raw requests over http.client, one keep-alive connection per thread."""
 
     def __init__(
         self,
@@ -70,33 +202,12 @@ class BlobHttp:
         api_version: str = API_VERSION,
         timeout_s: float = 30.0,
     ) -> None:
-        parts = urlsplit(account_url.rstrip("/"))
-        self.scheme = parts.scheme
-        self.netloc = parts.netloc
-        self.base_path = parts.path  # "/account" for path style, "" for virtual-host style
-        self.account = account
-        self.key = key
-        self.api_version = api_version
+        super().__init__(account_url, account, key, api_version=api_version)
         self.timeout_s = timeout_s
         self._local = threading.local()
 
-    @property
-    def account_url(self) -> str:
-        return f"{self.scheme}://{self.netloc}{self.base_path}"
-
-    def path(self, container: str | None = None, blob: str | None = None) -> str:
-        path = self.base_path + "/"
-        if container:
-            path += container
-            if blob is not None:
-                path += "/" + quote_name(blob)
-        return path
-
-    def url(self, raw_path: str, query: Query | None = None) -> str:
-        qs = encode_query(query)
-        return f"{self.scheme}://{self.netloc}{raw_path}" + (f"?{qs}" if qs else "")
-
-    def _connection(self) -> http.client.HTTPConnection:
+    def connection(self) -> http.client.HTTPConnection:
+        """This thread's connection, for callers that stream a body or a response themselves."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
             cls = (
@@ -120,45 +231,23 @@ class BlobHttp:
         container: str | None = None,
         blob: str | None = None,
         *,
-        query: Query | None = None,
-        headers: Mapping[str, str] | None = None,
         body: bytes = b"",
-        sign: bool = True,
-        sas: str | None = None,
-        raw_path: str | None = None,
-        date: str | None = None,
+        **options: Any,
     ) -> Response:
-        """Send one request. ``sign`` uses Shared Key with the account key; ``sas`` (a query string
-        without '?') is appended instead when given. Default headers (x-ms-version, x-ms-date,
-        Content-Length) are added unless the caller sets them (a None value removes one)."""
-        path = raw_path if raw_path is not None else self.path(container, blob)
-        url = self.url(path, query)
-        if sas:
-            url += ("&" if "?" in url else "?") + sas
-        hdrs: dict[str, str] = {
-            "x-ms-version": self.api_version,
-            "x-ms-date": date or formatdate(usegmt=True),
-        }
-        if body or method in ("PUT", "POST"):
-            hdrs["Content-Length"] = str(len(body))
-        for name, value in (headers or {}).items():
-            for existing in [k for k in hdrs if k.lower() == name.lower()]:
-                del hdrs[existing]
-            if value is not None:
-                hdrs[name] = value
-        if sign and not sas and self.key:
-            from reference_server.auth.shared_key import sign_request
+        """Send one request shaped by ``prepare`` (``options`` are its keywords: query, headers,
+        sign, sas, key, raw_path, date, host) and read the whole response."""
+        req = self.prepare(method, container, blob, content_length=len(body), **options)
+        return self._send(req, body)
 
-            hdrs = dict(sign_request(method, url, hdrs, self.account, self.key))
-        target = url.split(self.netloc, 1)[1]
-        return self._send(method, target, hdrs, body)
-
-    def _send(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Response:
+    def _send(self, req: Prepared, body: bytes) -> Response:
+        own_host = any(k.lower() == "host" for k in req.headers)
         for attempt in (0, 1):
-            conn = self._connection()
+            conn = self.connection()
             try:
-                conn.putrequest(method, target, skip_host=False, skip_accept_encoding=True)
-                for name, value in headers.items():
+                conn.putrequest(
+                    req.method, req.target, skip_host=own_host, skip_accept_encoding=True
+                )
+                for name, value in req.headers.items():
                     conn.putheader(name, value)
                 conn.endheaders(body or None)
                 resp = conn.getresponse()

@@ -35,6 +35,7 @@ from rich.markup import escape
 
 from harness import criteria as criteria_mod
 from harness import scenario as scenario_mod
+from harness.cli_common import run_dir_for
 from harness.datasets import Dataset, generate_dataset
 from harness.drivers.base import Driver, StepContext
 from harness.metrics import Sampler
@@ -102,16 +103,6 @@ def targets_of(scenario: Scenario, default_target: str) -> list[str]:
             if name and name not in names:
                 names.append(name)
     return names
-
-
-def run_dir_for(out: Path, scenario: str, now: datetime | None = None) -> Path:
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    path = out / f"{stamp}-{scenario}"
-    n = 1
-    while path.exists():  # two runs in the same second get distinct directories
-        n += 1
-        path = out / f"{stamp}-{scenario}-{n}"
-    return path
 
 
 def make_driver(name: str) -> Driver:

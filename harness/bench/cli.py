@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -19,31 +18,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from harness.bench.client import KIB, MIB
 from harness.bench.run import BenchConfig, BenchRun, hot_spots, run_bench
 from harness.bench.s2s import s2s_command
-
-_UNITS = {"": 1, "k": KIB, "m": MIB, "g": 1024 * MIB}
-
-
-def parse_size(text: str) -> int:
-    """'1GiB', '8M', '64k', '4096' -> bytes (binary units)."""
-    m = re.fullmatch(r"\s*(\d+)\s*([kmg]?)(?:i?b)?\s*", text.lower())
-    if not m:
-        raise click.BadParameter(f"not a size: {text!r} (e.g. 1GiB, 8MiB, 64KiB)")
-    return int(m.group(1)) * _UNITS[m.group(2)]
-
-
-class SizeType(click.ParamType):
-    name = "size"
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> int:
-        return value if isinstance(value, int) else parse_size(str(value))
-
-
-SIZE = SizeType()
+from harness.cli_common import SIZE, config_from_options, out_option
 
 
 @contextmanager
@@ -146,12 +123,7 @@ def bench() -> None:
     show_default=True,
     help="the table shows the median",
 )
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="parent of the run directory [default: reports/]",
-)
+@out_option()
 @click.option("--profile", is_flag=True, help="sample the façade with py-spy during the run")
 @click.option(
     "--facade-arg",
@@ -159,34 +131,9 @@ def bench() -> None:
     multiple=True,
     help="extra flag for the façade, repeatable (e.g. --facade-arg=--loop=asyncio)",
 )
-def server(
-    workers: int,
-    size: int,
-    block_size: int,
-    concurrency: int,
-    burst: int,
-    small_ops: int,
-    small_concurrency: int,
-    repeats: int,
-    out: Path | None,
-    profile: bool,
-    facade_args: tuple[str, ...],
-) -> None:
+def server(**options: Any) -> None:
     """The reference façade against Azurite (goal ≥ 3×) and nginx (goal ≥ 0.7×)."""
-    cfg = BenchConfig(
-        size=size,
-        block_size=block_size,
-        concurrency=concurrency,
-        burst=burst,
-        small_ops=small_ops,
-        small_concurrency=small_concurrency,
-        repeats=repeats,
-        workers=workers,
-        profile=profile,
-        facade_args=list(facade_args),
-    )
-    if out is not None:
-        cfg.out = out
+    cfg = config_from_options(BenchConfig, options)
     console = Console()
     with progress_reporter(console) as report:
         run = run_bench(cfg, report)

@@ -9,20 +9,17 @@ and the CPU that the client and the server's process tree spent during it.
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 import aiohttp
 import psutil
 from yarl import URL
 
+from harness.http import BlobRequests, Query, block_id, block_list_xml
 from harness.targets.base import Endpoint
 
-API_VERSION = "2025-07-05"
 KIB = 1024
 MIB = 1024 * KIB
 
@@ -58,41 +55,14 @@ def _tree_cpu_seconds(roots: Iterable[int]) -> float:
     return total
 
 
-def block_id(index: int) -> str:
-    """Base64 block IDs of one length for every block of a blob, as Azure requires."""
-    return base64.b64encode(f"block-{index:010d}".encode()).decode()
-
-
-def block_list_xml(ids: list[str]) -> bytes:
-    root = ET.Element("BlockList")
-    for bid in ids:
-        ET.SubElement(root, "Latest").text = bid
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
-
-
 class BenchClient:
     """Requests against one endpoint; each ``phase`` call measures one workload."""
 
     def __init__(self, endpoint: Endpoint, server_pids: Callable[[], list[int]]) -> None:
         self.endpoint = endpoint
         self.server_pids = server_pids  # root processes whose trees serve this endpoint
-        if endpoint.key:
-            # The project's one Shared Key implementation, shared with the server's verifier.
-            from reference_server.auth.shared_key import sign_request
-
-            self._sign = sign_request
-        else:
-            self._sign = None
-
-    def _headers(self, method: str, url: str, headers: dict[str, str]) -> dict[str, str]:
-        if self._sign is None:
-            return headers
-        headers = {"x-ms-version": API_VERSION, **headers}
-        return self._sign(method, url, headers, self.endpoint.account, self.endpoint.key)
-
-    def url(self, container: str, blob: str | None = None) -> str:
-        base = f"{self.endpoint.blob_url.rstrip('/')}/{container}"
-        return base if blob is None else f"{base}/{quote(blob, safe='/')}"
+        # URLs, default headers and Shared Key signing: the project's one request shaper
+        self.shaper = BlobRequests(endpoint.blob_url, endpoint.account, endpoint.key)
 
     @staticmethod
     def session(limit: int) -> aiohttp.ClientSession:
@@ -110,25 +80,28 @@ class BenchClient:
         self,
         session: aiohttp.ClientSession,
         method: str,
-        url: str,
+        container: str,
+        blob: str | None = None,
         phase: PhaseResult | None = None,
+        *,
+        query: Query | None = None,
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, int]:
         """One request; the body is read and discarded. Returns (status, body bytes read)."""
         h = dict(headers or {})
         if body is not None:
-            h["Content-Length"] = str(len(body))
+            # aiohttp would add its own Content-Type after signing: always send ours
             h.setdefault("Content-Type", "application/octet-stream")
-        elif method in ("PUT", "POST"):
-            h["Content-Length"] = "0"
-        h = self._headers(method, url, h)
+        req = self.shaper.prepare(
+            method, container, blob, query=query, headers=h, content_length=len(body or b"")
+        )
         start = time.perf_counter()
         read = 0
         try:
             # encoded=True: the URL goes out byte for byte as it was signed
             async with session.request(
-                method, URL(url, encoded=True), data=body, headers=h
+                method, URL(req.url, encoded=True), data=body, headers=req.headers
             ) as resp:
                 async for chunk in resp.content.iter_any():
                     read += len(chunk)
@@ -147,8 +120,7 @@ class BenchClient:
 
     async def ensure_container(self, container: str) -> None:
         async with self.session(1) as s:
-            url = self.url(container) + "?restype=container"
-            status, _ = await self.request(s, "PUT", url)
+            status, _ = await self.request(s, "PUT", container, query={"restype": "container"})
             if status not in (201, 409):
                 raise RuntimeError(
                     f"{self.endpoint.target}: create container {container}: {status}"
@@ -156,7 +128,7 @@ class BenchClient:
 
     async def delete_blob(self, container: str, blob: str) -> None:
         async with self.session(1) as s:
-            await self.request(s, "DELETE", self.url(container, blob))
+            await self.request(s, "DELETE", container, blob)
 
     async def _measure(
         self, limit: int, jobs: list[Callable[[aiohttp.ClientSession, PhaseResult], Awaitable]]
@@ -194,7 +166,6 @@ class BenchClient:
     ) -> PhaseResult:
         """Stage ``size`` bytes as Put Blocks, ``concurrency`` at a time, then commit them."""
         data = _payload(block_size)
-        url = self.url(container, blob)
         n_blocks = -(-size // block_size)
         ids = [block_id(i) for i in range(n_blocks)]
 
@@ -202,8 +173,8 @@ class BenchClient:
             body = data if (i + 1) * block_size <= size else data[: size - i * block_size]
 
             async def job(s: aiohttp.ClientSession, phase: PhaseResult) -> None:
-                q = f"?comp=block&blockid={quote(ids[i], safe='')}"
-                status, _ = await self.request(s, "PUT", url + q, phase, body=body)
+                q = {"comp": "block", "blockid": ids[i]}
+                status, _ = await self.request(s, "PUT", container, blob, phase, query=q, body=body)
                 if 200 <= status < 300:
                     phase.bytes += len(body)
                     progress(len(body))
@@ -220,7 +191,9 @@ class BenchClient:
             status, _ = await self.request(
                 s,
                 "PUT",
-                url + "?comp=blocklist",
+                container,
+                blob,
+                query={"comp": "blocklist"},
                 body=block_list_xml(ids),
                 headers={"Content-Type": "application/xml"},
             )
@@ -228,8 +201,6 @@ class BenchClient:
         if not 200 <= status < 300:
             stage.errors.append((status, "PutBlockListFailed"))
         return stage
-
-        return await self._measure(concurrency, jobs)
 
     async def get_ranges(
         self,
@@ -241,14 +212,13 @@ class BenchClient:
         progress: Progress = lambda n: None,
     ) -> PhaseResult:
         """Read ``size`` bytes as ranged GETs of ``block_size``, ``concurrency`` at a time."""
-        url = self.url(container, blob)
 
         def get(offset: int) -> Callable[[aiohttp.ClientSession, PhaseResult], Awaitable]:
             end = min(offset + block_size, size) - 1
 
             async def job(s: aiohttp.ClientSession, phase: PhaseResult) -> None:
                 status, read = await self.request(
-                    s, "GET", url, phase, headers={"Range": f"bytes={offset}-{end}"}
+                    s, "GET", container, blob, phase, headers={"Range": f"bytes={offset}-{end}"}
                 )
                 if status == 206 and read == end - offset + 1:
                     phase.bytes += read
@@ -277,7 +247,8 @@ class BenchClient:
                 status, _ = await self.request(
                     s,
                     "PUT",
-                    self.url(container, name),
+                    container,
+                    name,
                     phase,
                     body=data,
                     headers={"x-ms-blob-type": "BlockBlob"},
@@ -301,7 +272,7 @@ class BenchClient:
 
         def get(name: str) -> Callable[[aiohttp.ClientSession, PhaseResult], Awaitable]:
             async def job(s: aiohttp.ClientSession, phase: PhaseResult) -> None:
-                status, read = await self.request(s, "GET", self.url(container, name), phase)
+                status, read = await self.request(s, "GET", container, name, phase)
                 if 200 <= status < 300:
                     phase.bytes += read
                 progress(1)

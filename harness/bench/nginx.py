@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from harness.targets.base import Endpoint, ServerProcess, free_port
+from harness.targets.base import LocalServerTarget, free_port
 from harness.tools import nginx_path
 
 
@@ -38,15 +38,16 @@ def nginx_config(port: int, root: Path, workdir: Path, workers: int) -> str:
     )
 
 
-class NginxServer:
-    """nginx with a generated config in ``workdir``, serving ``root`` as plain files."""
+class NginxServer(LocalServerTarget):
+    """nginx with a generated config in ``workdir``, serving ``root`` as plain files: no account
+    segment, URLs are <root>/<container>/<blob> on disk."""
 
     name = "nginx"
 
     def __init__(self, root: Path, workers: int) -> None:
+        super().__init__()
         self.root = root
         self.workers = workers
-        self.server: ServerProcess | None = None
 
     def start(self, workdir: Path) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -54,19 +55,4 @@ class NginxServer:
         conf = workdir / "nginx.conf"
         conf.write_text(nginx_config(port, self.root, workdir, self.workers))
         argv = [str(nginx_path()), "-c", str(conf), "-p", str(workdir)]
-        self.server = ServerProcess("nginx", argv, port, workdir / "server.log")
-        self.server.start()
-
-    def endpoint(self) -> Endpoint:
-        assert self.server, "nginx not started"
-        # No account segment: URLs are <root>/<container>/<blob> on disk.
-        return Endpoint(
-            target=self.name, account="", blob_url=f"http://127.0.0.1:{self.server.port}"
-        )
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.stop()
-
-    def server_pids(self) -> list[int]:
-        return self.server.pids() if self.server else []
+        self._serve("nginx", argv, port, workdir)

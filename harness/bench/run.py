@@ -18,7 +18,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ import uvloop
 
 from harness.bench.client import KIB, MIB, BenchClient, PhaseResult
 from harness.bench.nginx import NginxServer
+from harness.cli_common import new_run_dir
 from harness.metrics import latency_summary
 from harness.results import StepResult, count_errors
 from harness.targets.azurite import AzuriteTarget
@@ -345,13 +345,6 @@ class BenchRun:
         }
 
 
-def make_run_dir(out: Path) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = out / f"{stamp}-bench-server"
-    run_dir.mkdir(parents=True, exist_ok=False)
-    return run_dir
-
-
 def _start_profiler(pid: int, run_dir: Path) -> subprocess.Popen | None:
     """py-spy on the façade and its forked workers, collapsed stacks into the run dir."""
     py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
@@ -365,7 +358,7 @@ def _start_profiler(pid: int, run_dir: Path) -> subprocess.Popen | None:
 
 def run_bench(cfg: BenchConfig, report: Reporter, run_dir: Path | None = None) -> BenchRun:
     """Start the servers inside the run dir (one disk), measure, stop them, remove the data."""
-    run_dir = run_dir or make_run_dir(cfg.out)
+    run_dir = run_dir or new_run_dir(cfg.out, "bench-server")
     servers = Servers(run_dir, cfg.workers, cfg.facade_args)
     profiler = None
     versions = _versions()

@@ -22,15 +22,16 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from azure.storage.blob import BlobServiceClient
 from rich.console import Console
 from rich.table import Table
 
-from harness.datasets import Dataset, DatasetError, generate_dataset, parse_size
+from harness.cli_common import SIZE, config_from_options, new_run_dir, out_option
+from harness.datasets import Dataset, generate_dataset
 from harness.drivers.azcopy import AzCopyDriver
 from harness.drivers.base import StepContext
 from harness.results import StepResult
@@ -107,9 +108,7 @@ def _ok(result: StepResult, what: str) -> StepResult:
 
 
 def run_s2s(cfg: S2SConfig, log: Callable[[str], None] = print) -> S2SRun:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = cfg.out / f"{stamp}-bench-s2s"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = new_run_dir(cfg.out, "bench-s2s")
     spec = {
         "name": "bench-s2s",
         "seed": 81,
@@ -223,52 +222,19 @@ def _svc_container(endpoint: Endpoint, name: str) -> None:
             svc.create_container(name)
 
 
-def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
-    try:
-        return parse_size(value)
-    except DatasetError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
 @click.command("s2s")
 @click.option("--files", type=int, default=8, show_default=True, help="large files")
-@click.option("--file-size", default="128MiB", show_default=True, callback=_size)
+@click.option("--file-size", type=SIZE, default="128MiB", show_default=True)
 @click.option("--small-files", type=int, default=200, show_default=True)
-@click.option("--small-size", default="256KiB", show_default=True, callback=_size)
+@click.option("--small-size", type=SIZE, default="256KiB", show_default=True)
 @click.option("--block-size-mib", type=int, default=8, show_default=True)
 @click.option("--concurrency", type=int, default=32, show_default=True, help="AZCOPY_CONCURRENCY")
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--workers", type=int, default=1, show_default=True, help="per façade")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="parent of the run directory [default: reports/]",
-)
-def s2s_command(
-    files: int,
-    file_size: int,
-    small_files: int,
-    small_size: int,
-    block_size_mib: int,
-    concurrency: int,
-    repeats: int,
-    workers: int,
-    out: Path | None,
-) -> None:
+@out_option()
+def s2s_command(**options: Any) -> None:
     """Lake → edge hydration by server-side copy vs download-then-upload through the client."""
-    cfg = S2SConfig(
-        files=files,
-        file_size=file_size,
-        small_files=small_files,
-        small_size=small_size,
-        block_size_mib=block_size_mib,
-        concurrency=concurrency,
-        repeats=repeats,
-        workers=workers,
-    )
-    if out is not None:
-        cfg.out = out
+    cfg = config_from_options(S2SConfig, options)
     console = Console()
     run = run_s2s(cfg, console.print)
     summary = run.summary()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 
+from harness.cli_common import utc_stamp
 from harness.conformance.framework import FAIL, PASS
 from harness.conformance.report import print_summary, write_outputs
 from harness.conformance.runner import GATE_MAX_INFLIGHT, ConformanceRun, run_checks
@@ -115,7 +115,7 @@ def conformance(
     Writes conformance.html (operation × check matrix), conformance.junit.xml and
     conformance.json; exits 1 when a check fails on a target not listed in --allow-fail."""
     console = Console()
-    out = out or Path("reports") / f"conformance-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    out = out or Path("reports") / f"conformance-{utc_stamp()}"
     runs: list[ConformanceRun] = []
     with tempfile.TemporaryDirectory(prefix="conformance-") as tmp:
         for kind in dict.fromkeys(targets):

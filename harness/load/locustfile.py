@@ -111,7 +111,7 @@ def _on_quitting(environment, **_kwargs) -> None:
 
 
 class BlobUser(FastHttpUser):
-    host = BUILDER.origin
+    host = BUILDER.shaper.origin
     wait_time = constant(0)
     network_timeout = PLAN.timeout_s
     connection_timeout = PLAN.timeout_s

@@ -1,20 +1,16 @@
 """Blob REST requests of the load mix, built and signed without any HTTP client.
 
-The locustfile sends what ``build`` returns through Locust's FastHttpUser; the driver seeds read
-targets with the same builder through ``harness.http.BlobHttp``. Every request is signed by the
-project's one signing module (Shared Key), or carries the plan's SAS.
+The locustfile sends what ``RequestBuilder`` returns through Locust's FastHttpUser; the driver
+seeds read targets through ``harness.http.BlobHttp``. Both shape and sign requests with
+``harness.http.BlobRequests`` (Shared Key, or the plan's SAS).
 """
 
 from __future__ import annotations
 
-import base64
 import random
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from email.utils import formatdate
-from urllib.parse import urlsplit
 
-from harness.http import API_VERSION, encode_query, quote_name
+from harness.http import BlobRequests, block_id, block_list_xml
 from harness.load.plan import LOAD_OPERATIONS, LoadPlan
 
 # Set explicitly on every body: an HTTP client that adds its own default after signing would
@@ -51,26 +47,12 @@ def seed_blob_names(plan: LoadPlan) -> list[str]:
     return [f"{plan.seed_prefix}obj-{i:05d}" for i in range(plan.seed_objects)]
 
 
-def block_id(n: int) -> str:
-    # Base64 of a fixed-width string: every block ID of a blob has the same length, as required.
-    return base64.b64encode(f"block-{n:010d}".encode()).decode()
-
-
-def block_list_xml(ids: list[str]) -> bytes:
-    root = ET.Element("BlockList")
-    for i in ids:
-        ET.SubElement(root, "Latest").text = i
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
-
-
 class RequestBuilder:
     """Builds the signed request for one operation of one user."""
 
     def __init__(self, plan: LoadPlan, payload_seed: int = 0) -> None:
         self.plan = plan
-        parts = urlsplit(plan.blob_url)
-        self.origin = f"{parts.scheme}://{parts.netloc}"
-        self.base_path = parts.path.rstrip("/")
+        self.shaper = BlobRequests(plan.blob_url, plan.account, plan.key, sas=plan.sas)
         rnd = random.Random(payload_seed)
         self.block = rnd.randbytes(plan.block_size)
         self.object = rnd.randbytes(plan.object_size)
@@ -86,24 +68,16 @@ class RequestBuilder:
         headers: dict[str, str] | None = None,
         body: bytes = b"",
     ) -> Request:
-        path = f"{self.base_path}/{self.plan.container}"
-        if blob is not None:
-            path += "/" + quote_name(blob)
-        qs = encode_query(query)
-        if self.plan.sas:
-            qs = f"{qs}&{self.plan.sas}" if qs else self.plan.sas
-        target = path + (f"?{qs}" if qs else "")
-        hdrs = {"x-ms-version": API_VERSION, "x-ms-date": formatdate(usegmt=True)}
-        if body or method in ("PUT", "POST"):
-            hdrs["Content-Length"] = str(len(body))
-        hdrs.update(headers or {})
-        if self.plan.key and not self.plan.sas:
-            from reference_server.auth.shared_key import sign_request
-
-            hdrs = dict(
-                sign_request(method, self.origin + target, hdrs, self.plan.account, self.plan.key)
-            )
-        return Request(op, method, target, hdrs, body, LOAD_OPERATIONS.get(op, (200,)), blob)
+        req = self.shaper.prepare(
+            method,
+            self.plan.container,
+            blob,
+            query=query,
+            headers=headers,
+            content_length=len(body),
+        )
+        expect = LOAD_OPERATIONS.get(op, (200,))
+        return Request(op, method, req.target, req.headers, body, expect, blob)
 
     # ---- operations ----------------------------------------------------------------------
     def create_container(self) -> Request:

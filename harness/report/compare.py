@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 
+from harness.cli_common import utc_stamp
 from harness.report import load_run, side_by_side, sweep_side_by_side, sweeps_by_label
 from harness.report.html import run_summaries, write_compare_report
 from harness.report.terminal import print_comparison, print_sweep_comparison
@@ -19,8 +19,7 @@ def compare_runs(
     parent of the first run) and print it; returns the report.html path."""
     runs = [load_run(d) for d in run_dirs]
     if out_dir is None:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        out_dir = Path(run_dirs[0]).parent / f"{stamp}-compare"
+        out_dir = Path(run_dirs[0]).parent / f"{utc_stamp()}-compare"
     path = write_compare_report(runs, out_dir)
     labels, rows = side_by_side(run_summaries(runs))
     print_comparison(labels, rows, console)

@@ -6,17 +6,19 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from harness.targets.base import Endpoint, ServerProcess, free_port
+from harness.targets.base import LocalServerTarget, free_port
 from harness.tools import azurite_path, tool_versions
 from reference_server.config import DEV_ACCOUNT, DEV_KEY
 
 
-class AzuriteTarget:
+class AzuriteTarget(LocalServerTarget):
     name = "azurite"
+    account = DEV_ACCOUNT
+    key = DEV_KEY
 
     def __init__(self, extra_args: list[str] | None = None) -> None:
+        super().__init__()
         self.extra_args = list(extra_args or [])
-        self.server: ServerProcess | None = None
 
     def start(self, workdir: Path) -> None:
         port = free_port()
@@ -40,28 +42,7 @@ class AzuriteTarget:
         ]
         # Azurite's graceful close waits for every keep-alive connection the clients still
         # pool; its state is disposable, so it gets a short grace before SIGKILL.
-        self.server = ServerProcess(
-            "Azurite",
-            argv,
-            port,
-            workdir / "server.log",
-            stop_signal=signal.SIGINT,
-            stop_grace_s=2.0,
-        )
-        self.server.start()
-
-    def endpoint(self) -> Endpoint:
-        assert self.server, "target not started"
-        return Endpoint(
-            target=self.name,
-            account=DEV_ACCOUNT,
-            blob_url=f"http://127.0.0.1:{self.server.port}/{DEV_ACCOUNT}",
-            key=DEV_KEY,
-        )
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.stop()
+        self._serve("Azurite", argv, port, workdir, stop_signal=signal.SIGINT, stop_grace_s=2.0)
 
     def facts(self) -> dict[str, Any]:
         return {
@@ -70,6 +51,3 @@ class AzuriteTarget:
             "args": self.extra_args,
             "port": self.server.port if self.server else None,
         }
-
-    def server_pids(self) -> list[int]:
-        return self.server.pids() if self.server else []

@@ -148,3 +148,38 @@ class ServerProcess:
 
     def pids(self) -> list[int]:
         return [self.process.pid] if self.process and self.process.poll() is None else []
+
+
+class LocalServerTarget:
+    """A target served by one local process on a loopback port (the Target protocol's
+    ``endpoint``, ``stop`` and ``server_pids``); subclasses build the command line in ``start``
+    and say what ``facts`` to record."""
+
+    name = "local"
+    account = ""  # "" for a server without an account segment in its URLs (plain files)
+    key: str | None = None
+
+    def __init__(self) -> None:
+        self.server: ServerProcess | None = None
+
+    def _serve(self, label: str, argv: list[str], port: int, workdir: Path, **kwargs: Any) -> None:
+        """Start ``argv`` (listening on ``port``) with its log in ``workdir`` and wait for it."""
+        self.server = ServerProcess(label, argv, port, workdir / "server.log", **kwargs)
+        self.server.start()
+
+    def endpoint(self) -> Endpoint:
+        assert self.server, f"{self.name} not started"
+        path = f"/{self.account}" if self.account else ""
+        return Endpoint(
+            target=self.name,
+            account=self.account,
+            blob_url=f"http://127.0.0.1:{self.server.port}{path}",
+            key=self.key,
+        )
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.stop()
+
+    def server_pids(self) -> list[int]:
+        return self.server.pids() if self.server else []

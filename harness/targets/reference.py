@@ -6,19 +6,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.targets.base import Endpoint, ServerProcess, free_port
+from harness.targets.base import LocalServerTarget, free_port
 from reference_server.config import DEV_ACCOUNT, DEV_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class ReferenceTarget:
+class ReferenceTarget(LocalServerTarget):
     name = "reference"
+    account = DEV_ACCOUNT
+    key = DEV_KEY
 
     def __init__(self, workers: int = 1, extra_args: list[str] | None = None) -> None:
+        super().__init__()
         self.workers = workers
         self.extra_args = list(extra_args or [])
-        self.server: ServerProcess | None = None
         self.data_root: Path | None = None
 
     def start(self, workdir: Path) -> None:
@@ -40,23 +42,7 @@ class ReferenceTarget:
         ]
         if self.workers > 1:
             argv += ["--workers", str(self.workers)]
-        self.server = ServerProcess(
-            "reference façade", argv, port, workdir / "server.log", cwd=ROOT
-        )
-        self.server.start()
-
-    def endpoint(self) -> Endpoint:
-        assert self.server, "target not started"
-        return Endpoint(
-            target=self.name,
-            account=DEV_ACCOUNT,
-            blob_url=f"http://127.0.0.1:{self.server.port}/{DEV_ACCOUNT}",
-            key=DEV_KEY,
-        )
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.stop()
+        self._serve("reference façade", argv, port, workdir, cwd=ROOT)
 
     def facts(self) -> dict[str, Any]:
         from importlib import metadata
@@ -73,6 +59,3 @@ class ReferenceTarget:
             "data_root": str(self.data_root) if self.data_root else None,
             "port": self.server.port if self.server else None,
         }
-
-    def server_pids(self) -> list[int]:
-        return self.server.pids() if self.server else []

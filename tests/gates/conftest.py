@@ -7,16 +7,19 @@ Azurite, to compare the two.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.storage.blob import BlobServiceClient
 
 from harness.datasets import Dataset, generate_dataset
+from harness.drivers.base import StepContext
 from harness.targets.base import Endpoint
 from reference_server.config import DEV_KEY
 
@@ -42,6 +45,28 @@ def container_name(request: pytest.FixtureRequest) -> str:
     """A container name of this test alone (3-63 chars of [a-z0-9-])."""
     stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40]
     return f"{stem}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def gate_step(
+    request: pytest.FixtureRequest, lab_endpoint: Endpoint, container_name: str, tmp_path: Path
+) -> Callable[..., StepContext]:
+    """``gate_step(op, **fields)``: the StepContext of one driver step of this gate test, on its
+    endpoint and container, in a fresh work directory; ``fields`` set or override the rest."""
+    scenario = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+    numbers = itertools.count(1)
+
+    def make(op: str, **fields: Any) -> StepContext:
+        fields = {
+            "endpoint": lab_endpoint,
+            "container": container_name,
+            "workdir": tmp_path / "steps" / f"{next(numbers):02d}-{op}",
+            "timeout_s": 300,
+            **fields,
+        }
+        return StepContext(scenario=scenario, step=op, operation=op, **fields)
+
+    return make
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,22 +20,6 @@ from harness.verify import verify_tree
 pytestmark = [pytest.mark.azcopy, pytest.mark.slow]
 
 
-def step(
-    endpoint: Endpoint, container: str, op: str, workdir: Path, **kwargs: object
-) -> StepContext:
-    return StepContext(
-        scenario="azcopy-gate",
-        step=op,
-        operation=op,
-        endpoint=endpoint,
-        container=container,
-        workdir=workdir / op,
-        concurrency=16,
-        timeout_s=300,
-        **kwargs,  # type: ignore[arg-type]
-    )
-
-
 def assert_clean(result: object) -> None:
     assert result.ok, result.error  # type: ignore[attr-defined]
     assert result.failed == 0  # type: ignore[attr-defined]
@@ -42,7 +27,7 @@ def assert_clean(result: object) -> None:
 
 
 def test_copy_sync_remove(
-    lab_endpoint: Endpoint,
+    gate_step: Callable[..., StepContext],
     service: BlobServiceClient,
     container_name: str,
     small_and_large: Dataset,
@@ -52,9 +37,7 @@ def test_copy_sync_remove(
     service.create_container(container_name)
     ds = small_and_large
 
-    up = azcopy.run(
-        step(lab_endpoint, container_name, "upload", tmp_path, dataset=ds, prefix="data/")
-    )
+    up = azcopy.run(gate_step("upload", dataset=ds, prefix="data/"))
     assert_clean(up)
     assert "--put-md5" in up.extra["argv"]
     assert (up.objects, up.bytes) == (ds.count, ds.total_bytes)
@@ -68,11 +51,8 @@ def test_copy_sync_remove(
 
     down_dir = tmp_path / "down"
     down = azcopy.run(
-        step(
-            lab_endpoint,
-            container_name,
+        gate_step(
             "download",
-            tmp_path,
             dataset=ds,
             prefix="data/",
             local_dir=down_dir,
@@ -93,11 +73,8 @@ def test_copy_sync_remove(
     local = dataset_from_dir(work)
 
     sync_up = azcopy.run(
-        step(
-            lab_endpoint,
-            container_name,
+        gate_step(
             "sync-up",
-            tmp_path,
             local_dir=work,
             prefix="data/",
             options={"delete_destination": True},
@@ -109,11 +86,8 @@ def test_copy_sync_remove(
     assert names == {"data/" + f.path for f in local.files}
 
     sync_down = azcopy.run(
-        step(
-            lab_endpoint,
-            container_name,
+        gate_step(
             "sync-down",
-            tmp_path,
             dataset=local,
             prefix="data/",
             local_dir=down_dir,
@@ -125,13 +99,14 @@ def test_copy_sync_remove(
     assert check.ok and not check.extra, check.summary()
     assert check.objects == local.count
 
-    removed_all = azcopy.run(step(lab_endpoint, container_name, "remove", tmp_path, prefix="data/"))
+    removed_all = azcopy.run(gate_step("remove", prefix="data/"))
     assert_clean(removed_all)
     assert removed_all.objects == local.count
     assert list(container.list_blobs()) == []
 
 
 def test_virtual_host_name_through_lab_proxy(
+    gate_step: Callable[..., StepContext],
     lab_endpoint: Endpoint,
     service: BlobServiceClient,
     container_name: str,
@@ -149,20 +124,16 @@ def test_virtual_host_name_through_lab_proxy(
     shutil.copytree(small.root, tmp_path / "src", ignore=_only(small))
     src = dataset_from_dir(tmp_path / "src")
     opts = {"via_proxy": True}
-    up = azcopy.run(
-        step(lab_endpoint, container_name, "upload", tmp_path, dataset=src, options=opts)
-    )
+    up = azcopy.run(gate_step("upload", dataset=src, options=opts))
     assert_clean(up)
     assert "--from-to" not in up.extra["argv"]
     assert f"{lab_endpoint.account}.blob.lab.test" in up.extra["argv"]
     assert up.extra["proxy_forwarded"] > 0 and up.extra["proxy_refused"] == 0
-    down = azcopy.run(
-        step(lab_endpoint, container_name, "download", tmp_path, dataset=src, options=opts)
-    )
+    down = azcopy.run(gate_step("download", dataset=src, options=opts))
     assert_clean(down)
     assert "--from-to" not in down.extra["argv"]
     assert (down.verified_objects, down.verified_bytes) == (src.count, src.total_bytes)
-    listed = azcopy.run(step(lab_endpoint, container_name, "list", tmp_path))
+    listed = azcopy.run(gate_step("list"))
     assert listed.ok, listed.error
     assert (listed.objects, listed.bytes) == (src.count, src.total_bytes)
 

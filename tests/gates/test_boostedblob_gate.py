@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import shutil
-import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.storage.blob import BlobServiceClient
@@ -12,7 +13,7 @@ from azure.storage.blob import BlobServiceClient
 from harness.datasets import Dataset, dataset_from_dir, write_file
 from harness.drivers.base import StepContext
 from harness.drivers.boostedblob import BoostedblobDriver
-from harness.targets.base import Endpoint
+from harness.results import StepResult
 from harness.verify import verify_tree
 
 pytestmark = pytest.mark.boostedblob
@@ -20,7 +21,7 @@ MIB = 1024 * 1024
 
 
 def test_cp_ls_sync_rm(
-    lab_endpoint: Endpoint,
+    gate_step: Callable[..., StepContext],
     service: BlobServiceClient,
     container_name: str,
     small_tree: Dataset,
@@ -29,22 +30,9 @@ def test_cp_ls_sync_rm(
     bbb = BoostedblobDriver()
     container = service.create_container(container_name)
 
-    def run(op: str, dataset: Dataset | None = small_tree, **kwargs: object):
-        ctx = StepContext(
-            scenario="boostedblob-gate",
-            step=op,
-            operation=op,
-            endpoint=lab_endpoint,
-            container=container_name,
-            workdir=tmp_path / f"{op}-{time.monotonic_ns()}",
-            dataset=dataset,
-            prefix="bbb/",
-            concurrency=64,
-            block_size_mib=4,
-            timeout_s=300,
-            **kwargs,  # type: ignore[arg-type]
-        )
-        return bbb.run(ctx)
+    def run(op: str, **fields: Any) -> StepResult:
+        fields = {"dataset": small_tree, "prefix": "bbb/", "block_size_mib": 4, **fields}
+        return bbb.run(gate_step(op, concurrency=64, **fields))
 
     up = run("upload")
     assert up.ok, up.error

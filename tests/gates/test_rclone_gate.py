@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from azure.storage.blob import BlobServiceClient
@@ -10,36 +10,22 @@ from azure.storage.blob import BlobServiceClient
 from harness.datasets import Dataset
 from harness.drivers.base import StepContext
 from harness.drivers.rclone import RcloneDriver
-from harness.targets.base import Endpoint
+from harness.results import StepResult
 
 pytestmark = pytest.mark.rclone
 
 
 def test_copy_lsf_delete(
-    lab_endpoint: Endpoint,
+    gate_step: Callable[..., StepContext],
     service: BlobServiceClient,
     container_name: str,
     small_tree: Dataset,
-    tmp_path: Path,
 ) -> None:
     rclone = RcloneDriver()
     service.create_container(container_name)
 
-    def run(op: str):
-        ctx = StepContext(
-            scenario="rclone-gate",
-            step=op,
-            operation=op,
-            endpoint=lab_endpoint,
-            container=container_name,
-            workdir=tmp_path / op,
-            dataset=small_tree,
-            prefix="rc/",
-            concurrency=16,
-            block_size_mib=4,
-            timeout_s=300,
-        )
-        return rclone.run(ctx)
+    def run(op: str) -> StepResult:
+        return rclone.run(gate_step(op, dataset=small_tree, prefix="rc/", block_size_mib=4))
 
     up = run("upload")
     assert up.ok, up.error

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from azure.storage.blob.aio import BlobServiceClient as AioBlobServiceClient
 from harness.datasets import Dataset
 from harness.drivers.base import StepContext
 from harness.drivers.sdk import SdkAioDriver, SdkDriver
+from harness.results import StepResult
 from harness.targets.base import Endpoint, ServerProcess
 from harness.tools import ROOT
 
@@ -138,25 +140,20 @@ def test_aio_client(lab_endpoint: Endpoint, container_name: str) -> None:
 @pytest.mark.parametrize("driver_cls", [SdkDriver, SdkAioDriver], ids=["sdk", "sdk-aio"])
 def test_drivers_upload_download_list_remove(
     driver_cls: type,
-    lab_endpoint: Endpoint,
+    gate_step: Callable[..., StepContext],
     container_name: str,
     small_tree: Dataset,
-    tmp_path: Path,
 ) -> None:
     driver = driver_cls()
 
-    def run(op: str, **options: object):
-        ctx = StepContext(
-            scenario="sdk-gate",
-            step=op,
-            operation=op,
-            endpoint=lab_endpoint,
-            container=container_name,
-            workdir=tmp_path / op,
+    def run(op: str, **options: object) -> StepResult:
+        ctx = gate_step(
+            op,
             dataset=small_tree,
             prefix="p/",
             concurrency=8,
             block_size_mib=4,
+            timeout_s=600.0,
             options=dict(options),
         )
         return driver.run(ctx)

@@ -1,89 +1,26 @@
-"""Raw signed HTTP for the façade tests: http.client plus the project's Shared Key signing."""
+"""Raw signed HTTP for the façade tests: the harness's one Blob HTTP client, bound to a server."""
 
 from __future__ import annotations
 
-import http.client
 import signal
 import socket
 import subprocess
 import sys
 import uuid
-import xml.etree.ElementTree as ET
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
 
-from reference_server.auth.shared_key import sign_request
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]  # lower-cased names
-    body: bytes
-
-    def xml(self) -> ET.Element:
-        return ET.fromstring(self.body)
-
-    @property
-    def code(self) -> str | None:
-        return self.headers.get("x-ms-error-code")
+from harness.http import BlobHttp, Response
 
 
-class Raw:
-    """Signed raw requests: exactly the method, path, query and headers given."""
+class Raw(BlobHttp):
+    """Signed raw requests to a test server: exactly the method, path, query and headers given."""
 
     def __init__(self, server: Any) -> None:
+        super().__init__(server.account_url, server.account, server.key)
         self.server = server
-        self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
 
-    def path(self, container: str | None = None, blob: str | None = None) -> str:
-        path = f"/{self.server.account}"
-        if container:
-            path += f"/{container}"
-            if blob is not None:
-                path += "/" + quote(blob, safe="/")
-        return path
-
-    def signed_headers(
-        self,
-        method: str,
-        raw_path: str,
-        query: Mapping[str, str] | None,
-        headers: Mapping[str, str] | None,
-        length: int,
-        host: str | None = None,
-    ) -> tuple[str, dict[str, str]]:
-        target = raw_path + ("?" + urlencode(query) if query else "")
-        hdrs = {"x-ms-version": "2025-07-05", **(headers or {})}
-        if length or method in ("PUT", "POST"):
-            hdrs["Content-Length"] = str(length)
-        host = host or f"127.0.0.1:{self.server.port}"
-        hdrs["Host"] = host
-        sign_request(method, f"http://{host}{target}", hdrs, self.server.account, self.server.key)
-        return target, hdrs
-
-    def request(
-        self,
-        method: str,
-        container: str | None = None,
-        blob: str | None = None,
-        *,
-        query: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-        body: bytes = b"",
-        raw_path: str | None = None,
-        host: str | None = None,
-    ) -> Reply:
-        path = raw_path if raw_path is not None else self.path(container, blob)
-        target, hdrs = self.signed_headers(method, path, query, headers, len(body), host)
-        self.conn.request(method, target, body=body or None, headers=hdrs)
-        resp = self.conn.getresponse()
-        data = resp.read()
-        return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
-
-    def put_blob(self, container: str, blob: str, data: bytes, **headers: str) -> Reply:
+    def put_blob(self, container: str, blob: str, data: bytes, **headers: str) -> Response:
         return self.request(
             "PUT", container, blob, body=data, headers={"x-ms-blob-type": "BlockBlob", **headers}
         )
@@ -93,9 +30,6 @@ class Raw:
         r = self.request("PUT", name, query={"restype": "container"})
         assert r.status == 201, r.body
         return name
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 @dataclass
@@ -110,10 +44,14 @@ class Launched:
     key: str = ""
 
     @property
+    def account_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{self.account}"
+
+    @property
     def connection_string(self) -> str:
         return (
             f"DefaultEndpointsProtocol=http;AccountName={self.account};AccountKey={self.key};"
-            f"BlobEndpoint=http://127.0.0.1:{self.port}/{self.account};"
+            f"BlobEndpoint={self.account_url};"
         )
 
     def stop(self) -> int:

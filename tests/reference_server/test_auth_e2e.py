@@ -2,42 +2,23 @@
 
 from __future__ import annotations
 
-import http.client
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime, formatdate
+from email.utils import format_datetime
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobServiceClient, ContainerClient, generate_blob_sas
+from facade_raw import Raw
 
-from reference_server.auth import sas, shared_key
+from reference_server.auth import sas
 from reference_server.config import DEV_ACCOUNT, DEV_KEY
 
 if TYPE_CHECKING:
     from conftest import RunningServer
 
 WRONG_KEY = "d3Jvbmcta2V5LW5vdC1vZi10aGlzLWFjY291bnQtMDEyMzQ1Njc4OWFiY2RlZg=="
-API_VERSION = "2025-07-05"
 EXPIRY = datetime.now(UTC) + timedelta(hours=1)
-
-
-def raw_request(
-    server: RunningServer, method: str, target: str, headers: dict[str, str]
-) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
-    try:
-        conn.request(method, target, headers=headers)
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
-
-
-def signed_headers(server: RunningServer, method: str, target: str, **extra: str) -> dict[str, str]:
-    headers = {"x-ms-version": API_VERSION, **extra}
-    return shared_key.sign_request(method, server.base_url + target, headers, DEV_ACCOUNT, DEV_KEY)
 
 
 @pytest.mark.sdk
@@ -84,47 +65,35 @@ def test_sdk_blob_sas_with_response_override(server: RunningServer) -> None:
         DEV_ACCOUNT, "override-e2e", "r.txt", account_key=DEV_KEY, permission="r",
         expiry=EXPIRY, content_type="text/x-lab", content_disposition="attachment",
     )  # fmt: skip
-    status, headers, body = raw_request(
-        server, "GET", f"/{DEV_ACCOUNT}/override-e2e/r.txt?{token}", {"x-ms-version": API_VERSION}
-    )
-    assert (status, body) == (200, b"body")
-    assert headers["content-type"] == "text/x-lab"
-    assert headers["content-disposition"] == "attachment"
+    r = Raw(server).request("GET", "override-e2e", "r.txt", sas=token)
+    assert (r.status, r.body) == (200, b"body")
+    assert r.headers["content-type"] == "text/x-lab"
+    assert r.headers["content-disposition"] == "attachment"
 
 
 def test_raw_shared_key_clock_skew_and_anonymous(server: RunningServer) -> None:
-    target = f"/{DEV_ACCOUNT}/?comp=list"
-    status, headers, _ = raw_request(server, "GET", target, signed_headers(server, "GET", target))
-    assert status == 200
+    raw = Raw(server)
+    listing = {"comp": "list"}
+    assert raw.request("GET", query=listing).status == 200
 
     old = format_datetime(datetime.now(UTC) - timedelta(minutes=20), usegmt=True)
-    skewed = signed_headers(server, "GET", target, **{"x-ms-date": old})
-    status, headers, body = raw_request(server, "GET", target, skewed)
-    assert (status, headers["x-ms-error-code"]) == (403, "AuthenticationFailed")
-    assert b"<Code>AuthenticationFailed</Code>" in body
+    skewed = raw.request("GET", query=listing, date=old)
+    assert (skewed.status, skewed.error_code) == (403, "AuthenticationFailed")
+    assert b"<Code>AuthenticationFailed</Code>" in skewed.body
 
-    status, headers, _ = raw_request(
-        server, "GET", target, {"x-ms-version": API_VERSION, "x-ms-date": formatdate(usegmt=True)}
-    )
-    assert (status, headers["x-ms-error-code"]) == (401, "NoAuthenticationInformation")
-    assert headers["www-authenticate"].startswith("Bearer ")
+    anonymous = raw.request("GET", query=listing, sign=False)
+    assert (anonymous.status, anonymous.error_code) == (401, "NoAuthenticationInformation")
+    assert anonymous.headers["www-authenticate"].startswith("Bearer ")
 
-    bearer = {"x-ms-version": API_VERSION, "Authorization": "Bearer e30.e30.sig"}
-    status, headers, _ = raw_request(server, "GET", target, bearer)
-    assert (status, headers["x-ms-error-code"]) == (403, "AuthenticationFailed")
+    bearer = {"x-ms-date": None, "Authorization": "Bearer e30.e30.sig"}
+    r = raw.request("GET", query=listing, sign=False, headers=bearer)
+    assert (r.status, r.error_code) == (403, "AuthenticationFailed")
 
 
 def test_raw_shared_key_names_needing_encoding(server: RunningServer) -> None:
     """Names with spaces, '+', '%' and unicode: the raw path is what both sides sign."""
-    ct = f"/{DEV_ACCOUNT}/enc-e2e"
-    assert raw_request(server, "PUT", ct + "?restype=container",
-                       signed_headers(server, "PUT", ct + "?restype=container",
-                                      **{"Content-Length": "0"}))[0] == 201  # fmt: skip
+    raw = Raw(server)
+    assert raw.request("PUT", "enc-e2e", query={"restype": "container"}).status == 201
     for name in ("a b+c%d/é.txt", "plain"):
-        target = f"{ct}/{quote(name)}"
-        headers = signed_headers(
-            server, "PUT", target, **{"Content-Length": "0", "x-ms-blob-type": "BlockBlob"}
-        )
-        assert raw_request(server, "PUT", target, headers)[0] == 201
-        status, _, _ = raw_request(server, "HEAD", target, signed_headers(server, "HEAD", target))
-        assert status == 200
+        assert raw.put_blob("enc-e2e", name, b"").status == 201
+        assert raw.request("HEAD", "enc-e2e", name).status == 200

@@ -35,14 +35,14 @@ def test_standard_headers_on_success_and_error(raw: Raw, container: str) -> None
     assert ok.headers["x-ms-client-request-id"] == "abc"
     assert len(ok.headers["x-ms-request-id"]) == 36 and "date" in ok.headers
     missing = raw.request("GET", container, "nope")
-    assert missing.status == 404 and missing.code == "BlobNotFound"
+    assert missing.status == 404 and missing.error_code == "BlobNotFound"
     root = missing.xml()
     assert [c.tag for c in root] == ["Code", "Message"]
     assert root.findtext("Code") == "BlobNotFound"
     assert missing.headers["content-type"].startswith("application/xml")
     assert len(missing.headers["x-ms-request-id"]) == 36
     head = raw.request("HEAD", container, "nope")
-    assert head.status == 404 and head.code == "BlobNotFound" and head.body == b""
+    assert head.status == 404 and head.error_code == "BlobNotFound" and head.body == b""
 
 
 def test_put_get_head_delete(raw: Raw, container: str) -> None:
@@ -77,7 +77,7 @@ def test_put_get_head_delete(raw: Raw, container: str) -> None:
     delete = raw.request("DELETE", container, "dir/a b+c%.bin")
     assert delete.status == 202
     again = raw.request("DELETE", container, "dir/a b+c%.bin")
-    assert again.status == 404 and again.code == "BlobNotFound" and b"<Code>" in again.body
+    assert again.status == 404 and again.error_code == "BlobNotFound" and b"<Code>" in again.body
 
 
 def test_properties_and_metadata(raw: Raw, container: str) -> None:
@@ -110,7 +110,7 @@ def test_properties_and_metadata(raw: Raw, container: str) -> None:
     bad = raw.request(
         "PUT", container, "p", query={"comp": "metadata"}, headers={"x-ms-meta-1bad": "x"}
     )
-    assert bad.status == 400 and bad.code == "InvalidMetadata"
+    assert bad.status == 400 and bad.error_code == "InvalidMetadata"
 
 
 @pytest.mark.parametrize(
@@ -130,7 +130,7 @@ def test_ranges(raw: Raw, container: str, header: str, value: str, status: int, 
     r = raw.request("GET", container, "r", headers={header: value})
     assert r.status == status
     if status == 416:
-        assert r.code == "InvalidRange" and r.headers["content-range"] == "bytes */100"
+        assert r.error_code == "InvalidRange" and r.headers["content-range"] == "bytes */100"
         return
     assert r.body == data[expected]
     if status == 206:
@@ -161,7 +161,7 @@ def test_conditionals(raw: Raw, container: str) -> None:
     past = "Mon, 01 Jan 2001 00:00:00 GMT"
     assert raw.request("GET", container, "c", headers={"If-Match": etag}).status == 200
     r = raw.request("GET", container, "c", headers={"If-Match": '"0x1"'})
-    assert r.status == 412 and r.code == "ConditionNotMet"
+    assert r.status == 412 and r.error_code == "ConditionNotMet"
     r = raw.request("GET", container, "c", headers={"If-None-Match": etag})
     assert r.status == 304 and r.body == b""
     assert raw.request("GET", container, "c", headers={"If-None-Match": "*"}).status == 304
@@ -170,9 +170,9 @@ def test_conditionals(raw: Raw, container: str) -> None:
     assert raw.request("HEAD", container, "c", headers={"If-Unmodified-Since": past}).status == 412
     # writes
     r = raw.put_blob(container, "c", b"v2", **{"If-None-Match": "*"})
-    assert r.status == 409 and r.code == "BlobAlreadyExists"
+    assert r.status == 409 and r.error_code == "BlobAlreadyExists"
     r = raw.put_blob(container, "c", b"v2", **{"If-Match": '"0x1"'})
-    assert r.status == 412 and r.code == "ConditionNotMet"
+    assert r.status == 412 and r.error_code == "ConditionNotMet"
     r = raw.put_blob(container, "c", b"v2", **{"If-Unmodified-Since": past})
     assert r.status == 412
     r = raw.put_blob(container, "c", b"v2", **{"If-Match": etag})
@@ -185,7 +185,7 @@ def test_conditionals(raw: Raw, container: str) -> None:
 
 def test_md5_mismatch(raw: Raw, container: str) -> None:
     r = raw.put_blob(container, "m", b"data", **{"Content-MD5": b64md5(b"other")})
-    assert r.status == 400 and r.code == "Md5Mismatch"
+    assert r.status == 400 and r.error_code == "Md5Mismatch"
     assert raw.request("HEAD", container, "m").status == 404
     r = raw.request(
         "PUT",
@@ -195,9 +195,9 @@ def test_md5_mismatch(raw: Raw, container: str) -> None:
         body=b"data",
         headers={"Content-MD5": b64md5(b"other")},
     )
-    assert r.status == 400 and r.code == "Md5Mismatch"
+    assert r.status == 400 and r.error_code == "Md5Mismatch"
     r = raw.put_blob(container, "m", b"data", **{"Content-MD5": "notbase64!"})
-    assert r.status == 400 and r.code == "InvalidMd5"
+    assert r.status == 400 and r.error_code == "InvalidMd5"
 
 
 def test_block_lists(raw: Raw, container: str) -> None:
@@ -240,7 +240,7 @@ def test_block_lists(raw: Raw, container: str) -> None:
     r = raw.request(
         "PUT", container, "bl", query={"comp": "blocklist"}, body=block_list(("Latest", bid(3)))
     )
-    assert r.status == 400 and r.code == "InvalidBlockList"
+    assert r.status == 400 and r.error_code == "InvalidBlockList"
     # Committed re-use plus a new block
     new = os.urandom(10)
     raw.request("PUT", container, "bl", query={"comp": "block", "blockid": bid(9)}, body=new)
@@ -258,18 +258,18 @@ def test_block_lists(raw: Raw, container: str) -> None:
     r = raw.request(
         "PUT", container, "mixed", query={"comp": "block", "blockid": bid(1, 12)}, body=b"b"
     )
-    assert r.status == 400 and r.code == "InvalidBlobOrBlock"
+    assert r.status == 400 and r.error_code == "InvalidBlobOrBlock"
     r = raw.request("PUT", container, "mixed", query={"comp": "block", "blockid": "@@"}, body=b"")
-    assert r.status == 400 and r.code == "InvalidBlockId"
+    assert r.status == 400 and r.error_code == "InvalidBlockId"
     r = raw.request("PUT", container, "mixed", query={"comp": "blocklist"}, body=b"<BlockList")
-    assert r.status == 400 and r.code == "InvalidXmlDocument"
+    assert r.status == 400 and r.error_code == "InvalidXmlDocument"
 
 
 @pytest.mark.parametrize("name", ["a/../b", "./x", "a//b", "dir/", "bad\x00name"])
 def test_unmappable_names_are_refused(raw: Raw, container: str, name: str) -> None:
     path = raw.path(container) + "/" + name.replace("\x00", "%00")
     r = raw.request("PUT", raw_path=path, body=b"x", headers={"x-ms-blob-type": "BlockBlob"})
-    assert r.status == 400 and r.code == "InvalidResourceName"
+    assert r.status == 400 and r.error_code == "InvalidResourceName"
     assert b"cannot map to a file" in r.body
     assert raw.request("HEAD", raw_path=path).status == 404
 
@@ -277,26 +277,26 @@ def test_unmappable_names_are_refused(raw: Raw, container: str, name: str) -> No
 def test_file_beside_directory_conflicts(raw: Raw, container: str) -> None:
     assert raw.put_blob(container, "a/b", b"1").status == 201
     r = raw.put_blob(container, "a", b"2")
-    assert r.status == 400 and r.code == "InvalidPath"
+    assert r.status == 400 and r.error_code == "InvalidPath"
     assert raw.put_blob(container, "f", b"1").status == 201
     r = raw.put_blob(container, "f/g", b"2")
-    assert r.status == 400 and r.code == "InvalidPath"
+    assert r.status == 400 and r.error_code == "InvalidPath"
     assert raw.request("GET", container, "a/b").body == b"1"
 
 
 def test_put_blob_needs_blob_type_and_container(raw: Raw, container: str) -> None:
     r = raw.request("PUT", container, "x", body=b"1")
-    assert r.status == 400 and r.code == "MissingRequiredHeader"
+    assert r.status == 400 and r.error_code == "MissingRequiredHeader"
     r = raw.put_blob("no-such-container", "x", b"1")
-    assert r.status == 404 and r.code == "ContainerNotFound"
+    assert r.status == 404 and r.error_code == "ContainerNotFound"
 
 
 def test_unknown_operations_answer_azure_errors(raw: Raw, container: str) -> None:
     r = raw.request("PUT", container, "x", query={"comp": "no-such-operation"})
-    assert r.status == 501 and r.code == "NotImplemented"
+    assert r.status == 501 and r.error_code == "NotImplemented"
     assert r.xml().findtext("Code") == "NotImplemented"
     r = raw.request("PATCH", container, "x")
-    assert r.status == 405 and r.code == "UnsupportedHttpVerb"
+    assert r.status == 405 and r.error_code == "UnsupportedHttpVerb"
 
 
 def test_unknown_query_parameters_and_headers_are_ignored(raw: Raw, container: str) -> None:

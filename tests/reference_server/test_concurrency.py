@@ -10,16 +10,14 @@ import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from urllib.parse import urlencode
 
 import aiohttp
 import pytest
 from facade_raw import Raw
-from test_robustness import block_id, launcher  # noqa: F401 - the fixture is used by name
+from test_robustness import launcher  # noqa: F401 - the fixture is used by name
 from yarl import URL
 
-from harness.load.ops import block_list_xml
-from reference_server.auth.shared_key import sign_request
+from harness.http import BlobRequests, block_id, block_list_xml
 from tests.conftest import RunningServer
 
 CONNECTIONS = 1000
@@ -42,17 +40,20 @@ async def put_blocks_at_once(srv: RunningServer, container: str, blocks: list[by
         await all_started.wait()
         yield data[len(data) // 2 :]
 
+    shaper = BlobRequests(srv.account_url, srv.account, srv.key)
+
     async def put(session: aiohttp.ClientSession, i: int) -> int:
-        query = urlencode({"comp": "block", "blockid": block_id(i)})
-        url = f"{srv.account_url}/{container}/joined.bin?{query}"
-        headers = {
-            "x-ms-version": "2025-07-05",
-            "Content-Length": str(len(blocks[i])),
-            # aiohttp would add this one after signing; it is part of the string-to-sign
-            "Content-Type": "application/octet-stream",
-        }
-        sign_request("PUT", url, headers, srv.account, srv.key)
-        async with session.put(URL(url, encoded=True), data=body(blocks[i]), headers=headers) as r:
+        req = shaper.prepare(
+            "PUT",
+            container,
+            "joined.bin",
+            query={"comp": "block", "blockid": block_id(i)},
+            # aiohttp would add Content-Type after signing; it is part of the string-to-sign
+            headers={"Content-Type": "application/octet-stream"},
+            content_length=len(blocks[i]),
+        )
+        url = URL(req.url, encoded=True)
+        async with session.put(url, data=body(blocks[i]), headers=req.headers) as r:
             await r.read()
             return r.status
 
@@ -144,7 +145,7 @@ def test_concurrent_writers_end_with_one_whole_version(launcher) -> None:  # noq
 
     def put_blob(raw: Raw, n: int) -> list[tuple[int, str | None]]:
         r = raw.put_blob(ct, "raced.bin", bodies[n], **{"Content-MD5": b64md5(bodies[n])})
-        return [(r.status, r.code)]
+        return [(r.status, r.error_code)]
 
     assert set(run_writers(srv, put_blob)) == {(201, None)}
     assert_one_whole_version(srv, ct, "raced.bin", bodies)
@@ -161,7 +162,7 @@ def test_concurrent_writers_end_with_one_whole_version(launcher) -> None:  # noq
             r = raw.request(
                 "PUT", ct, "blocks.bin", query={"comp": "block", "blockid": bid}, body=part
             )
-            out.append((r.status, r.code))
+            out.append((r.status, r.error_code))
         r = raw.request(
             "PUT",
             ct,
@@ -170,7 +171,7 @@ def test_concurrent_writers_end_with_one_whole_version(launcher) -> None:  # noq
             body=block_list_xml(ids),
             headers={"x-ms-blob-content-md5": b64md5(bodies[n])},
         )
-        return [*out, (r.status, r.code)]
+        return [*out, (r.status, r.error_code)]
 
     results = run_writers(srv, by_blocks)
     assert set(results) <= {(201, None), (400, "InvalidBlockList")}, set(results)

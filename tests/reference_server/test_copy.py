@@ -16,8 +16,9 @@ from urllib.parse import quote
 
 import pytest
 from azure.storage.extensions import checksums
-from facade_raw import Raw, Reply
+from facade_raw import Raw
 
+from harness.http import Response
 from reference_server.auth.sas import generate_account_sas, generate_service_sas
 
 MIB = 1024 * 1024
@@ -77,13 +78,13 @@ def read_sas(raw: Raw, container: str, blob: str) -> str:
     )
 
 
-def get(raw: Raw, container: str, blob: str) -> Reply:
+def get(raw: Raw, container: str, blob: str) -> Response:
     reply = raw.request("GET", container, blob)
     assert reply.status == 200, reply.body
     return reply
 
 
-def wait_for_status(raw: Raw, container: str, blob: str, status: str) -> Reply:
+def wait_for_status(raw: Raw, container: str, blob: str, status: str) -> Response:
     deadline = time.monotonic() + 30
     while True:
         head = raw.request("HEAD", container, blob)
@@ -175,7 +176,7 @@ def test_source_failures_come_back_as_azure_does(
             "x-ms-blob-type": "BlockBlob",
         },
     )
-    assert missing.status == 404 and missing.code == "CannotVerifyCopySource"
+    assert missing.status == 404 and missing.error_code == "CannotVerifyCopySource"
     assert missing.headers["x-ms-copy-source-status-code"] == "404"
     assert missing.headers["x-ms-copy-source-error-code"] == "BlobNotFound"
     assert missing.xml().findtext("Code") == "CannotVerifyCopySource"
@@ -190,7 +191,7 @@ def test_source_failures_come_back_as_azure_does(
             "x-ms-blob-type": "BlockBlob",
         },
     )
-    assert denied.status == 403 and denied.code == "CannotVerifyCopySource"
+    assert denied.status == 403 and denied.error_code == "CannotVerifyCopySource"
     assert denied.headers["x-ms-copy-source-status-code"] == "403"
     assert denied.headers["x-ms-copy-source-error-code"] == "AuthenticationFailed"
     assert raw.request("HEAD", container, "dst/x").status == 404
@@ -266,7 +267,7 @@ def test_put_block_from_url_ranges_between_two_facades(raw: Raw, container: str,
             "x-ms-source-content-md5": b64md5(b"other"),
         },
     )
-    assert wrong.status == 400 and wrong.code == "Md5Mismatch"
+    assert wrong.status == 400 and wrong.error_code == "Md5Mismatch"
 
 
 def test_put_blob_and_copy_blob_from_remote(raw: Raw, container: str, lake: Raw) -> None:
@@ -312,7 +313,7 @@ def test_put_blob_and_copy_blob_from_remote(raw: Raw, container: str, lake: Raw)
         "m.bin",
         headers={"x-ms-copy-source": blob_url(lake, ct, "nope", lake_sas(lake))},
     )
-    assert missing.status == 404 and missing.code == "CannotVerifyCopySource"
+    assert missing.status == 404 and missing.error_code == "CannotVerifyCopySource"
     assert missing.headers["x-ms-copy-source-error-code"] == "BlobNotFound"
 
 
@@ -405,7 +406,7 @@ def test_bearer_passes_through_and_source_errors_keep_their_status(
         headers={"x-ms-copy-source": busy.url, "x-ms-blob-type": "BlockBlob"},
     )
     # the source's 5xx comes back as a 5xx with an error code, so AzCopy retries it
-    assert failed.status == 503 and failed.code == "CannotVerifyCopySource"
+    assert failed.status == 503 and failed.error_code == "CannotVerifyCopySource"
     assert failed.headers["x-ms-copy-source-status-code"] == "503"
     assert failed.headers["x-ms-copy-source-error-code"] == "ServerBusy"
 
@@ -430,7 +431,7 @@ def test_abort_copy(raw: Raw, container: str, slow_source: PlainSource) -> None:
     assert head.headers["x-ms-copy-status"] == "pending"
     assert head.headers["x-ms-copy-progress"] == f"0/{len(slow_source.data)}"
 
-    def abort(cid: str) -> Reply:
+    def abort(cid: str) -> Response:
         return raw.request(
             "PUT",
             container,
@@ -440,14 +441,14 @@ def test_abort_copy(raw: Raw, container: str, slow_source: PlainSource) -> None:
         )
 
     mismatch = abort("00000000-0000-0000-0000-000000000000")
-    assert mismatch.status == 409 and mismatch.code == "CopyIdMismatch"
+    assert mismatch.status == 409 and mismatch.error_code == "CopyIdMismatch"
     assert abort(copy_id).status == 204
     head = raw.request("HEAD", container, "job.bin")
     assert head.headers["x-ms-copy-status"] == "aborted"
     assert head.headers["content-length"] == "0"
     assert head.headers["x-ms-meta-a"] == "b"
     again = abort(copy_id)
-    assert again.status == 409 and again.code == "NoPendingCopyOperation"
+    assert again.status == 409 and again.error_code == "NoPendingCopyOperation"
     slow_source.release.set()
     time.sleep(0.3)  # the cancelled job must not land its bytes afterwards
     assert raw.request("HEAD", container, "job.bin").headers["x-ms-copy-status"] == "aborted"
@@ -493,7 +494,7 @@ def test_source_conditions(raw: Raw, container: str, source: tuple[str, bytes]) 
             "x-ms-source-if-match": '"0x0000"',
         },
     )
-    assert unmet.status == 412 and unmet.code == "SourceConditionNotMet"
+    assert unmet.status == 412 and unmet.error_code == "SourceConditionNotMet"
     etag = raw.request("HEAD", container, name).headers["etag"]
     met = raw.request(
         "PUT",

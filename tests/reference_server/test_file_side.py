@@ -47,13 +47,16 @@ def test_file_replaced_behind_the_sidecar(raw: Raw, container: str) -> None:
 
 def test_upload_appears_atomically(raw: Raw, container: str) -> None:
     data = os.urandom(256 * 1024)
-    target, headers = raw.signed_headers(
-        "PUT", raw.path(container, "slow.bin"), None, {"x-ms-blob-type": "BlockBlob"}, len(data)
+    req = raw.prepare(
+        "PUT",
+        container,
+        "slow.bin",
+        headers={"x-ms-blob-type": "BlockBlob"},
+        content_length=len(data),
     )
     final = raw.server.data_root / raw.server.account / container / "slow.bin"
     with socket.create_connection(("127.0.0.1", raw.server.port)) as sock:
-        head = f"PUT {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        sock.sendall(head.encode() + b"\r\n" + data[: len(data) // 2])
+        sock.sendall(req.head() + data[: len(data) // 2])
         time.sleep(0.3)  # let the server write the first half to its temp file
         assert not final.exists()
         assert raw.request("HEAD", container, "slow.bin").status == 404

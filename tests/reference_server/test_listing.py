@@ -106,7 +106,7 @@ def test_bad_maxresults(raw: Raw, container: str) -> None:
     r = raw.request(
         "GET", container, query={"restype": "container", "comp": "list", "maxresults": "0"}
     )
-    assert r.status == 400 and r.code == "OutOfRangeQueryParameterValue"
+    assert r.status == 400 and r.error_code == "OutOfRangeQueryParameterValue"
 
 
 def test_list_containers(raw: Raw) -> None:
@@ -137,15 +137,15 @@ def test_list_containers(raw: Raw) -> None:
 def test_container_lifecycle(raw: Raw) -> None:
     name = raw.create_container("life-cycle")
     again = raw.request("PUT", name, query={"restype": "container"})
-    assert again.status == 409 and again.code == "ContainerAlreadyExists"
+    assert again.status == 409 and again.error_code == "ContainerAlreadyExists"
     head = raw.request("HEAD", name, query={"restype": "container"})
     assert head.status == 200 and head.headers["etag"].startswith('"')
     raw.put_blob(name, "x/y", b"1")
     assert raw.request("DELETE", name, query={"restype": "container"}).status == 202
     gone = raw.request("GET", name, query={"restype": "container"})
-    assert gone.status == 404 and gone.code == "ContainerNotFound"
+    assert gone.status == 404 and gone.error_code == "ContainerNotFound"
     bad = raw.request("PUT", "Bad_Name", query={"restype": "container"})
-    assert bad.status == 400 and bad.code == "InvalidResourceName"
+    assert bad.status == 400 and bad.error_code == "InvalidResourceName"
 
 
 def test_service_properties_and_account_info(raw: Raw, container: str) -> None:

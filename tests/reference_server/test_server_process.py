@@ -21,14 +21,11 @@ def test_max_inflight_answers_503_server_busy(tmp_path) -> None:
         ct = raw.create_container()
         held = []
         for i in range(2):  # two uploads whose bodies never finish hold both slots
-            target, headers = raw.signed_headers(
-                "PUT", raw.path(ct, f"hold{i}"), None, {"x-ms-blob-type": "BlockBlob"}, 10
+            req = raw.prepare(
+                "PUT", ct, f"hold{i}", headers={"x-ms-blob-type": "BlockBlob"}, content_length=10
             )
             sock = socket.create_connection(("127.0.0.1", srv.port))
-            head = f"PUT {target} HTTP/1.1\r\n" + "".join(
-                f"{k}: {v}\r\n" for k, v in headers.items()
-            )
-            sock.sendall(head.encode() + b"\r\n12345")
+            sock.sendall(req.head() + b"12345")
             held.append(sock)
         busy = None
         for _ in range(50):  # the server reads the held requests asynchronously
@@ -37,7 +34,7 @@ def test_max_inflight_answers_503_server_busy(tmp_path) -> None:
                 break
             time.sleep(0.1)
         assert busy is not None and busy.status == 503
-        assert busy.code == "ServerBusy" and busy.headers["retry-after"] == "1"
+        assert busy.error_code == "ServerBusy" and busy.headers["retry-after"] == "1"
         assert busy.xml().findtext("Code") == "ServerBusy"
         for sock in held:
             sock.sendall(b"67890")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from harness.conformance.framework import CheckContext, check, http_date, register_cases
+from harness.http import Response
 from reference_server.auth.sas import generate_account_sas, generate_service_sas
 
 SHARED_KEY = "Auth Shared Key"
@@ -52,16 +54,7 @@ def _sk_valid(ctx: CheckContext) -> None:
 )
 def _sk_bad(ctx: CheckContext) -> None:
     ct = _fixture(ctx)
-    from reference_server.auth.shared_key import sign_request
-
-    url = ctx.http.url(ctx.http.path(ct, "secret"))
-    headers = sign_request(
-        "GET",
-        url,
-        {"x-ms-version": ctx.http.api_version, "x-ms-date": http_date()},
-        ctx.account,
-        WRONG_KEY.decode(),
-    )
+    headers = ctx.http.prepare("GET", ct, "secret", key=WRONG_KEY.decode()).headers
     resp = ctx.http.request("GET", ct, "secret", headers=headers, sign=False)
     _expect_denied(ctx, resp, "AuthenticationFailed")
 
@@ -73,23 +66,8 @@ def _sk_bad(ctx: CheckContext) -> None:
 )
 def _sk_tampered(ctx: CheckContext) -> None:
     ct = _fixture(ctx)
-    from reference_server.auth.shared_key import sign_request
-
-    url = ctx.http.url(ctx.http.path(ct, "secret"))
-    headers = dict(
-        sign_request(
-            "GET",
-            url,
-            {
-                "x-ms-version": ctx.http.api_version,
-                "x-ms-date": http_date(),
-                "x-ms-client-request-id": "one",
-            },
-            ctx.account,
-            ctx.key,
-        )
-    )
-    headers["x-ms-client-request-id"] = "two"
+    signed = ctx.http.prepare("GET", ct, "secret", headers={"x-ms-client-request-id": "one"})
+    headers = {**signed.headers, "x-ms-client-request-id": "two"}
     resp = ctx.http.request("GET", ct, "secret", headers=headers, sign=False)
     _expect_denied(ctx, resp, "AuthenticationFailed")
 
@@ -101,16 +79,7 @@ def _sk_tampered(ctx: CheckContext) -> None:
 )
 def _sk_path(ctx: CheckContext) -> None:
     ct = _fixture(ctx)
-    from reference_server.auth.shared_key import sign_request
-
-    url = ctx.http.url(ctx.http.path(ct, "other"))
-    headers = sign_request(
-        "GET",
-        url,
-        {"x-ms-version": ctx.http.api_version, "x-ms-date": http_date()},
-        ctx.account,
-        ctx.key,
-    )
+    headers = ctx.http.prepare("GET", ct, "other").headers
     resp = ctx.http.request("GET", ct, "secret", headers=headers, sign=False)
     _expect_denied(ctx, resp, "AuthenticationFailed")
 
@@ -204,10 +173,49 @@ def _sk_headers(ctx: CheckContext) -> None:
     ctx.expect_status(resp, 201)
 
 
-# ---- Account SAS ----------------------------------------------------------------------------
+# ---- SAS: one table per kind, each row a check ----------------------------------------------
+
+LIST = {"restype": "container", "comp": "list"}
+BLOCK_BLOB = {"x-ms-blob-type": "BlockBlob"}
+
+MakeSas = Callable[[CheckContext, str], str]  # (ctx, container) -> SAS query string
+UseSas = Callable[[CheckContext, str, str], Response]  # (ctx, container, sas) -> response
 
 
-def _account_sas(ctx: CheckContext, **overrides) -> str:
+def _sas_get(ctx: CheckContext, ct: str, sas: str, blob: str = "secret") -> Response:
+    return ctx.http.request("GET", ct, blob, sas=sas)
+
+
+def _sas_list(ctx: CheckContext, ct: str, sas: str) -> Response:
+    return ctx.http.request("GET", ct, query=LIST, sas=sas)
+
+
+def _sas_delete(ctx: CheckContext, ct: str, sas: str) -> Response:
+    return ctx.http.request("DELETE", ct, "secret", sas=sas)
+
+
+def _sas_put(blob: str) -> UseSas:
+    def use(ctx: CheckContext, ct: str, sas: str) -> Response:
+        return ctx.http.request("PUT", ct, blob, body=b"x", headers=BLOCK_BLOB, sas=sas)
+
+    return use
+
+
+def _sas_case(use: UseSas, make_sas: MakeSas, expect: int | str) -> Callable[[CheckContext], None]:
+    """Use a SAS on the fixture container; ``expect`` is a status, or the code of a 403."""
+
+    def run(ctx: CheckContext) -> None:
+        ct = _fixture(ctx)
+        resp = use(ctx, ct, make_sas(ctx, ct))
+        if isinstance(expect, int):
+            ctx.expect_status(resp, expect)
+        else:
+            _expect_denied(ctx, resp, expect)
+
+    return run
+
+
+def _account_sas(ctx: CheckContext, **overrides: Any) -> str:
     args = {
         "services": "b",
         "resource_types": "sco",
@@ -218,286 +226,196 @@ def _account_sas(ctx: CheckContext, **overrides) -> str:
     return generate_account_sas(ctx.account, ctx.key, **args)
 
 
-def _sas_get(ctx: CheckContext, ct: str, sas: str, blob: str = "secret"):
-    return ctx.http.request("GET", ct, blob, sas=sas)
+def _acct(**overrides: Any) -> MakeSas:
+    return lambda ctx, ct: _account_sas(ctx, **overrides)
 
 
-@check("account-sas.read", ACCOUNT_SAS, "a valid account SAS reads a blob -> 200")
+def _expired(make: Callable[..., MakeSas], *args: Any) -> MakeSas:
+    """A SAS that expired five minutes ago (times taken when the check runs)."""
+    return lambda ctx, ct: make(
+        *args, expiry=_now() - timedelta(minutes=5), start=_now() - timedelta(hours=1)
+    )(ctx, ct)
+
+
 def _as_read(ctx: CheckContext) -> None:
     ct = _fixture(ctx)
     resp = _sas_get(ctx, ct, _account_sas(ctx))
     ctx.expect("status / body", (200, b"payload"), (resp.status, resp.body))
 
 
-@check("account-sas.list", ACCOUNT_SAS, "a valid account SAS lists a container -> 200")
-def _as_list(ctx: CheckContext) -> None:
-    ct = _fixture(ctx)
-    resp = ctx.http.request(
-        "GET", ct, query={"restype": "container", "comp": "list"}, sas=_account_sas(ctx)
-    )
-    ctx.expect_status(resp, 200)
-
-
-@check("account-sas.write", ACCOUNT_SAS, "a valid account SAS with w uploads -> 201")
-def _as_write(ctx: CheckContext) -> None:
-    ct = ctx.container()
-    resp = ctx.http.request(
-        "PUT", ct, "new", body=b"x", headers={"x-ms-blob-type": "BlockBlob"}, sas=_account_sas(ctx)
-    )
-    ctx.expect_status(resp, 201)
-
-
-@check("account-sas.expired", ACCOUNT_SAS, "an expired account SAS -> 403 AuthenticationFailed")
-def _as_expired(ctx: CheckContext) -> None:
-    ct = _fixture(ctx)
-    sas = _account_sas(ctx, expiry=_now() - timedelta(minutes=5), start=_now() - timedelta(hours=1))
-    _expect_denied(ctx, _sas_get(ctx, ct, sas), "AuthenticationFailed")
-
-
-@check(
-    "account-sas.not-yet-valid",
-    ACCOUNT_SAS,
-    "a start time in the future -> 403 AuthenticationFailed",
-)
 def _as_future(ctx: CheckContext) -> None:
     ct = _fixture(ctx)
     sas = _account_sas(ctx, start=_now() + timedelta(hours=1), expiry=_now() + timedelta(hours=2))
     _expect_denied(ctx, _sas_get(ctx, ct, sas), "AuthenticationFailed")
 
 
-@check(
-    "account-sas.missing-permission",
-    ACCOUNT_SAS,
-    "a read-only SAS used to write -> 403 AuthorizationPermissionMismatch",
-)
-def _as_perm(ctx: CheckContext) -> None:
-    ct = ctx.container()
-    resp = ctx.http.request(
-        "PUT",
-        ct,
-        "new",
-        body=b"x",
-        headers={"x-ms-blob-type": "BlockBlob"},
-        sas=_account_sas(ctx, permissions="rl"),
-    )
-    _expect_denied(ctx, resp, "AuthorizationPermissionMismatch")
-
-
-@check(
-    "account-sas.missing-delete",
-    ACCOUNT_SAS,
-    "a SAS without d used to delete -> 403 AuthorizationPermissionMismatch",
-)
 def _as_delete(ctx: CheckContext) -> None:
-    ct = _fixture(ctx)
-    resp = ctx.http.request("DELETE", ct, "secret", sas=_account_sas(ctx, permissions="rwl"))
-    _expect_denied(ctx, resp, "AuthorizationPermissionMismatch")
-    ctx.expect_status(ctx.head(ct, "secret"), 200, "blob still there")
+    _sas_case(_sas_delete, _acct(permissions="rwl"), "AuthorizationPermissionMismatch")(ctx)
+    ctx.expect_status(ctx.head(ctx.containers[-1], "secret"), 200, "blob still there")
 
 
-@check(
-    "account-sas.wrong-resource-type",
-    ACCOUNT_SAS,
-    "srt=s (service only) used on a blob -> 403 AuthorizationResourceTypeMismatch",
-)
-def _as_srt(ctx: CheckContext) -> None:
-    ct = _fixture(ctx)
-    sas = _account_sas(ctx, resource_types="s")
-    _expect_denied(ctx, _sas_get(ctx, ct, sas), "AuthorizationResourceTypeMismatch")
+def _as_tampered(ctx: CheckContext, ct: str) -> str:
+    return _account_sas(ctx, permissions="r").replace("sp=r", "sp=rwd")
 
 
-@check(
-    "account-sas.wrong-resource-type-container",
-    ACCOUNT_SAS,
-    "srt=o (objects only) used to list a container -> 403 AuthorizationResourceTypeMismatch",
-)
-def _as_srt_c(ctx: CheckContext) -> None:
-    ct = _fixture(ctx)
-    resp = ctx.http.request(
-        "GET",
-        ct,
-        query={"restype": "container", "comp": "list"},
-        sas=_account_sas(ctx, resource_types="o"),
-    )
-    _expect_denied(ctx, resp, "AuthorizationResourceTypeMismatch")
-
-
-@check(
-    "account-sas.wrong-service",
-    ACCOUNT_SAS,
-    "ss=q (queue only) on the blob service -> 403 AuthorizationServiceMismatch",
-)
-def _as_ss(ctx: CheckContext) -> None:
-    ct = _fixture(ctx)
-    sas = _account_sas(ctx, services="q")
-    _expect_denied(ctx, _sas_get(ctx, ct, sas), "AuthorizationServiceMismatch")
-
-
-@check("account-sas.tampered", ACCOUNT_SAS, "a SAS with a changed sp -> 403 AuthenticationFailed")
-def _as_tampered(ctx: CheckContext) -> None:
-    ct = _fixture(ctx)
-    sas = _account_sas(ctx, permissions="r").replace("sp=r", "sp=rwd")
-    resp = ctx.http.request("DELETE", ct, "secret", sas=sas)
-    _expect_denied(ctx, resp, "AuthenticationFailed")
-
-
-@check(
-    "account-sas.protocol",
-    ACCOUNT_SAS,
-    "spr=https over plain http -> 403 AuthorizationProtocolMismatch",
-)
 def _as_proto(ctx: CheckContext) -> None:
     if ctx.http.scheme != "http":
         ctx.skip("the endpoint speaks https")
-    ct = _fixture(ctx)
-    sas = _account_sas(ctx, protocol="https")
-    _expect_denied(ctx, _sas_get(ctx, ct, sas), "AuthorizationProtocolMismatch")
+    _sas_case(_sas_get, _acct(protocol="https"), "AuthorizationProtocolMismatch")(ctx)
 
 
-@check(
-    "account-sas.source-ip",
+register_cases(
+    "account-sas",
     ACCOUNT_SAS,
-    "sip=203.0.113.7 from loopback -> 403 AuthorizationSourceIPMismatch",
+    [
+        ("read", "a valid account SAS reads a blob -> 200", _as_read),
+        (
+            "list",
+            "a valid account SAS lists a container -> 200",
+            _sas_case(_sas_list, _acct(), 200),
+        ),
+        (
+            "write",
+            "a valid account SAS with w uploads -> 201",
+            _sas_case(_sas_put("new"), _acct(), 201),
+        ),
+        (
+            "expired",
+            "an expired account SAS -> 403 AuthenticationFailed",
+            _sas_case(_sas_get, _expired(_acct), "AuthenticationFailed"),
+        ),
+        ("not-yet-valid", "a start time in the future -> 403 AuthenticationFailed", _as_future),
+        (
+            "missing-permission",
+            "a read-only SAS used to write -> 403 AuthorizationPermissionMismatch",
+            _sas_case(_sas_put("new"), _acct(permissions="rl"), "AuthorizationPermissionMismatch"),
+        ),
+        (
+            "missing-delete",
+            "a SAS without d used to delete -> 403 AuthorizationPermissionMismatch",
+            _as_delete,
+        ),
+        (
+            "wrong-resource-type",
+            "srt=s (service only) used on a blob -> 403 AuthorizationResourceTypeMismatch",
+            _sas_case(_sas_get, _acct(resource_types="s"), "AuthorizationResourceTypeMismatch"),
+        ),
+        (
+            "wrong-resource-type-container",
+            "srt=o (objects only) used to list a container -> 403 "
+            "AuthorizationResourceTypeMismatch",
+            _sas_case(_sas_list, _acct(resource_types="o"), "AuthorizationResourceTypeMismatch"),
+        ),
+        (
+            "wrong-service",
+            "ss=q (queue only) on the blob service -> 403 AuthorizationServiceMismatch",
+            _sas_case(_sas_get, _acct(services="q"), "AuthorizationServiceMismatch"),
+        ),
+        (
+            "tampered",
+            "a SAS with a changed sp -> 403 AuthenticationFailed",
+            _sas_case(_sas_delete, _as_tampered, "AuthenticationFailed"),
+        ),
+        (
+            "protocol",
+            "spr=https over plain http -> 403 AuthorizationProtocolMismatch",
+            _as_proto,
+        ),
+        (
+            "source-ip",
+            "sip=203.0.113.7 from loopback -> 403 AuthorizationSourceIPMismatch",
+            _sas_case(_sas_get, _acct(ip="203.0.113.7"), "AuthorizationSourceIPMismatch"),
+        ),
+    ],
 )
-def _as_ip(ctx: CheckContext) -> None:
-    ct = _fixture(ctx)
-    sas = _account_sas(ctx, ip="203.0.113.7")
-    _expect_denied(ctx, _sas_get(ctx, ct, sas), "AuthorizationSourceIPMismatch")
 
 
-# ---- Service SAS ----------------------------------------------------------------------------
-
-
-def _service_sas(
-    ctx: CheckContext, ct: str, blob: str | None, permissions: str, **overrides
-) -> str:
-    args = {"expiry": _now() + timedelta(hours=1)}
-    args.update(overrides)
-    return generate_service_sas(
+def _svc(blob: str | None, permissions: str, **overrides: Any) -> MakeSas:
+    """A service SAS for the check's container: ``blob`` None for a container SAS (sr=c)."""
+    args = {"expiry": _now() + timedelta(hours=1), **overrides}
+    return lambda ctx, ct: generate_service_sas(
         ctx.account, ctx.key, container=ct, blob=blob, permissions=permissions, **args
     )
 
 
-@check("service-sas.blob-read", SERVICE_SAS, "a blob SAS (sr=b, sp=r) reads its blob -> 200")
 def _ss_blob(ctx: CheckContext) -> None:
     ct = _fixture(ctx)
-    resp = _sas_get(ctx, ct, _service_sas(ctx, ct, "secret", "r"))
+    resp = _sas_get(ctx, ct, _svc("secret", "r")(ctx, ct))
     ctx.expect("status / body", (200, b"payload"), (resp.status, resp.body))
 
 
-@check(
-    "service-sas.blob-other",
-    SERVICE_SAS,
-    "a blob SAS used on another blob -> 403 AuthenticationFailed",
-)
 def _ss_other(ctx: CheckContext) -> None:
     ct = _fixture(ctx)
     ctx.put_blob(ct, "other", b"payload")
-    resp = _sas_get(ctx, ct, _service_sas(ctx, ct, "secret", "r"), blob="other")
+    resp = _sas_get(ctx, ct, _svc("secret", "r")(ctx, ct), blob="other")
     _expect_denied(ctx, resp, "AuthenticationFailed")
 
 
-@check("service-sas.container-read", SERVICE_SAS, "a container SAS (sr=c, sp=r) reads any blob")
-def _ss_container(ctx: CheckContext) -> None:
-    ct = _fixture(ctx)
-    ctx.expect_status(_sas_get(ctx, ct, _service_sas(ctx, ct, None, "r")), 200)
-
-
-@check("service-sas.container-list", SERVICE_SAS, "a container SAS with l lists -> 200")
-def _ss_list(ctx: CheckContext) -> None:
-    ct = _fixture(ctx)
-    resp = ctx.http.request(
-        "GET",
-        ct,
-        query={"restype": "container", "comp": "list"},
-        sas=_service_sas(ctx, ct, None, "rl"),
-    )
-    ctx.expect_status(resp, 200)
-
-
-@check(
-    "service-sas.container-list-denied",
-    SERVICE_SAS,
-    "a container SAS without l used to list -> 403 AuthorizationPermissionMismatch",
-)
-def _ss_list_denied(ctx: CheckContext) -> None:
-    ct = _fixture(ctx)
-    resp = ctx.http.request(
-        "GET",
-        ct,
-        query={"restype": "container", "comp": "list"},
-        sas=_service_sas(ctx, ct, None, "r"),
-    )
-    _expect_denied(ctx, resp, "AuthorizationPermissionMismatch")
-
-
-@check(
-    "service-sas.other-container",
-    SERVICE_SAS,
-    "a container SAS used on another container -> 403 AuthenticationFailed",
-)
 def _ss_other_ct(ctx: CheckContext) -> None:
     ct = _fixture(ctx)
     other = ctx.container()
     ctx.put_blob(other, "secret", b"payload")
-    resp = _sas_get(ctx, other, _service_sas(ctx, ct, None, "r"))
+    resp = _sas_get(ctx, other, _svc(None, "r")(ctx, ct))
     _expect_denied(ctx, resp, "AuthenticationFailed")
 
 
-@check("service-sas.write", SERVICE_SAS, "a blob SAS with cw uploads that blob -> 201")
-def _ss_write(ctx: CheckContext) -> None:
-    ct = ctx.container()
-    resp = ctx.http.request(
-        "PUT",
-        ct,
-        "up",
-        body=b"x",
-        headers={"x-ms-blob-type": "BlockBlob"},
-        sas=_service_sas(ctx, ct, "up", "cw"),
-    )
-    ctx.expect_status(resp, 201)
-
-
-@check(
-    "service-sas.missing-permission",
-    SERVICE_SAS,
-    "a read-only blob SAS used to write -> 403 AuthorizationPermissionMismatch",
-)
 def _ss_perm(ctx: CheckContext) -> None:
-    ct = _fixture(ctx)
-    resp = ctx.http.request(
-        "PUT",
-        ct,
-        "secret",
-        body=b"x",
-        headers={"x-ms-blob-type": "BlockBlob"},
-        sas=_service_sas(ctx, ct, "secret", "r"),
-    )
-    _expect_denied(ctx, resp, "AuthorizationPermissionMismatch")
-    ctx.expect("blob unchanged", b"payload", ctx.get(ct, "secret").body)
+    deny = "AuthorizationPermissionMismatch"
+    _sas_case(_sas_put("secret"), _svc("secret", "r"), deny)(ctx)
+    ctx.expect("blob unchanged", b"payload", ctx.get(ctx.containers[-1], "secret").body)
 
 
-@check("service-sas.expired", SERVICE_SAS, "an expired service SAS -> 403 AuthenticationFailed")
-def _ss_expired(ctx: CheckContext) -> None:
-    ct = _fixture(ctx)
-    sas = _service_sas(
-        ctx,
-        ct,
-        "secret",
-        "r",
-        expiry=_now() - timedelta(minutes=5),
-        start=_now() - timedelta(hours=1),
-    )
-    _expect_denied(ctx, _sas_get(ctx, ct, sas), "AuthenticationFailed")
-
-
-@check(
-    "service-sas.response-override",
-    SERVICE_SAS,
-    "rsct on a blob SAS overrides the response Content-Type",
-)
 def _ss_rsct(ctx: CheckContext) -> None:
     ct = _fixture(ctx)
-    sas = _service_sas(ctx, ct, "secret", "r", content_type="text/x-override")
-    resp = _sas_get(ctx, ct, sas)
+    resp = _sas_get(ctx, ct, _svc("secret", "r", content_type="text/x-override")(ctx, ct))
     ctx.expect_header(resp, "content-type", "text/x-override")
+
+
+register_cases(
+    "service-sas",
+    SERVICE_SAS,
+    [
+        ("blob-read", "a blob SAS (sr=b, sp=r) reads its blob -> 200", _ss_blob),
+        ("blob-other", "a blob SAS used on another blob -> 403 AuthenticationFailed", _ss_other),
+        (
+            "container-read",
+            "a container SAS (sr=c, sp=r) reads any blob",
+            _sas_case(_sas_get, _svc(None, "r"), 200),
+        ),
+        (
+            "container-list",
+            "a container SAS with l lists -> 200",
+            _sas_case(_sas_list, _svc(None, "rl"), 200),
+        ),
+        (
+            "container-list-denied",
+            "a container SAS without l used to list -> 403 AuthorizationPermissionMismatch",
+            _sas_case(_sas_list, _svc(None, "r"), "AuthorizationPermissionMismatch"),
+        ),
+        (
+            "other-container",
+            "a container SAS used on another container -> 403 AuthenticationFailed",
+            _ss_other_ct,
+        ),
+        (
+            "write",
+            "a blob SAS with cw uploads that blob -> 201",
+            _sas_case(_sas_put("up"), _svc("up", "cw"), 201),
+        ),
+        (
+            "missing-permission",
+            "a read-only blob SAS used to write -> 403 AuthorizationPermissionMismatch",
+            _ss_perm,
+        ),
+        (
+            "expired",
+            "an expired service SAS -> 403 AuthenticationFailed",
+            _sas_case(_sas_get, _expired(_svc, "secret", "r"), "AuthenticationFailed"),
+        ),
+        (
+            "response-override",
+            "rsct on a blob SAS overrides the response Content-Type",
+            _ss_rsct,
+        ),
+    ],
+)

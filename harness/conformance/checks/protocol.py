@@ -193,30 +193,33 @@ def _t_query(ctx: CheckContext) -> None:
     ctx.expect("status / body", (200, b"x"), (resp.status, resp.body))
 
 
-@check("tolerance.unknown-header", TOLERANCE, "an unknown x-ms- header is ignored")
-def _t_header(ctx: CheckContext) -> None:
-    ct = ctx.container()
-    resp = ctx.http.request(
-        "PUT",
-        ct,
-        "b",
-        body=b"x",
-        headers={"x-ms-blob-type": "BlockBlob", "x-ms-lab-future-feature": "on"},
-    )
-    ctx.expect_status(resp, 201)
+def _put_blob_with(header: str, value: str) -> Callable[[CheckContext], None]:
+    """Put Blob with one extra header the service must accept -> 201."""
+
+    def run(ctx: CheckContext) -> None:
+        ct = ctx.container()
+        headers = {"x-ms-blob-type": "BlockBlob", header: value}
+        ctx.expect_status(ctx.http.request("PUT", ct, "b", body=b"x", headers=headers), 201)
+
+    return run
 
 
-@check("tolerance.access-tier", TOLERANCE, "x-ms-access-tier: Hot on Put Blob is accepted")
-def _t_tier(ctx: CheckContext) -> None:
-    ct = ctx.container()
-    resp = ctx.http.request(
-        "PUT",
-        ct,
-        "b",
-        body=b"x",
-        headers={"x-ms-blob-type": "BlockBlob", "x-ms-access-tier": "Hot"},
-    )
-    ctx.expect_status(resp, 201)
+register_cases(
+    "tolerance",
+    TOLERANCE,
+    [
+        (
+            "unknown-header",
+            "an unknown x-ms- header is ignored",
+            _put_blob_with("x-ms-lab-future-feature", "on"),
+        ),
+        (
+            "access-tier",
+            "x-ms-access-tier: Hot on Put Blob is accepted",
+            _put_blob_with("x-ms-access-tier", "Hot"),
+        ),
+    ],
+)
 
 
 @check("tolerance.timeout-param", TOLERANCE, "the timeout query parameter is accepted")
@@ -236,32 +239,13 @@ def _declared_body(
 ) -> tuple[int | None, str | None]:
     """Send only the headers of a request declaring ``length`` body bytes; the server must
     refuse from the headers alone. Returns (status, x-ms-error-code) or (None, reason)."""
-    from reference_server.auth.shared_key import sign_request
-
     ct = ctx.container()
-    path = ctx.http.path(ct, "big")
-    url = ctx.http.url(path, query)
-    headers = sign_request(
-        "PUT",
-        url,
-        {
-            "x-ms-version": ctx.http.api_version,
-            "x-ms-date": formatdate(usegmt=True),
-            "Content-Length": str(length),
-            **extra,
-        },
-        ctx.account,
-        ctx.key,
-    )
-    target = url.split(ctx.http.netloc, 1)[1]
-    head = (
-        f"PUT {target} HTTP/1.1\r\nHost: {ctx.http.netloc}\r\n"
-        + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        + "\r\n"
-    )
+    head = ctx.http.prepare(
+        "PUT", ct, "big", query=query, headers=extra, content_length=length
+    ).head()
     parts = urlsplit(ctx.http.account_url)
     with socket.create_connection((parts.hostname, parts.port or 80), timeout=3) as sock:
-        sock.sendall(head.encode())
+        sock.sendall(head)
         try:
             data = sock.recv(65536)
         except TimeoutError:
@@ -326,8 +310,6 @@ def _l_id64(ctx: CheckContext) -> None:
     needs=("throttle",),
 )
 def _throttle(ctx: CheckContext) -> None:
-    from reference_server.auth.shared_key import sign_request
-
     limit = int(ctx.capabilities["throttle"])
     ct = ctx.container()
     parts = urlsplit(ctx.http.account_url)
@@ -335,22 +317,10 @@ def _throttle(ctx: CheckContext) -> None:
     try:
         # Hold `limit` Put Block requests open: headers sent, body still owed.
         for n in range(limit):
-            url = ctx.http.url(ctx.http.path(ct, "held"), {"comp": "block", "blockid": block_id(n)})
-            headers = sign_request(
-                "PUT",
-                url,
-                {"x-ms-version": ctx.http.api_version, "Content-Length": str(MIB)},
-                ctx.account,
-                ctx.key,
-            )
-            target = url.split(ctx.http.netloc, 1)[1]
-            head = (
-                f"PUT {target} HTTP/1.1\r\nHost: {ctx.http.netloc}\r\n"
-                + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-                + "\r\n"
-            )
+            query = {"comp": "block", "blockid": block_id(n)}
+            req = ctx.http.prepare("PUT", ct, "held", query=query, content_length=MIB)
             sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=5)
-            sock.sendall(head.encode() + b"x" * 16)
+            sock.sendall(req.head() + b"x" * 16)
             held.append(sock)
         time.sleep(0.2)  # let the server parse the held requests' headers
         ctx.http.close()

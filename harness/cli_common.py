@@ -1,0 +1,76 @@
+"""Pieces every command line of the harness shares: sizes, ``--out``, stamped run directories."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C")
+
+
+def utc_stamp(now: datetime | None = None) -> str:
+    """The UTC time stamp that names run directories: sortable, no separators to escape."""
+    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+
+
+def run_dir_for(out: Path, name: str, now: datetime | None = None) -> Path:
+    """``out/<stamp>-<name>``, numbered when two runs start in the same second (not created)."""
+    stamp = utc_stamp(now)
+    path = out / f"{stamp}-{name}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = out / f"{stamp}-{name}-{n}"
+    return path
+
+
+def new_run_dir(out: Path, name: str) -> Path:
+    """Create and return a fresh ``run_dir_for(out, name)``."""
+    path = run_dir_for(out, name)
+    path.mkdir(parents=True)
+    return path
+
+
+class SizeType(click.ParamType):
+    """A byte count given as ``4096``, ``64KiB``, ``8MiB``, ``1GiB`` (or SI ``8MB``): the one
+    size syntax of scenarios, datasets and every command."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        # Imported here: harness.datasets pulls numpy in, which a bare --help does not need.
+        from harness.datasets import DatasetError, parse_size
+
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except DatasetError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+SIZE = SizeType()
+
+
+def out_option(help: str = "parent of the run directory [default: reports/]") -> Callable[[F], F]:
+    """``--out DIR`` (default None: the command's own default), a directory path."""
+    return click.option(
+        "--out",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help=help,
+    )
+
+
+def config_from_options(cls: type[C], options: dict[str, Any]) -> C:
+    """A command's config dataclass from its click options (named like the fields): an option
+    left unset (None) keeps the field's default; a repeatable option (a tuple) becomes a list."""
+    values = {
+        k: list(v) if isinstance(v, tuple) else v for k, v in options.items() if v is not None
+    }
+    return cls(**values)
