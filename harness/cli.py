@@ -124,11 +124,8 @@ def run(
     from harness.runner import Runner
 
     sc = _load(scenario, overrides)
-    if (target or sc.target.kind) == "url" and not (endpoint or sc.target.endpoint):
-        import os
-
-        if "BlobEndpoint" not in os.environ.get("AZURE_STORAGE_CONNECTION_STRING", ""):
-            raise click.UsageError("--target url needs --endpoint URL")
+    if (target or sc.target.kind) == "url":
+        _check_url_target(endpoint or sc.target.endpoint)
     source = {
         "scenario": str(scenario_mod.resolve_path(scenario)),
         "overrides": list(overrides),
@@ -152,6 +149,24 @@ def run(
     if outcome.interrupted:
         sys.exit(130)
     sys.exit(outcome.exit_code)
+
+
+def _check_url_target(endpoint: str | None) -> None:
+    """Refuse a url target without an endpoint; warn when no credentials were found (every
+    client but an anonymous reader would fail each step with an auth error)."""
+    from harness.targets.url import UrlTarget
+
+    try:
+        url_target = UrlTarget(endpoint)
+    except ValueError as exc:
+        raise click.UsageError(f"--target url: {exc}") from None
+    if url_target.key is None and url_target.sas is None:
+        click.echo(
+            f"warning: no credentials for {url_target.url}: set AZURE_STORAGE_CONNECTION_STRING "
+            "(AccountKey or SharedAccessSignature), AZURE_STORAGE_KEY or "
+            "AZURE_STORAGE_SAS_TOKEN; running anonymously",
+            err=True,
+        )
 
 
 @main.command(name="list")

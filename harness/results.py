@@ -9,6 +9,18 @@ from typing import Any
 
 MIB = 1024 * 1024
 
+# Operations that move no object bodies: bytes over their duration is no throughput, so the
+# reports show objects/s for them and leave the MiB/s and Gbit/s columns blank.
+# Load (Locust) operations are named after the Blob calls; these carry no object bytes either.
+NO_PAYLOAD_OPERATIONS = frozenset(
+    {"list", "remove", "list_blobs", "get_properties", "delete_blob", "put_block_list"}
+)
+
+
+def moves_payload(operation: str) -> bool:
+    """Whether a step operation transfers object bodies (MiB/s means something)."""
+    return operation not in NO_PAYLOAD_OPERATIONS
+
 
 @dataclass
 class StepResult:

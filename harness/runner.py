@@ -41,7 +41,7 @@ from harness.drivers.base import Driver, StepContext
 from harness.metrics import Sampler
 from harness.probes import FirstObjectProbe
 from harness.progress import RunProgress
-from harness.results import StepResult
+from harness.results import StepResult, moves_payload
 from harness.scenario import Scenario, Step
 from harness.targets import Target, make_target
 from harness.verify import verify_tree
@@ -451,10 +451,13 @@ class Runner:
 
 
 def _summary(ex: Execution, r: StepResult) -> str:
-    text = (
-        f"{ex.label}: {r.objects} objects, {r.bytes / 2**20:.1f} MiB in {r.duration_s:.2f}s "
-        f"({r.throughput_mib_s:.1f} MiB/s, {r.ops_s:.1f} ops/s)"
-    )
+    if moves_payload(r.operation):
+        text = (
+            f"{ex.label}: {r.objects} objects, {r.bytes / 2**20:.1f} MiB in {r.duration_s:.2f}s "
+            f"({r.throughput_mib_s:.1f} MiB/s, {r.ops_s:.1f} ops/s)"
+        )
+    else:
+        text = f"{ex.label}: {r.objects} objects in {r.duration_s:.2f}s ({r.ops_s:.1f} ops/s)"
     return text + (f" — {r.error}" if r.error else "")
 
 

@@ -275,6 +275,56 @@ def _line_map(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...
             _line_map(item, (*path, i), lines)
 
 
+def _yaml_field(text: str, line: int, context_line: int) -> str:
+    """``"datasets[0].files: "``: the field a YAML syntax error at ``line`` sits in.
+
+    The lines before the error are parsed on their own; the enclosing field is the last one
+    that starts left of the bad line's indentation (a mis-indented line belongs to it). When
+    nothing encloses it (e.g. an unclosed ``[`` at the top level), the key on the line where
+    the parser's context began is named."""
+    lines = text.splitlines()
+    if not 1 <= line <= len(lines):
+        return ""
+    bad = lines[line - 1]
+    indent = len(bad) - len(bad.lstrip(" "))  # a sequence item's dash, else its key
+    marks: dict[tuple[Any, ...], tuple[int, int]] = {}
+    for end in range(line - 1, 0, -1):  # the longest prefix that parses
+        try:
+            node = yaml.compose("\n".join(lines[:end]), Loader=yaml.SafeLoader)
+        except yaml.YAMLError:
+            continue
+        if node is not None:
+            _mark_map(node, (), marks)
+        break
+    enclosing = [
+        (pos, path) for path, pos in marks.items() if path and pos[1] < indent and pos[0] < line
+    ]
+    if enclosing:
+        path = max(enclosing, key=lambda item: (item[0], len(item[1])))[1]
+        return f"{_field_path(path)}: "
+    if 1 <= context_line <= len(lines):
+        key = re.match(r"\s*(?:-\s+)?([^\s:#][^:#]*?):(?:\s|$)", lines[context_line - 1])
+        if key:
+            return f"{key.group(1)} (line {context_line}): "
+    return ""
+
+
+def _mark_map(
+    node: yaml.Node, path: tuple[Any, ...], marks: dict[tuple[Any, ...], tuple[int, int]]
+) -> None:
+    """(line, column) of every mapping key and sequence item under ``node``."""
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, key.value)
+            marks[child] = (key.start_mark.line + 1, key.start_mark.column)
+            _mark_map(value, child, marks)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            # an item's column is its dash's: two left of its content
+            marks[(*path, i)] = (item.start_mark.line + 1, max(0, item.start_mark.column - 2))
+            _mark_map(item, (*path, i), marks)
+
+
 def _field_path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
@@ -357,8 +407,10 @@ def load(name_or_path: str | Path, overrides: list[str] | None = None) -> Scenar
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
+        context = getattr(exc, "context_mark", None)
+        where = _yaml_field(text, line, context.line + 1 if context else line)
         raise ScenarioError(
-            [f"{shown}:{line}: invalid YAML: {getattr(exc, 'problem', exc)}"]
+            [f"{shown}:{line}: {where}invalid YAML: {getattr(exc, 'problem', exc)}"]
         ) from None
     if not isinstance(data, dict) or node is None:
         raise ScenarioError([f"{shown}:1: a scenario is a YAML mapping (name, steps, ...)"])

@@ -13,7 +13,14 @@ from rich.console import Console
 from harness.cli_common import utc_stamp
 from harness.conformance.framework import FAIL, PASS
 from harness.conformance.report import print_summary, write_outputs
-from harness.conformance.runner import GATE_MAX_INFLIGHT, ConformanceRun, run_checks
+from harness.conformance.runner import (
+    GATE_MAX_INFLIGHT,
+    ConformanceRun,
+    load_checks,
+    run_checks,
+    select,
+)
+from harness.report.terminal import wide_console
 from harness.targets import TARGET_NAMES, make_target
 from harness.targets.base import Target
 
@@ -114,7 +121,11 @@ def conformance(
 
     Writes conformance.html (operation × check matrix), conformance.junit.xml and
     conformance.json; exits 1 when a check fails on a target not listed in --allow-fail."""
-    console = Console()
+    console = wide_console()
+    if only and not select(load_checks(), only):
+        # A mistyped --only would otherwise run nothing and pass the gate.
+        groups = ", ".join(sorted({c.group for c in load_checks()}))
+        raise click.UsageError(f"--only {' '.join(only)}: no check matches; groups: {groups}")
     out = out or Path("reports") / f"conformance-{utc_stamp()}"
     runs: list[ConformanceRun] = []
     with tempfile.TemporaryDirectory(prefix="conformance-") as tmp:

@@ -133,6 +133,10 @@ def operation_name(method: str, shape: str, restype: str, comp: str, headers: se
     }
     if key in table:
         return table[key]
+    if (restype, comp) == ("account", "properties"):
+        # Azure answers Get Account Information on any resource URL; AzCopy asks on the
+        # container or blob URL it is about to write.
+        return "Get Account Information"
     if key == ("PUT", "/{container}/{blob}", "", "block"):
         return "Put Block From URL" if "x-ms-copy-source" in headers else "Put Block"
     if key == ("PUT", "/{container}/{blob}", "", ""):
@@ -269,7 +273,9 @@ class Drift:
 
 def diff(locked: Contract, observed: Contract, *, partial: bool = False) -> list[Drift]:
     """What changed from the locked contract to the observed one. ``partial`` (a run that
-    exercised only some of the tool's usage) does not report vanished operations."""
+    exercised only some of the tool's usage) does not report vanished operations, nor vanished
+    headers and parameters: a run without ``--put-md5`` or without a prefix simply does not
+    send them."""
     out: list[Drift] = []
     old, new = locked.by_name(), observed.by_name()
     for name in new.keys() - old.keys():
@@ -284,7 +290,9 @@ def diff(locked: Contract, observed: Contract, *, partial: bool = False) -> list
             ("param", a.params, b.params),
         ):
             out += [Drift(f"new-{label}", name, h) for h in sorted(set(after) - set(before))]
-            out += [Drift(f"vanished-{label}", name, h) for h in sorted(set(before) - set(after))]
+            if not partial:
+                gone = sorted(set(before) - set(after))
+                out += [Drift(f"vanished-{label}", name, h) for h in gone]
         for key in sorted(set(a.values) | set(b.values)):
             va, vb = set(a.values.get(key, [])), set(b.values.get(key, []))
             out += [Drift("new-value", name, f"{key}={v}") for v in sorted(vb - va)]

@@ -65,10 +65,10 @@ class RecordingRunner(Runner):
         proxy = self.proxies[ex.target]
         proxy.phase = ex.step.operation
         proxy.tool = ex.step.driver
-        proxied = proxy.endpoint_for(ctx.endpoint)
-        if ctx.source_endpoint is not None:
-            ctx.source_endpoint = proxied
-        ctx.endpoint = proxied
+        # Only the destination goes through the proxy. A copy's source stays as it is: it may
+        # be another target (a lake), and its reads are mostly the façade's own fetches of the
+        # source URL, not calls of the tool under test.
+        ctx.endpoint = proxy.endpoint_for(ctx.endpoint)
         return ctx
 
     def _ensure_container(self, endpoint: Endpoint, container: str) -> None:

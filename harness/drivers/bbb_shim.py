@@ -43,6 +43,7 @@ class Stats:
     bytes_down: int = 0
     blobs_written: int = 0
     blobs_read: set[str] = dataclasses.field(default_factory=set)
+    blobs_deleted: int = 0
     latencies_ms: list[float] = dataclasses.field(default_factory=list)
     errors: list[tuple[int, str | None]] = dataclasses.field(default_factory=list)
 
@@ -104,6 +105,9 @@ def install(endpoint: str) -> None:
             ):
                 STATS.bytes_down += int(resp.headers.get("Content-Length") or 0)
                 STATS.blobs_read.add(urllib.parse.urlsplit(self.url).path)
+            elif self.method == "DELETE":
+                # `bbb rm -r` also deletes the prefix itself, usually a 404: count only blobs.
+                STATS.blobs_deleted += 1
             yield resp
 
     bbb_request.RawRequest.raw_execute = raw_execute  # type: ignore[method-assign]

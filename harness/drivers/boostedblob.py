@@ -107,7 +107,7 @@ class BoostedblobDriver:
             result.objects = len(lines)
             result.bytes = sum(_listed_size(ln) for ln in lines)
         elif op == "remove":
-            result.objects = stats.get("methods", {}).get("DELETE", 0)
+            result.objects = stats.get("blobs_deleted", 0)
         if outcome.timed_out:
             result.ok, result.error = False, f"boostedblob timed out after {ctx.timeout_s:.0f}s"
         elif outcome.returncode != 0:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.results import moves_payload
 from harness.runner import level_rows, read_results, step_rows
 
 GROUP = ["step", "driver", "operation", "target"]
@@ -80,6 +81,71 @@ def load_run(run_dir: Path) -> RunData:
     return RunData(run_dir, read_results(run_dir), samples, info)
 
 
+def grouped_verdicts(verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Verdicts for reading: a criterion that held on several steps becomes one row naming them
+    (``count`` > 1); every failed verdict keeps its own row, so each failure shows its evidence.
+
+    Order follows the first appearance of each criterion; rows carry ``observed_text``."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for v in verdicts:
+        groups.setdefault((v["criterion"], v.get("expression", "")), []).append(v)
+    out: list[dict[str, Any]] = []
+    for (name, expression), group in groups.items():
+        passed = [v for v in group if v["passed"]]
+        singles = [v for v in group if not v["passed"]] + (passed if len(passed) < 2 else [])
+        out += [{**v, "count": 1, "observed_text": _observed(v["observed"])} for v in singles]
+        if len(passed) < 2:
+            continue
+        values = [float(v["observed"]) for v in passed if v["observed"] is not None]
+        low, high = (min(values), max(values)) if values else (None, None)
+        several_targets = len({v["target"] for v in passed}) > 1
+        scopes = [
+            f"{v['step']}"
+            + (f" ({v['operation']})" if v.get("operation") else "")
+            + (f" @{v['target']}" if several_targets else "")
+            for v in passed
+        ]
+        steps = list(dict.fromkeys(v["step"] for v in passed))
+        if len(steps) == 1:  # a load step judged per operation (and target)
+            unit = "operations" if not several_targets else "operations × targets"
+            what = f"{steps[0]} ({len(passed)} {unit})"
+        else:
+            what = f"{len(steps)} steps" + (
+                f" ({len(passed)} results)" if len(steps) < len(passed) else ""
+            )
+            what = ("all " if len(passed) == len(group) else "the other ") + what
+        out.append(
+            {
+                "criterion": name,
+                "expression": expression,
+                "step": what,
+                "driver": _joined((v["driver"] for v in passed), "drivers"),
+                "target": _joined((v["target"] for v in passed), "targets"),
+                "operation": "",
+                "observed": low if low == high else None,
+                "observed_text": _observed(low)
+                if low == high
+                else f"{_observed(low)}–{_observed(high)}",
+                "passed": True,
+                "count": len(passed),
+                "evidence": f"{expression} held on each of: " + ", ".join(scopes),
+            }
+        )
+    return out
+
+
+def _observed(value: Any) -> str:
+    if value is None or value != value:
+        return "–"
+    value = float(value)
+    return f"{value:,.0f}" if value.is_integer() else f"{value:,.3f}"
+
+
+def _joined(values: Any, plural: str, most: int = 3) -> str:
+    distinct = list(dict.fromkeys(str(v) for v in values))
+    return ", ".join(distinct) if len(distinct) <= most else f"{len(distinct)} {plural}"
+
+
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
     """One row per (step, driver, operation, target): medians and spread of measured repeats.
 
@@ -98,6 +164,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
         "throughput_gbit_s",
         "ops_s",
         "failed",
+        "retries",
         "verified_objects",
         "p50_ms",
         "p99_ms",
@@ -111,7 +178,10 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     measured = results[~results["warmup"].astype(bool)]
     rows = []
     for key, g in measured.groupby(GROUP, sort=False):
-        tp = pd.to_numeric(g["throughput_mib_s"])
+        payload = moves_payload(key[GROUP.index("operation")])
+        # List and remove move no bodies: their bytes over time is no throughput (NaN = "–").
+        tp = pd.to_numeric(g["throughput_mib_s"]) if payload else pd.Series([float("nan")])
+        gbit = pd.to_numeric(g["throughput_gbit_s"]) if payload else tp
         errors = [e for e in g["error"] if isinstance(e, str) and e]
         rows.append(
             {
@@ -119,14 +189,15 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
                 "repeats": len(g),
                 "ok": bool(g["ok"].all()),
                 "objects": float(g["objects"].median()),
-                "bytes": float(g["bytes"].median()),
+                "bytes": float(g["bytes"].median()) if payload else float("nan"),
                 "duration_s": float(g["duration_s"].median()),
                 "throughput_mib_s": float(tp.median()),
                 "throughput_min": float(tp.min()),
                 "throughput_max": float(tp.max()),
-                "throughput_gbit_s": float(g["throughput_gbit_s"].median()),
+                "throughput_gbit_s": float(gbit.median()),
                 "ops_s": float(g["ops_s"].median()),
                 "failed": int(g["failed"].max()),
+                "retries": int(pd.to_numeric(g["retries"]).fillna(0).max()),
                 "verified_objects": float(g["verified_objects"].median()),
                 "p50_ms": _median_or_none(g["p50_ms"]),
                 "p99_ms": _median_or_none(g["p99_ms"]),
@@ -168,7 +239,9 @@ def sweep(results: pd.DataFrame) -> pd.DataFrame:
                 "repeats": len(g),
                 "ok": bool(g["ok"].all()),
                 "ops_s": float(g["ops_s"].median()),
-                "throughput_mib_s": float(g["throughput_mib_s"].median()),
+                "throughput_mib_s": float(g["throughput_mib_s"].median())
+                if moves_payload(str(key[SWEEP_GROUP.index("operation")]))
+                else float("nan"),
                 **{c: _median_or_none(g[c]) for c in ("p50_ms", "p90_ms", "p99_ms")},
                 "p999_ms": _median_or_none(g["p999_ms"]),
                 "max_ms": _median_or_none(g["max_ms"], agg="max"),

@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from harness.report import (
     RunData,
     by_target,
+    grouped_verdicts,
     side_by_side,
     steady_state_notes,
     summarize,
@@ -48,23 +49,40 @@ def _png(fig: plt.Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def throughput_chart(summary: pd.DataFrame, title: str = "Throughput per step and driver") -> str:
-    """Median MiB/s per (step, driver) with min–max whiskers; one bar colour per target."""
-    labels = list(dict.fromkeys(f"{r.step}\n{r.driver}" for r in summary.itertuples()))
+def _bar_label(step: str, driver: str) -> str:
+    # Default step names already start with the driver (`sdk-upload`); do not say it twice.
+    return step if step.startswith(driver) else f"{step} [{driver}]"
+
+
+def throughput_chart(
+    summary: pd.DataFrame, title: str = "Throughput per step and driver"
+) -> str | None:
+    """Median MiB/s per (step, driver) with min–max whiskers; one bar colour per target.
+
+    Steps that move no object bodies (list, remove: NaN throughput) are left out."""
+    summary = summary[pd.to_numeric(summary["throughput_mib_s"]).notna()]
+    if summary.empty:
+        return None
+    labels = list(dict.fromkeys(_bar_label(r.step, r.driver) for r in summary.itertuples()))
     targets = list(dict.fromkeys(summary["target"]))
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(labels) * len(targets)), 4))
+    fig, ax = plt.subplots(figsize=(min(18, max(6, 0.9 * len(labels) * len(targets) + 2)), 4.5))
     width = 0.8 / max(1, len(targets))
     for t_index, target in enumerate(targets):
         part = summary[summary["target"] == target]
         xs, ys, lo, hi = [], [], [], []
         for r in part.itertuples():
-            xs.append(labels.index(f"{r.step}\n{r.driver}") + t_index * width)
+            xs.append(labels.index(_bar_label(r.step, r.driver)) + t_index * width)
             ys.append(r.throughput_mib_s)
             lo.append(r.throughput_mib_s - r.throughput_min)
             hi.append(r.throughput_max - r.throughput_mib_s)
         ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=target)
     ax.set_xticks(
-        [i + width * (len(targets) - 1) / 2 for i in range(len(labels))], labels, fontsize=8
+        [i + width * (len(targets) - 1) / 2 for i in range(len(labels))],
+        labels,
+        fontsize=9,
+        rotation=30,
+        ha="right",
+        rotation_mode="anchor",
     )
     ax.set_ylabel("MiB/s (median of repeats)")
     ax.set_title(title)
@@ -255,6 +273,7 @@ def write_run_report(data: RunData) -> Path:
         info=data.info,
         summary=summary.to_dict("records"),
         verdicts=data.verdicts,
+        criteria_rows=grouped_verdicts(data.verdicts),
         comparison=comparison,
         charts={
             "throughput": throughput_chart(summary) if not summary.empty else None,

@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from harness.report import RunData, summarize
+from harness.results import moves_payload
 
 
 def build_junit(data: RunData) -> ET.ElementTree:
@@ -35,10 +36,15 @@ def build_junit(data: RunData) -> ET.ElementTree:
             time=f"{seconds:.3f}",
         )
         out = ET.SubElement(case, "system-out")
+        rate = (
+            f"{row['throughput_mib_s']:.2f} MiB/s"
+            if moves_payload(row["operation"])
+            else f"{row['ops_s']:.1f} objects/s"
+        )
         out.text = (
-            f"{row['operation']}: {row['objects']:.0f} objects, {row['bytes']:.0f} bytes, "
-            f"{row['throughput_mib_s']:.2f} MiB/s median of {row['repeats']} repeat(s), "
-            f"{row['failed']} failed"
+            f"{row['operation']}: {row['objects']:.0f} objects"
+            + (f", {row['bytes']:.0f} bytes" if moves_payload(row["operation"]) else "")
+            + f", {rate} median of {row['repeats']} repeat(s), {row['failed']} failed"
         )
         if not row["ok"]:
             failures += 1

@@ -9,13 +9,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.report import RunData, steady_state_notes, summarize, sweep
+from harness.report import RunData, grouped_verdicts, steady_state_notes, summarize, sweep
 
 
 def _num(value: Any, digits: int = 1) -> str:
     if value is None or value != value:  # None or NaN
         return "–"
     return f"{value:,.{digits}f}"
+
+
+def _range(low: Any, high: Any) -> str:
+    return "–" if low is None or low != low else f"{_num(low)}–{_num(high)}"
 
 
 def wide_console() -> Console:
@@ -30,7 +34,8 @@ def print_run(data: RunData, console: Console | None = None) -> None:
     table = Table(title=f"{data.scenario} — {data.name}", title_justify="left")
     for col in ("step", "driver", "op", "target"):
         table.add_column(col)
-    for col in ("rep", "objects", "MiB", "MiB/s", "min–max", "ops/s", "failed", "p99 ms", "result"):
+    columns = ("rep", "objects", "MiB", "MiB/s", "min–max", "ops/s", "failed", "retries")
+    for col in (*columns, "p99 ms", "result"):
         table.add_column(col, justify="right")
     for r in summary.to_dict("records"):
         table.add_row(
@@ -42,9 +47,10 @@ def print_run(data: RunData, console: Console | None = None) -> None:
             _num(r["objects"], 0),
             _num(r["bytes"] / 2**20, 2),
             _num(r["throughput_mib_s"]),
-            f"{_num(r['throughput_min'])}–{_num(r['throughput_max'])}",
+            _range(r["throughput_min"], r["throughput_max"]),
             _num(r["ops_s"]),
             str(r["failed"]),
+            str(r["retries"]),
             _num(r["p99_ms"], 2),
             "[green]ok[/]" if r["ok"] else "[red]FAILED[/]",
         )
@@ -64,12 +70,12 @@ def print_run(data: RunData, console: Console | None = None) -> None:
         crit = Table(title="criteria", title_justify="left")
         for col in ("criterion", "scope", "observed", "verdict", "evidence"):
             crit.add_column(col)
-        for v in data.verdicts:
+        for v in grouped_verdicts(data.verdicts):
             scope = f"{v['step']}/{v['driver']}/{v['target']}"
             crit.add_row(
                 v["criterion"],
                 scope + (f"/{v['operation']}" if v.get("operation") else ""),
-                _num(v["observed"], 3),
+                v["observed_text"],
                 "[green]PASS[/]" if v["passed"] else "[red]FAIL[/]",
                 v["evidence"],
             )
@@ -84,20 +90,27 @@ def print_run(data: RunData, console: Console | None = None) -> None:
 def print_comparison(
     labels: list[str], rows: list[dict[str, Any]], console: Console | None = None
 ) -> None:
-    console = console or Console()
-    table = Table(title="side by side (median MiB/s, ratio to the first)", title_justify="left")
+    console = console or wide_console()
+    table = Table(
+        title="side by side (medians; × = ratio to the first; list and remove move no bodies)",
+        title_justify="left",
+    )
     for col in ("step", "driver", "op"):
         table.add_column(col)
     for i, label in enumerate(labels):
         table.add_column(f"{label}\nMiB/s", justify="right")
         if i:
             table.add_column("×", justify="right")
+        table.add_column("ops/s", justify="right")
+        if i:
+            table.add_column("×", justify="right")
     for row in rows:
         cells = [row["step"], row["driver"], row["operation"]]
         for i, label in enumerate(labels):
-            cells.append(_num(row[f"{label}:throughput_mib_s"]))
-            if i:
-                cells.append(_num(row[f"{label}:throughput_mib_s:ratio"], 2))
+            for metric in ("throughput_mib_s", "ops_s"):
+                cells.append(_num(row[f"{label}:{metric}"]))
+                if i:
+                    cells.append(_num(row[f"{label}:{metric}:ratio"], 2))
         table.add_row(*cells)
     console.print(table)
 

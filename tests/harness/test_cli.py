@@ -108,3 +108,15 @@ def test_serve_delegates_to_the_reference_server(cli: CliRunner) -> None:
     result = cli.invoke(main, ["serve", "--help"])
     assert result.exit_code == 0
     assert "--data-root" in result.output and "--max-inflight" in result.output
+
+
+def test_url_target_without_credentials_says_so_first(
+    cli: CliRunner, tiny: Path, tmp_path: Path, shared_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    args = ["run", str(tiny), "--target", "url", "--endpoint", shared_server.account_url]
+    result = cli.invoke(main, [*args, "--out", str(tmp_path), "--no-contract"])
+    assert result.exit_code == 1  # every step is refused by the server: NoAuthenticationInformation
+    assert result.output.startswith(f"warning: no credentials for {shared_server.account_url}")
+    assert "NoAuthenticationInformation" in result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lxml.html
 import pytest
 
 from harness.conformance.cli import run_target
@@ -84,3 +85,20 @@ def test_a_broken_expectation_is_reported_with_expected_and_observed(tmp_path: P
     broken = run_checks(dead, only=("put-blob.status",))
     assert broken.results[0].status == FAIL
     assert "ConnectionRefusedError" in broken.results[0].observed
+    # an operation with no passing check reads "1 fail 0/1" in the matrix, not "1 fail /1"
+    matrix = lxml.html.fromstring(render_html([broken]))
+    cell = next(
+        td for td in matrix.iter("td") if "fail" in td.text_content() and "/" in td.text_content()
+    )
+    assert cell.text_content().strip() == "1 fail 0/1"
+
+
+def test_an_only_that_matches_no_check_is_bad_input(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    result = CliRunner().invoke(main, ["conformance", "--only", "put-blbo", "--out", str(tmp_path)])
+    assert result.exit_code == 2  # not 0 after running nothing
+    assert "--only put-blbo: no check matches; groups: " in result.output
+    assert "Put Blob" in result.output and not list(tmp_path.iterdir())

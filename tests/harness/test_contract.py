@@ -69,6 +69,20 @@ def test_operations_are_named_and_values_dropped() -> None:
     assert ops["Put Block"].params == ["blockid", "comp"]
 
 
+def test_account_information_is_named_on_any_resource_path() -> None:
+    # AzCopy's service-to-service copy asks for the account information on the blob URL it is
+    # about to write; it is still Get Account Information, not an unnamed call.
+    query = {"restype": "account", "comp": "properties"}
+    calls = [
+        _call("GET", "/devstoreaccount1/ct/a%2Fb.bin", query, BASE_HEADERS, 200, "copy"),
+        _call("HEAD", "/devstoreaccount1/ct", query, BASE_HEADERS, 200, "copy"),
+        _call("GET", "/devstoreaccount1/", query, BASE_HEADERS, 200, "copy"),
+    ]
+    ops = summarize_calls(calls, "devstoreaccount1")
+    assert {op.operation for op in ops} == {"Get Account Information"}
+    assert sum(op.count for op in ops) == 3
+
+
 def test_a_new_header_or_comp_is_reported_as_drift() -> None:
     before = [
         _call("PUT", "/devstoreaccount1/ct/a", {}, {**BASE_HEADERS, "x-ms-blob-type": "BlockBlob"}),
@@ -102,6 +116,21 @@ def test_a_new_header_or_comp_is_reported_as_drift() -> None:
     vanished = diff(locked, _contract(before[:1]))
     assert [d.line() for d in vanished] == ["vanished-operation: Get Blob Properties"]
     assert diff(locked, _contract(before[:1]), partial=True) == []
+
+    # A run that exercised less (no --put-md5, no prefix) drops optional headers and params:
+    # only a full diff says so; a partial one still reports what is new.
+    md5 = {**BASE_HEADERS, "x-ms-blob-type": "BlockBlob", "x-ms-blob-content-md5": "AA=="}
+    full = _contract([_call("PUT", "/devstoreaccount1/ct/a", {"timeout": "30"}, md5)])
+    plain = {**BASE_HEADERS, "x-ms-blob-type": "BlockBlob", "x-ms-access-tier": "Hot"}
+    less = _contract([_call("PUT", "/devstoreaccount1/ct/a", {}, plain)])
+    assert {d.line() for d in diff(full, less)} >= {
+        "vanished-header: Put Blob x-ms-blob-content-md5",
+        "vanished-param: Put Blob timeout",
+    }
+    assert [d.line() for d in diff(full, less, partial=True)] == [
+        "new-header: Put Blob x-ms-access-tier",
+        "new-value: Put Blob x-ms-access-tier=Hot",
+    ]
 
 
 def test_contract_round_trips_through_yaml(tmp_path: Path) -> None:

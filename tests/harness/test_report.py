@@ -28,6 +28,7 @@ datasets:
       - {count: 5, size_min: 2KiB, size_max: 256KiB}
 steps:
   - {driver: sdk, operation: upload, dataset: d, prefix: r, repeats: 3, warmup: 1}
+  - {driver: sdk, operation: list, prefix: r}
   - {driver: sdk-aio, operation: download, dataset: d, prefix: r, repeats: 2}
 criteria:
   - {name: nothing failed, expect: max(failed) == 0}
@@ -70,9 +71,17 @@ def test_summary_table_equals_the_medians_of_results_parquet(run_dir: Path) -> N
     rows = doc.get_element_by_id("summary").xpath("./tbody/tr")
     assert [(r.get("data-step"), r.get("data-driver")) for r in rows] == [
         ("sdk-upload", "sdk"),
+        ("sdk-list", "sdk"),
         ("sdk-aio-download", "sdk-aio"),
     ]
-    for row in rows:
+    # Listing moves no object bodies: no MiB/s, Gbit/s or MiB for it, but its objects/s.
+    listing = {td.get("data-col"): td for td in rows[1].xpath("./td[@data-col]")}
+    for col in ("throughput_mib_s", "throughput_gbit_s", "bytes"):
+        assert listing[col].text_content() == "–", col
+    listed = measured[measured.step == "sdk-list"]
+    assert float(listing["ops_s"].get("data-value")) == pytest.approx(float(listed.ops_s.iloc[0]))
+    assert int(listed.objects.iloc[0]) == 5
+    for row in (rows[0], rows[2]):
         group = measured[measured.step == row.get("data-step")]
         cells = {td.get("data-col"): td.get("data-value") for td in row.xpath("./td[@data-col]")}
         assert int(cells["repeats"]) == len(group)
@@ -87,13 +96,17 @@ def test_criteria_table_shows_verdicts_with_evidence(run_dir: Path) -> None:
     doc = lxml.html.parse(str(run_dir / "report.html")).getroot()
     rows = doc.get_element_by_id("criteria").xpath("./tbody/tr")
     cells = [[td.text_content().strip() for td in r.xpath("./td")] for r in rows]
-    assert [c[0] for c in cells] == ["nothing failed", "nothing failed", "impossible speed"]
-    assert [c[5] for c in cells] == ["PASS", "PASS", "FAIL"]
+    # A criterion that held on every step is one row naming the steps, not one row per step.
+    assert [c[0] for c in cells] == ["nothing failed", "impossible speed"]
+    assert [c[5] for c in cells] == ["PASS", "FAIL"]
+    assert rows[0].get("data-count") == "3" and cells[0][1] == "all 3 steps"
+    assert cells[0][4] == "0"
+    assert cells[0][6].endswith("held on each of: sdk-upload, sdk-list, sdk-aio-download")
     df = read_results(run_dir)
     upload = df[(df.step == "sdk-upload") & ~df.warmup]["throughput_mib_s"]
-    observed = float(rows[2].xpath("./td[@data-value]")[0].get("data-value"))
+    observed = float(rows[1].xpath("./td[@data-value]")[0].get("data-value"))
     assert observed == pytest.approx(float(upload.median()))
-    assert "over 3 repeat(s)" in cells[2][6]
+    assert "over 3 repeat(s)" in cells[1][6]
 
 
 def test_charts_are_real_pngs(run_dir: Path) -> None:
@@ -112,8 +125,11 @@ def test_junit_has_a_testcase_per_step_and_per_criterion(run_dir: Path) -> None:
     cases = suite.findall("testcase")
     steps = [c for c in cases if c.get("classname").endswith(".steps")]
     crits = [c for c in cases if c.get("classname").endswith(".criteria")]
-    assert len(steps) == 2 and len(crits) == 3
-    assert suite.get("tests") == "5" and suite.get("failures") == "1"
+    assert len(steps) == 3 and len(crits) == 4
+    assert suite.get("tests") == "7" and suite.get("failures") == "1"
+    listing = next(c for c in steps if c.get("name").startswith("sdk-list"))
+    assert "objects/s" in listing.find("system-out").text
+    assert "MiB/s" not in listing.find("system-out").text
     failed = [c for c in crits if c.find("failure") is not None]
     assert len(failed) == 1 and failed[0].get("name").startswith("impossible speed")
 
@@ -128,7 +144,8 @@ def test_compare_puts_runs_side_by_side_with_ratios(run_dir: Path, tmp_path: Pat
         float(td.get("data-value"))
         for td in table.xpath(".//td[@data-metric='throughput_mib_s:ratio']")
     ]
-    assert ratios == [pytest.approx(1.0), pytest.approx(1.0)]
+    assert ratios[0] == pytest.approx(1.0) and ratios[2] == pytest.approx(1.0)
+    assert ratios[1] != ratios[1]  # the listing has no throughput to compare (NaN)
     values = [
         float(td.get("data-value"))
         for td in table.xpath(f".//td[@data-label='{twin.name}'][@data-metric='throughput_mib_s']")
@@ -139,5 +156,37 @@ def test_compare_puts_runs_side_by_side_with_ratios(run_dir: Path, tmp_path: Pat
         float(measured[measured.step == s]["throughput_mib_s"].median())
         for s in ("sdk-upload", "sdk-aio-download")
     ]
-    assert values == pytest.approx(expected)
+    assert [values[0], values[2]] == pytest.approx(expected)
     assert set(png_images(doc)) == {"throughput-chart"}
+
+
+def test_grouped_verdicts_keep_each_failure_and_fold_the_passes() -> None:
+    from harness.report import grouped_verdicts
+
+    def verdict(step: str, observed: float, passed: bool, operation: str = "") -> dict:
+        return {
+            "criterion": "no errors",
+            "expression": "failed == 0",
+            "step": step,
+            "driver": "sdk",
+            "target": "reference",
+            "operation": operation,
+            "observed": observed,
+            "passed": passed,
+            "evidence": f"failed = {observed:g}",
+        }
+
+    rows = grouped_verdicts([verdict("a", 0, True), verdict("b", 2, False), verdict("c", 0, True)])
+    assert [(r["step"], r["passed"], r["count"]) for r in rows] == [
+        ("b", False, 1),
+        ("the other 2 steps", True, 2),
+    ]
+    assert rows[0]["evidence"] == "failed = 2" and rows[1]["observed_text"] == "0"
+    assert rows[1]["evidence"] == "failed == 0 held on each of: a, c"
+    per_op = grouped_verdicts(
+        [verdict("sweep", 0.5, True, "put_block"), verdict("sweep", 0.75, True, "get_range")]
+    )
+    assert [(r["step"], r["observed_text"]) for r in per_op] == [
+        ("sweep (2 operations)", "0.500–0.750")
+    ]
+    assert per_op[0]["evidence"].endswith("sweep (put_block), sweep (get_range)")

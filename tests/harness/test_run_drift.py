@@ -104,3 +104,40 @@ def test_no_contract_runs_without_the_proxy(workspace: dict[str, Path]) -> None:
     assert "calls not recorded" in output
     info = json.loads((run_dir / "run.json").read_text())
     assert info["contract"]["recorded"] is False and info["source"]["contract"] is False
+
+
+# A copy whose source is another target (hydrate: lake -> edge). The source must stay the lake
+# itself, not the edge's recording proxy, or AzCopy lists a container the edge does not have.
+CROSS_TARGET = """\
+name: cross-target-copy
+targets:
+  lake: {kind: reference}
+datasets:
+  - name: d
+    seed: 5
+    files:
+      - {count: 3, size: 16KiB}
+steps:
+  - {name: seed, driver: sdk, operation: upload, dataset: d, target: lake, container: lake-src}
+  - name: pull
+    driver: azcopy
+    operation: copy
+    source_target: lake
+    source_container: lake-src
+    container: edge-dst
+  - {name: check, driver: sdk, operation: download, dataset: d, container: edge-dst}
+criteria:
+  - {step: pull, expect: objects == 3}
+  - {step: check, expect: verified_objects == 3}
+"""
+
+
+@pytest.mark.azcopy
+def test_a_copy_from_another_target_is_recorded_at_its_destination(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(CROSS_TARGET)
+    code, output, run_dir = _run("run", str(tmp_path / "s.yaml"), "--out", str(tmp_path))
+    assert code == 0, output
+    info = json.loads((run_dir / "run.json").read_text())
+    assert all(v["passed"] for v in info["verdicts"]), info["verdicts"]
+    azcopy = next(t for t in info["contract"]["tools"] if t["tool"] == "azcopy")
+    assert azcopy["calls"] > 0  # the Put Blob From URL calls reached the edge's proxy

@@ -84,7 +84,23 @@ def test_bad_criterion_and_bad_yaml(tmp_path: Path) -> None:
     found = problems(write(tmp_path, GOOD.replace("failed == 0", "import os")))
     assert any(":16: criteria[0].expect: cannot parse 'import os'" in p for p in found)
     found = problems(write(tmp_path, GOOD.replace("description: two steps", "description: [oops")))
-    assert found[0].startswith(f"{tmp_path / 's.yaml'}:3: invalid YAML")
+    # nothing encloses an unclosed flow sequence: the key where it opened is named
+    assert found[0].startswith(f"{tmp_path / 's.yaml'}:3: description (line 2): invalid YAML")
+
+
+def test_bad_indentation_names_the_enclosing_field(tmp_path: Path) -> None:
+    # a dataset file entry one column left of its siblings
+    text = GOOD.replace("      - {count: 3, size: 4KiB}", "      - {count: 3}\n     - {count: 2}")
+    (found,) = problems(write(tmp_path, text))
+    assert found.startswith(f"{tmp_path / 's.yaml'}:7: datasets[0].files: invalid YAML")
+    # a key indented deeper than its siblings: it ends up in the previous key's value
+    text = GOOD.replace("    concurrency: 4", "      concurrency: 4")
+    (found,) = problems(write(tmp_path, text))
+    assert ":14: steps[1].operation: invalid YAML" in found
+    # a key indented shallower than its siblings, inside a list item
+    text = GOOD.replace("    concurrency: 4", "   concurrency: 4")
+    (found,) = problems(write(tmp_path, text))
+    assert ":14: steps[1]: invalid YAML" in found
 
 
 def test_unknown_field_is_refused(tmp_path: Path) -> None:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import os
 import socket
 import threading
 import time
 
 from facade_raw import Raw
+
+from reference_server.store.blobstore import PROPS_XATTR
+from reference_server.store.names import name_hash
 
 
 def test_committed_blob_is_the_file(raw: Raw, container: str) -> None:
@@ -92,3 +98,39 @@ def test_concurrent_writers_leave_one_whole_version(raw: Raw, container: str) ->
     assert final.read_bytes() == body.body
     staging = raw.server.data_root / ".staging"
     assert [p for p in staging.iterdir() if p.name.startswith("up-")] == []
+
+
+def test_properties_travel_with_the_file_and_spill_to_a_sidecar(raw: Raw, container: str) -> None:
+    """Small property records live in an xattr of the blob file (so `cp -a` keeps them); one too
+    large for it goes to a sidecar, and whichever holds the current record is the only one."""
+    data = b"record me"
+    assert raw.put_blob(container, "rec.bin", data, **{"x-ms-meta-small": "v"}).status == 201
+    path = raw.server.data_root / raw.server.account / container / "rec.bin"
+    h = name_hash("rec.bin")
+    sidecar = raw.server.data_root / ".blobmeta" / raw.server.account / container / "blobs"
+    sidecar = sidecar / h[:2] / f"{h}.json"
+    record = json.loads(os.getxattr(path, PROPS_XATTR))
+    assert record["metadata"] == {"small": "v"} and record["ino"] == path.stat().st_ino
+    assert not sidecar.exists()
+
+    big = {f"x-ms-meta-k{i}": "v" * 200 for i in range(20)}  # ~4 KiB: more than an xattr holds
+    assert (
+        raw.request("PUT", container, "rec.bin", query={"comp": "metadata"}, headers=big).status
+        == 200
+    )
+    assert json.loads(sidecar.read_text())["metadata"]["k19"] == "v" * 200
+    assert PROPS_XATTR not in os.listxattr(path)
+    head = raw.request("HEAD", container, "rec.bin")
+    assert head.headers["x-ms-meta-k19"] == "v" * 200
+    assert head.headers["content-md5"] == base64.b64encode(hashlib.md5(data).digest()).decode()
+
+    small = {"x-ms-meta-back": "1"}
+    assert (
+        raw.request("PUT", container, "rec.bin", query={"comp": "metadata"}, headers=small).status
+        == 200
+    )
+    assert json.loads(os.getxattr(path, PROPS_XATTR))["metadata"] == {"back": "1"}
+    assert not sidecar.exists()
+    head = raw.request("HEAD", container, "rec.bin")
+    assert head.headers["x-ms-meta-back"] == "1" and "x-ms-meta-k19" not in head.headers
+    assert raw.request("GET", container, "rec.bin").body == data

@@ -26,6 +26,7 @@ from facade_raw import Raw
 
 from harness.http import block_id, block_list_xml
 from reference_server.auth.sas import generate_account_sas, generate_service_sas
+from reference_server.store.blobstore import PROPS_XATTR
 from reference_server.store.names import name_hash
 from tests.conftest import RunningServer, start_server, stop_server
 
@@ -409,10 +410,9 @@ def test_sas_signatures_never_reach_the_log(launcher) -> None:
     ct = raw.create_container()
     assert raw.put_blob(ct, "broken.bin", b"x" * 100).status == 201
     assert raw.put_blob(ct, "fine.bin", b"y" * 100).status == 201
-    # a sidecar that is valid JSON but lacks its fields: reading the blob is an internal error
-    h = name_hash("broken.bin")
-    sidecar = srv.data_root / ".blobmeta" / srv.account / ct / "blobs" / h[:2] / f"{h}.json"
-    sidecar.write_text('{"name": "broken.bin"}')
+    # a property record that is valid JSON but lacks its fields: reading the blob is an
+    # internal error
+    os.setxattr(srv.data_root / srv.account / ct / "broken.bin", PROPS_XATTR, b'{"name": "x"}')
 
     expiry = datetime.now(UTC) + timedelta(hours=1)
     wrong_key = base64.b64encode(b"not the account key, 32 bytes!!!").decode()
