@@ -2,7 +2,7 @@
 # Idempotent setup of everything the lab needs, then runs the given harness command.
 #   bash harness/bootstrap.sh                 -> set up only
 #   bash harness/bootstrap.sh run smoke       -> set up, then `harness run smoke`
-#   bash harness/bootstrap.sh test [ARGS]     -> set up, then the test suite (pytest ARGS)
+#   bash harness/bootstrap.sh test [ARGS]     -> set up, lint, then the test suite (pytest ARGS)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -44,6 +44,11 @@ chmod +x "$TOOLS"/npm/node_modules/@azure-tools/azcopy-linux/dist/bin/azcopy* 2>
 
 case "${1:-}" in
   "") log "ready: $VENV/bin/harness --help" ;;
-  test) shift; exec "$VENV/bin/python" -m pytest "$@" ;;
+  test)
+    shift
+    log "lint: ruff check and ruff format --check"
+    "$VENV/bin/ruff" check --quiet . && "$VENV/bin/ruff" format --check --quiet .
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
   *) exec "$VENV/bin/harness" "$@" ;;
 esac
