@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
-from email.utils import formatdate
 
 from aiohttp import web
 
@@ -24,7 +24,7 @@ from reference_server.copy import copy_service_ctx
 from reference_server.errors import StorageError
 from reference_server.handlers.common import Ctx, blocking
 from reference_server.store import Store
-from reference_server.xmlbody import error_body
+from reference_server.xmlbody import error_body, http_date
 
 log = logging.getLogger("reference_server")
 
@@ -51,7 +51,7 @@ async def _standard_headers(request: web.BaseRequest, response: web.StreamRespon
     h = response.headers
     h["x-ms-request-id"] = request.get("request_id") or str(uuid.uuid4())
     h["x-ms-version"] = request.headers.get("x-ms-version") or request.app[CONFIG].api_version
-    h.setdefault("Date", formatdate(usegmt=True))
+    h.setdefault("Date", http_date(time.time()))
     h["Server"] = "blob-facade-reference"
     client_id = request.headers.get("x-ms-client-request-id")
     if client_id:

@@ -31,6 +31,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--port", type=int, help="listen port (default 10000; 0 picks a free one)")
     p.add_argument("--workers", type=int, help="processes sharing the port (default 1)")
     p.add_argument("--max-inflight", type=int, help="requests per worker before 503 ServerBusy")
+    p.add_argument(
+        "--io-threads", type=int, help="threads per worker for file I/O and commits (default 8)"
+    )
     p.add_argument("--config", type=Path, help="YAML: accounts (name, keys, allow_anonymous_read)")
     p.add_argument(
         "--account",
@@ -39,7 +42,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="NAME:KEY",
         help="an account and its base64 key (repeatable)",
     )
-    p.add_argument("--loop", choices=["uvloop", "asyncio"], help="event loop (default uvloop)")
+    p.add_argument(
+        "--loop",
+        choices=["uvloop", "asyncio"],
+        help="event loop (default uvloop); Get Blob uses sendfile(2) on either",
+    )
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default), ERROR")
     return p.parse_args(argv)
 
@@ -58,6 +65,7 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         ("port", "port"),
         ("workers", "workers"),
         ("max_inflight", "max_inflight"),
+        ("io_threads", "io_threads"),
         ("loop", "event_loop"),
         ("log_level", "log_level"),
     ):

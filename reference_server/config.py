@@ -28,8 +28,10 @@ class ServerConfig:
     accounts: list[Account] = field(default_factory=lambda: [Account(DEV_ACCOUNT, [DEV_KEY])])
     uncommitted_block_max_age_s: int = 7 * 24 * 3600
     api_version: str = "2025-07-05"  # sent back in x-ms-version when the client sends none
-    event_loop: str = "uvloop"  # or "asyncio" (has native sendfile for whole-file reads)
-    io_threads: int = 32  # thread pool for fsync, commits and listings
+    event_loop: str = "uvloop"  # or "asyncio"; reads use sendfile(2) on either
+    # Thread pool per worker for body writes, fsync, commits and listings. More threads only
+    # add GIL hand-offs on a small machine: 8 measured ~20% less CPU per small op than 32.
+    io_threads: int = 8
     log_level: str = "WARNING"
 
     def account(self, name: str) -> Account | None:

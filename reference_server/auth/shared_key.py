@@ -30,7 +30,7 @@ import hashlib
 import hmac
 import ipaddress
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate, parsedate_to_datetime
 from itertools import product
@@ -59,6 +59,9 @@ _STANDARD_HEADERS = (
     "if-unmodified-since",
     "range",
 )
+_CONTENT_LENGTH = _STANDARD_HEADERS.index("content-length")
+_DATE = _STANDARD_HEADERS.index("date")
+_RANGE = _STANDARD_HEADERS.index("range")
 
 # The service's header collation: characters with a weight, from lightest to heaviest; any other
 # character ('-', "'", '/', ...) is ignored at the first level. Letters compare case-insensitively.
@@ -89,7 +92,10 @@ def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 def canonicalized_headers(headers: Mapping[str, str], order: str = "service") -> str:
     """The x-ms-* lines, each ending in a newline; ``order`` is "service" or "ordinal" (bytes)."""
-    lowered = _lower_headers(headers)
+    return _canonical_lines(_lower_headers(headers), order)
+
+
+def _canonical_lines(lowered: dict[str, str], order: str) -> str:
     names = [n for n in lowered if n.startswith("x-ms-")]
     names.sort(key=_service_collation_key if order == "service" else None)
     return "".join(f"{n}:{lowered[n]}\n" for n in names)
@@ -147,10 +153,19 @@ def string_to_sign(
     )
 
 
+_KEYED: dict[str, hmac.HMAC] = {}  # base64 key -> HMAC keyed and ready to copy
+
+
 def compute_signature(key_b64: str, string_to_sign: str) -> str:
     """Base64 HMAC-SHA256 of the UTF-8 string-to-sign under the base64-decoded key."""
-    digest = hmac.new(base64.b64decode(key_b64), string_to_sign.encode("utf-8"), hashlib.sha256)
-    return base64.b64encode(digest.digest()).decode("ascii")
+    keyed = _KEYED.get(key_b64)
+    if keyed is None:
+        keyed = hmac.new(base64.b64decode(key_b64), digestmod=hashlib.sha256)
+        if len(_KEYED) < 1024:  # accounts come from the config: a handful of keys
+            _KEYED[key_b64] = keyed
+    mac = keyed.copy()
+    mac.update(string_to_sign.encode("utf-8"))
+    return base64.b64encode(mac.digest()).decode("ascii")
 
 
 def _is_path_style(host: str, path: str, account: str) -> bool:
@@ -210,27 +225,34 @@ def check_request_date(headers: Mapping[str, str], now: datetime | None = None) 
     return when
 
 
-def _candidates(view: RequestView, account: str) -> list[str]:
+def _candidates(view: RequestView, account: str) -> Iterator[str]:
+    """The strings-to-sign real clients produce for this request, distinct, most common first
+    (the documented form, which the Python SDK signs; AzCopy's differs only in rare header
+    orders). Generated lazily: a good signature costs one HMAC."""
     lowered = _lower_headers(view.headers)
-    blank_dates = [False, True] if lowered.get("date") and lowered.get("x-ms-date") else [False]
-    blank_ranges = [False, True] if lowered.get("range") else [False]
-    logical = [False, True] if view.path_style else [False]
-    seen: dict[str, None] = {}
-    for order, bd, br, lp in product(("service", "ordinal"), blank_dates, blank_ranges, logical):
-        sts = string_to_sign(
-            view.method,
-            view.raw_path,
-            view.query,
-            view.headers,
-            account,
-            view.path_style,
-            header_order=order,
-            blank_date=bd,
-            blank_range=br,
-            logical_path=lp,
-        )
-        seen.setdefault(sts, None)
-    return list(seen)
+    values = [lowered.get(name, "") for name in _STANDARD_HEADERS]
+    if values[_CONTENT_LENGTH] == "0":
+        values[_CONTENT_LENGTH] = ""
+    blank_dates = [False, True] if values[_DATE] and lowered.get("x-ms-date") else [False]
+    blank_ranges = [False, True] if values[_RANGE] else [False]
+    service = _canonical_lines(lowered, "service")
+    ordinal = _canonical_lines(lowered, "ordinal")
+    orders = [service] if ordinal == service else [service, ordinal]
+    path = _strip_query(view.raw_path)
+    resources = [canonicalized_resource(account, path, view.query)]
+    prefix = f"/{account}"
+    if view.path_style and (path == prefix or path.startswith(prefix + "/")):
+        resources.append(canonicalized_resource(account, path[len(prefix) :] or "/", view.query))
+    verb = view.method.upper() + "\n"
+    for bd, br in product(blank_dates, blank_ranges):
+        line_values = list(values)
+        if bd:
+            line_values[_DATE] = ""
+        if br:
+            line_values[_RANGE] = ""
+        head = verb + "".join(v + "\n" for v in line_values)
+        for canonical, resource in product(orders, resources):
+            yield head + canonical + resource
 
 
 def verify(view: RequestView, account: Account) -> Principal:
@@ -247,19 +269,17 @@ def verify(view: RequestView, account: Account) -> Principal:
     if name != account.name:
         raise _fail(f"The account '{name}' in the Authorization header does not match the request.")
     check_request_date(view.headers)
-    candidates = _candidates(view, account.name)
     presented = signature.encode("ascii", "replace")
-    key_used = -1
-    for key_index, key in enumerate(account.keys):
-        for sts in candidates:
-            expected = compute_signature(key, sts).encode("ascii")
-            # compare every candidate (no early exit) so timing does not reveal which one matched
-            if hmac.compare_digest(expected, presented):
-                key_used = key_index
-    if key_used < 0:
-        log.debug("Shared Key mismatch for account %s; string-to-sign %r", name, candidates[0])
-        raise _fail(
-            "The MAC signature found in the HTTP request is not the same as any computed "
-            f"signature. Server used following string to sign: '{candidates[0]}'."
-        )
-    return Principal("sharedkey", account.name, {"key_index": str(key_used)})
+    # Each comparison is constant-time; stopping at the first match reveals only which variant
+    # the client itself signed, nothing about the key.
+    first = None
+    for sts in _candidates(view, account.name):
+        first = first or sts
+        for key_index, key in enumerate(account.keys):
+            if hmac.compare_digest(compute_signature(key, sts).encode("ascii"), presented):
+                return Principal("sharedkey", account.name, {"key_index": str(key_index)})
+    log.debug("Shared Key mismatch for account %s; string-to-sign %r", name, first)
+    raise _fail(
+        "The MAC signature found in the HTTP request is not the same as any computed "
+        f"signature. Server used following string to sign: '{first}'."
+    )

@@ -25,7 +25,6 @@ from reference_server.handlers.common import (
     parse_metadata,
     respond,
     stream_body,
-    verify_md5,
     write_headers,
 )
 from reference_server.store import MAX_PUT_BLOB_SIZE, BlobProps
@@ -34,12 +33,16 @@ from reference_server.xmlbody import http_date
 
 _RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
 FALLBACK_CHUNK = 4 * 1024 * 1024
+SENDFILE_CHUNK = 64 * 1024 * 1024  # per sendfile call (the socket takes what fits)
+SEND_STALL_S = 300.0  # a reader that takes nothing for this long is dropped
 MAX_RANGE_MD5 = 4 * 1024 * 1024
 
 
 class FileSliceResponse(web.StreamResponse):
-    """Sends ``count`` bytes of an open file from ``offset``: sendfile where the loop has it,
-    otherwise large chunks read in a thread. Nothing is buffered beyond one chunk."""
+    """Sends ``count`` bytes of an open file from ``offset`` with sendfile(2): the loop's own
+    (asyncio), or, where the loop has none (uvloop), non-blocking sendfile on a duplicate of the
+    socket's fd driven by the loop's writability callbacks. Bytes never enter Python; large
+    chunks read in a thread are the last resort (a transport without a socket, TLS)."""
 
     def __init__(
         self, file: BinaryIO | None, offset: int, count: int, status: int, headers: dict
@@ -56,24 +59,71 @@ class FileSliceResponse(web.StreamResponse):
             await self.write_eof()
             return writer
         loop = asyncio.get_running_loop()
-        if request.transport is None:
+        transport = request.transport
+        if transport is None:
             raise ConnectionResetError("Connection lost")
         try:
-            await loop.sendfile(request.transport, self._file, self._offset, self._count)
-        except NotImplementedError:  # uvloop has no sendfile
-            offset, left = self._offset, self._count
-            fd = self._file.fileno()
-            while left > 0:
-                chunk = await loop.run_in_executor(
-                    None, _pread, fd, min(FALLBACK_CHUNK, left), offset
+            await loop.sendfile(transport, self._file, self._offset, self._count)
+        except NotImplementedError:
+            sock = transport.get_extra_info("socket")
+            await writer.drain()
+            if (
+                sock is not None
+                and transport.get_extra_info("sslcontext") is None
+                and transport.get_write_buffer_size() == 0
+            ):
+                await _sendfile_on_loop(
+                    loop, sock.fileno(), self._file.fileno(), self._offset, self._count
                 )
-                if not chunk:
-                    raise ConnectionResetError("blob shrank while being read") from None
-                await self.write(chunk)
-                offset += len(chunk)
-                left -= len(chunk)
+            else:
+                await self._send_chunks(loop)
         await self.write_eof()
         return writer
+
+    async def _send_chunks(self, loop: asyncio.AbstractEventLoop) -> None:
+        offset, left = self._offset, self._count
+        fd = self._file.fileno()  # type: ignore[union-attr]
+        while left > 0:
+            chunk = await loop.run_in_executor(None, _pread, fd, min(FALLBACK_CHUNK, left), offset)
+            if not chunk:
+                raise ConnectionResetError("blob shrank while being read") from None
+            await self.write(chunk)
+            offset += len(chunk)
+            left -= len(chunk)
+
+
+async def _sendfile_on_loop(
+    loop: asyncio.AbstractEventLoop, sock_fd: int, file_fd: int, offset: int, left: int
+) -> None:
+    """sendfile(2) into a non-blocking socket, waiting for writability on the loop. A dup of the
+    socket fd: the loop refuses watchers on a transport's own fd, and should the connection be
+    closed meanwhile, the dup still names this socket, never a new connection's."""
+    fd = os.dup(sock_fd)
+    try:
+        while left > 0:
+            try:
+                n = os.sendfile(fd, file_fd, offset, min(left, SENDFILE_CHUNK))
+            except BlockingIOError:
+                n = -1
+            if n == 0:
+                raise ConnectionResetError("blob shrank while being read")
+            if n > 0:
+                offset += n
+                left -= n
+                continue
+            ready = loop.create_future()
+            loop.add_writer(fd, _wake, ready)
+            try:
+                await asyncio.wait_for(ready, SEND_STALL_S)
+            finally:
+                loop.remove_writer(fd)
+    finally:
+        os.close(fd)
+
+
+def _wake(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def _pread(fd: int, n: int, offset: int) -> bytes:
@@ -163,16 +213,15 @@ async def put_blob(ctx: Ctx) -> web.StreamResponse:
     metadata = parse_metadata(ctx.headers)
     content = content_settings(ctx.headers, use_plain=True)
     upload = ctx.store.new_upload(
-        ctx.account, ctx.container, want_md5=True, limit=MAX_PUT_BLOB_SIZE
+        ctx.account,
+        ctx.container,
+        want_md5=True,
+        limit=MAX_PUT_BLOB_SIZE,
+        expect_md5=(body_md5, blob_md5),
     )
     await stream_body(ctx.request, upload)
-    try:
-        verify_md5(body_md5, upload.md5_b64)
-        verify_md5(blob_md5, upload.md5_b64)
-    except StorageError:
-        upload.abort()
-        raise
-    content.content_md5 = content.content_md5 or upload.md5_b64
+    # the store writes what is left of the body, verifies the MD5s and commits in one hop; the
+    # computed MD5 becomes the blob's Content-MD5 unless the client set one
     props = await blocking(
         ctx.store.put_blob,
         ctx.account,

@@ -16,7 +16,6 @@ from reference_server.handlers.common import (
     parse_metadata,
     respond,
     stream_body,
-    verify_md5,
     write_headers,
 )
 from reference_server.store import MAX_BLOCK_SIZE, decode_block_id
@@ -39,13 +38,11 @@ async def put_block(ctx: Ctx) -> web.StreamResponse:
     blob_segments(ctx.blob)
     content_length(ctx.headers, MAX_BLOCK_SIZE)
     body_md5 = md5_header(ctx.headers, "Content-MD5")
-    upload = ctx.store.new_upload(ctx.account, ctx.container, want_md5=True, limit=MAX_BLOCK_SIZE)
+    upload = ctx.store.new_upload(
+        ctx.account, ctx.container, want_md5=True, limit=MAX_BLOCK_SIZE, expect_md5=(body_md5,)
+    )
     await stream_body(ctx.request, upload)
-    try:
-        verify_md5(body_md5, upload.md5_b64)
-    except StorageError:
-        upload.abort()
-        raise
+    # writes the rest, hashes and verifies (Content-MD5 is always answered, as Azure does)
     await blocking(ctx.store.stage_block, ctx.account, ctx.container, ctx.blob, block_id, upload)
     headers = {"x-ms-request-server-encrypted": "true"}
     if upload.md5_b64:

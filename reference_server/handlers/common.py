@@ -21,7 +21,7 @@ from reference_server.store import BlobProps, ContentSettings, Store, Upload
 from reference_server.xmlbody import http_date
 
 T = TypeVar("T")
-BODY_CHUNK = 1024 * 1024
+WRITE_BATCH = 2 * 1024 * 1024  # body bytes per thread hop of an upload
 META_PREFIX = "x-ms-meta-"
 MAX_METADATA_BYTES = 8 * 1024  # names plus values, as Azure counts them
 _META_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a C# identifier, as Azure requires
@@ -151,15 +151,29 @@ def content_length(headers: Any, limit: int) -> int | None:
 
 
 async def stream_body(request: web.Request, upload: Upload) -> None:
-    """Copy the request body into ``upload`` chunk by chunk: memory stays flat at any size."""
+    """Stream the request body into ``upload``: every WRITE_BATCH bytes go to a thread in one hop
+    (written and hashed there while the loop reads on); the last, partial batch stays in
+    ``upload.tail`` for the hop that commits it. Memory stays flat (two batches) at any size."""
+    batch: list[bytes] = []
+    size = 0
+    pending: asyncio.Future | None = None
     try:
-        while True:
-            chunk = await request.content.read(BODY_CHUNK)
-            if not chunk:
-                break
-            upload.write(chunk)
+        while chunk := await request.content.readany():
+            upload.count(len(chunk))
+            batch.append(chunk)
+            size += len(chunk)
+            if size >= WRITE_BATCH:
+                if pending is not None:
+                    await pending
+                pending = asyncio.ensure_future(blocking(upload.write_chunks, batch))
+                batch, size = [], 0
+        if pending is not None:
+            await pending
+        upload.tail = batch
     except BaseException:
-        upload.abort()
+        if pending is not None:  # its error, if any, is superseded by this one
+            pending.add_done_callback(lambda f: f.cancelled() or f.exception())
+        upload.abort()  # waits for a write still running in a thread
         raise
 
 

@@ -3,18 +3,22 @@
 Layout under the data root (hidden names start with a dot, which no account name can)::
 
     <root>/<account>/<container>/<blob path>         the namespace: blob bytes, byte for byte
+                                                      (+ xattr user.blobfacade.props: properties)
     <root>/.blobmeta/<account>/service-properties.xml
     <root>/.blobmeta/<account>/<container>/container.json
-    <root>/.blobmeta/<account>/<container>/blobs/<hh>/<sha256(name)>.json   blob sidecars
+    <root>/.blobmeta/<account>/<container>/blobs/<hh>/<sha256(name)>.json   large records
     <root>/.blobmeta/<account>/<container>/locks/<hh>.lock                  commit locks
     <root>/.blocks/<account>/<container>/<sha256(name)>/<hex block id>     uncommitted blocks
     <root>/.staging/                                  temp files and trash (same filesystem)
 
-A sidecar records the inode, size and mtime of the file it describes; when they no longer match
-(another program replaced the file) it is stale and properties are derived from ``stat``, as for
-files that never had one. A commit fsyncs the temp file, then under an flock shared by all worker
-processes checks the conditions, writes the sidecar (temp + rename) and renames the data file into
-place, so readers see either the old or the new version whole, and the last commit wins.
+A blob's property record (content headers, metadata, committed block list, ETag, creation time)
+is an xattr of its file when it fits, else a sidecar. It notes the inode, size and mtime of the
+file it describes; when they no longer match (another program replaced or rewrote the file) it
+is stale and properties are derived from ``stat``, as for files that never had one. A commit
+writes the body to a temp file (named from the worker's pid and a counter) and fsyncs it, then
+under an flock shared by all worker processes checks the conditions, records the properties on
+the temp file (or in a sidecar) and renames it into place, so readers see either the old or the
+new version whole, with its own properties, and the last commit wins.
 """
 
 from __future__ import annotations
@@ -24,13 +28,15 @@ import binascii
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import json
 import os
 import shutil
-import tempfile
+import stat
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from reference_server.conditions import Conditions
@@ -57,6 +63,12 @@ MAX_COMMITTED_BLOCKS = 50_000
 MAX_UNCOMMITTED_BLOCKS = 100_000
 MAX_BLOCK_ID_BYTES = 64
 COPY_CHUNK = 64 * 1024 * 1024
+# Blob properties live in this xattr of the blob file when they fit (ext4 keeps a few KiB of
+# xattrs per inode); larger ones (many blocks, big metadata) in a sidecar file.
+PROPS_XATTR = "user.blobfacade.props"
+MAX_XATTR_RECORD = 3072
+MAX_CACHED_LOCKS = 4096  # open lock files per worker
+MAX_IOV = 512  # chunks per writev (IOV_MAX is 1024 on Linux)
 
 
 def stat_etag(st: os.stat_result, salt: int = 0) -> str:
@@ -65,20 +77,30 @@ def stat_etag(st: os.stat_result, salt: int = 0) -> str:
     return "0x" + hashlib.blake2b(raw, digest_size=8).hexdigest().upper()
 
 
-def _write_json_atomic(path: str, data: dict, staging: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=staging, prefix="meta-")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, separators=(",", ":"))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    os.replace(tmp, path)
-
-
 def _read_json(path: str) -> dict | None:
     try:
-        with open(path) as f:
-            return json.load(f)
-    except (FileNotFoundError, NotADirectoryError, ValueError):
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    try:
+        raw = os.read(fd, 1 << 16)
+        if len(raw) == 1 << 16:  # a large sidecar (many committed blocks): read the rest
+            parts = [raw]
+            while chunk := os.read(fd, 1 << 20):
+                parts.append(chunk)
+            raw = b"".join(parts)
+    finally:
+        os.close(fd)
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _copy_range(src_fd: int, dst_fd: int, offset: int, count: int) -> None:
@@ -106,27 +128,92 @@ def decode_block_id(block_id: str) -> bytes:
 
 
 class Upload:
-    """A temp file in the staging dir that a request body is streamed into, chunk by chunk."""
+    """A temp file in the staging dir that a request body is streamed into.
 
-    def __init__(self, staging: str, want_md5: bool, limit: int) -> None:
-        fd, self.path = tempfile.mkstemp(dir=staging, prefix="up-")
-        self.fd = fd
-        self.size = 0
+    The file is created on the first write, so a small body costs no thread hop of its own: the
+    HTTP layer hands whole batches of chunks to ``write_chunks`` in a thread (hashing there too:
+    hashlib releases the GIL on large buffers) and leaves the last batch in ``tail`` for
+    ``finish``, which runs in the same thread hop as the commit. Expected MD5s are checked there.
+    """
+
+    def __init__(
+        self,
+        open_temp: Callable[[], tuple[int, str]],
+        want_md5: bool,
+        limit: int,
+        expect_md5: tuple[bytes | None, ...] = (),
+    ) -> None:
+        self._open_temp = open_temp
+        self.fd = -1
+        self.path = ""
+        self.size = 0  # bytes received (written or in tail)
         self.limit = limit
-        self._md5 = hashlib.md5() if want_md5 else None
+        self.tail: list[bytes] = []
+        self._expect = [m for m in expect_md5 if m is not None]
+        self._md5 = hashlib.md5() if want_md5 or self._expect else None
+        self._md5_b64: str | None = None
+        self._io = threading.Lock()  # a write in a thread vs an abort on the loop thread
+        self._aborted = False
 
-    def write(self, chunk: bytes) -> None:
-        self.size += len(chunk)
+    def count(self, n: int) -> None:
+        """Account for ``n`` more body bytes; RequestBodyTooLarge past the limit."""
+        self.size += n
         if self.size > self.limit:
             raise StorageError("RequestBodyTooLarge")
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(self.fd, view) :]
-        if self._md5 is not None:
-            self._md5.update(chunk)
+
+    def _ensure_open(self) -> None:
+        if self.fd < 0:
+            if self._aborted:
+                raise StorageError("InternalError", "The upload was aborted.")
+            self.fd, self.path = self._open_temp()
+
+    def write_chunks(self, chunks: list[bytes]) -> None:
+        """Append ``chunks`` (already counted) to the file and the hash. Blocking."""
+        with self._io:
+            self._ensure_open()
+            if len(chunks) == 1:
+                _write_all(self.fd, chunks[0])
+            else:
+                if len(chunks) > MAX_IOV:
+                    chunks = [b"".join(chunks)]
+                total = sum(len(c) for c in chunks)
+                written = os.writev(self.fd, chunks)
+                if written != total:  # a short write (signal, full disk): write the rest
+                    _write_all(self.fd, b"".join(chunks)[written:])
+            if self._md5 is not None:
+                for c in chunks:
+                    self._md5.update(c)
+
+    def write(self, chunk: bytes) -> None:
+        """Count and write one chunk now (blocking)."""
+        self.count(len(chunk))
+        self.write_chunks([chunk])
+
+    def finish(self, durable: bool = True) -> os.stat_result:
+        """Write the tail, check expected MD5s, make the bytes durable (fsync, unless not
+        ``durable``) and close; the stat of the finished file. Aborts the upload on failure.
+        Blocking."""
+        try:
+            self.write_chunks(self.tail) if self.tail else self._ensure_open()
+            self.tail = []
+            if self._md5 is not None:
+                digest = self._md5.digest()
+                self._md5_b64 = base64.b64encode(digest).decode()
+                if any(m != digest for m in self._expect):
+                    raise StorageError("Md5Mismatch")
+            if durable:
+                os.fsync(self.fd)
+            st = os.fstat(self.fd)
+            self.close()
+            return st
+        except BaseException:
+            self.abort()
+            raise
 
     @property
     def md5_b64(self) -> str | None:
+        if self._md5_b64 is not None:
+            return self._md5_b64
         return base64.b64encode(self._md5.digest()).decode() if self._md5 else None
 
     def close(self) -> None:
@@ -135,9 +222,12 @@ class Upload:
             self.fd = -1
 
     def abort(self) -> None:
-        self.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+        with self._io:
+            self._aborted = True
+            self.close()
+            if self.path:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path)
 
 
 class Store:
@@ -151,6 +241,52 @@ class Store:
             os.makedirs(os.path.join(self.root, acct), exist_ok=True)
         # Per-process count of uncommitted blocks per blob dir, verified on disk near the limit.
         self._block_counts: dict[str, int] = {}
+        self._id_lengths: dict[str, tuple[int, int]] = {}  # blocks dir -> (inode, ID length)
+        # Temp names: pid + counter (unique among live workers; O_EXCL skips a dead one's).
+        self._tmp_tag = f"{os.getpid()}-{uuid.uuid4().hex[:6]}-"
+        self._tmp_seq = itertools.count()
+        # Directories known to exist (sidecar fan-out, locks); a miss re-creates them.
+        self._dirs: set[str] = set()
+        # Commit locks: one open fd per lock file, flock'd while a thread lock of this process is
+        # held (flock is per open file, so threads of one process must not share it unguarded).
+        self._locks: dict[str, tuple[int, threading.Lock]] = {}
+        self._locks_guard = threading.Lock()
+
+    def _open_temp(self, prefix: str) -> tuple[int, str]:
+        """A new, empty, exclusive file in the staging dir: (fd, path)."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        while True:
+            path = os.path.join(self.staging, f"{prefix}{self._tmp_tag}{next(self._tmp_seq)}")
+            try:
+                return os.open(path, flags, 0o600), path
+            except FileExistsError:
+                continue
+
+    def _write_file_atomic(self, path: str, data: bytes, prefix: str = "meta-") -> None:
+        """Replace ``path`` with ``data`` whole (temp file + rename; parents made as needed)."""
+        fd, tmp = self._open_temp(prefix)
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+        parent = os.path.dirname(path)
+        try:
+            if parent not in self._dirs:
+                os.makedirs(parent, exist_ok=True)
+                self._dirs.add(parent)
+            try:
+                os.replace(tmp, path)
+            except FileNotFoundError:  # the parent went away (container deleted meanwhile)
+                self._dirs.discard(parent)
+                os.makedirs(parent, exist_ok=True)
+                os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def _write_json_atomic(self, path: str, data: dict) -> None:
+        self._write_file_atomic(path, json.dumps(data, separators=(",", ":")).encode())
 
     # ---- paths -------------------------------------------------------------------------
     def _container_dir(self, acct: str, ct: str) -> str:
@@ -175,16 +311,60 @@ class Store:
             raise StorageError("ContainerNotFound")
         return path
 
+    def _lock_entry(self, path: str) -> tuple[int, threading.Lock]:
+        with self._locks_guard:
+            entry = self._locks.get(path)
+        if entry is not None:
+            return entry
+        if len(self._locks) >= MAX_CACHED_LOCKS:
+            self._forget_locks("")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        with self._locks_guard:
+            entry = self._locks.setdefault(path, (fd, threading.Lock()))
+        if entry[0] != fd:  # another thread cached one first
+            os.close(fd)
+        return entry
+
+    def _forget_locks(self, prefix: str) -> None:
+        """Close cached lock fds under ``prefix`` (a deleted container's, or all of them)."""
+        with self._locks_guard:
+            gone = [(p, e) for p, e in self._locks.items() if p.startswith(prefix)]
+            for path, _ in gone:
+                del self._locks[path]
+        for _, (fd, tlock) in gone:
+            with tlock:  # wait for a commit still using it
+                os.close(fd)
+
     @contextlib.contextmanager
     def _lock(self, acct: str, ct: str, h: str) -> Iterator[None]:
-        lock_dir = os.path.join(self._meta_dir(acct, ct), "locks")
-        os.makedirs(lock_dir, exist_ok=True)
-        fd = os.open(os.path.join(lock_dir, h[:2] + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        """The commit lock of a blob name, shared by all threads and worker processes."""
+        path = os.path.join(self._meta_dir(acct, ct), "locks", h[:2] + ".lock")
+        while True:
+            entry = self._lock_entry(path)
+            fd, tlock = entry
+            with tlock:
+                if self._locks.get(path) is not entry:
+                    continue  # forgotten and closed while this thread waited
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    # A container delete (any worker) unlinks the lock files: an fd of a
+                    # vanished file excludes nobody, so check it is still the file at ``path``.
+                    try:
+                        current = os.stat(path).st_ino == os.fstat(fd).st_ino
+                    except FileNotFoundError:
+                        current = False
+                    if current:
+                        yield
+                        return
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                with self._locks_guard:
+                    mine = self._locks.get(path) is entry
+                    if mine:
+                        del self._locks[path]
+                if mine:  # else _forget_locks closes it
+                    os.close(fd)
 
     def _trash(self, path: str) -> None:
         """Make a tree vanish atomically (rename), then delete it."""
@@ -207,11 +387,7 @@ class Store:
 
     def set_service_properties(self, acct: str, body: bytes) -> None:
         path = os.path.join(self.root, ".blobmeta", acct, "service-properties.xml")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.staging, prefix="svc-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(body)
-        os.replace(tmp, path)
+        self._write_file_atomic(path, body, prefix="svc-")
 
     # ---- containers --------------------------------------------------------------------
     def create_container(self, acct: str, ct: str, metadata: dict[str, str]) -> ContainerProps:
@@ -233,8 +409,8 @@ class Store:
             "last_modified": props.last_modified,
             "metadata": props.metadata,
         }
-        _write_json_atomic(
-            os.path.join(self._meta_dir(acct, props.name), "container.json"), data, self.staging
+        self._write_json_atomic(
+            os.path.join(self._meta_dir(acct, props.name), "container.json"), data
         )
 
     def get_container(self, acct: str, ct: str) -> ContainerProps:
@@ -263,6 +439,8 @@ class Store:
         self._trash(path)
         self._trash(self._meta_dir(acct, ct))
         self._trash(os.path.join(self.root, ".blocks", acct, ct))
+        self._forget_locks(self._meta_dir(acct, ct) + os.sep)
+        self._dirs = {d for d in self._dirs if not d.startswith(self._meta_dir(acct, ct) + os.sep)}
 
     def list_containers(
         self, acct: str, prefix: str, marker: str | None, maxresults: int
@@ -286,8 +464,21 @@ class Store:
         return props, next_marker
 
     # ---- blob properties ---------------------------------------------------------------
-    def _props_for(self, acct: str, ct: str, name: str, st: os.stat_result) -> BlobProps:
-        meta = _read_json(self._sidecar(acct, ct, name_hash(name)))
+    def _read_props(self, acct: str, ct: str, name: str, file: str | int) -> dict | None:
+        """The recorded properties of a blob file (path or fd): its xattr, else its sidecar."""
+        try:
+            raw = os.getxattr(file, PROPS_XATTR)
+        except OSError:  # none (ENODATA), or a filesystem without user xattrs
+            return _read_json(self._sidecar(acct, ct, name_hash(name)))
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return None
+
+    def _props_for(
+        self, acct: str, ct: str, name: str, st: os.stat_result, file: str | int
+    ) -> BlobProps:
+        meta = self._read_props(acct, ct, name, file)
         if meta and (meta["ino"], meta["size"], meta["mtime_ns"]) == (
             st.st_ino,
             st.st_size,
@@ -304,7 +495,7 @@ class Store:
                 [tuple(b) for b in meta["blocks"]],
                 meta.get("copy") or {},
             )
-        # No sidecar, or a stale one: the file was written by another program.
+        # No record, or a stale one: the file was written by another program.
         return BlobProps(
             name,
             st.st_size,
@@ -323,9 +514,9 @@ class Store:
             st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        if not os.path.isfile(path):
+        if not stat.S_ISREG(st.st_mode):
             return None
-        return self._props_for(acct, ct, name, st)
+        return self._props_for(acct, ct, name, st, path)
 
     def get_blob(self, acct: str, ct: str, name: str) -> BlobProps:
         self._require_container(acct, ct)
@@ -345,15 +536,30 @@ class Store:
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise StorageError("BlobNotFound") from None
         st = os.fstat(f.fileno())
-        if not os.path.stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode):
             f.close()
             raise StorageError("BlobNotFound")
-        return OpenBlob(f, self._props_for(acct, ct, name, st))
+        return OpenBlob(f, self._props_for(acct, ct, name, st, f.fileno()))
 
     # ---- writes ------------------------------------------------------------------------
-    def new_upload(self, acct: str, ct: str, *, want_md5: bool, limit: int) -> Upload:
-        self._require_container(acct, ct)
-        return Upload(self.staging, want_md5, limit)
+    def new_upload(
+        self,
+        acct: str,
+        ct: str,
+        *,
+        want_md5: bool,
+        limit: int,
+        expect_md5: tuple[bytes | None, ...] = (),
+    ) -> Upload:
+        """An upload whose file is made (after a container check) by its first write, in
+        whichever thread that runs. ``expect_md5``: digests ``finish`` verifies (Md5Mismatch)."""
+        check_container_name(ct)
+
+        def open_temp() -> tuple[int, str]:
+            self._require_container(acct, ct)
+            return self._open_temp("up-")
+
+        return Upload(open_temp, want_md5, limit, expect_md5)
 
     def _ensure_parent(self, ct_dir: str, segments: list[str]) -> None:
         parent = ct_dir
@@ -375,78 +581,118 @@ class Store:
         ct: str,
         name: str,
         tmp_path: str,
+        st: os.stat_result,
         content: ContentSettings,
         metadata: dict[str, str],
         blocks: list[tuple[str, int]],
         conditions: Conditions,
         copy: dict[str, str] | None = None,
     ) -> BlobProps:
-        """fsync + (lock: check conditions, sidecar, rename). Consumes ``tmp_path``."""
-        segments = blob_segments(name)
-        ct_dir = self._require_container(acct, ct)
-        h = name_hash(name)
-        target = os.path.join(ct_dir, *segments)
+        """(lock: check conditions, sidecar, rename) of ``tmp_path``, whose bytes the caller
+        made durable (fsync) and whose stat is ``st``. Consumes ``tmp_path``."""
+        committed = False
         try:
-            fd = os.open(tmp_path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-                st = os.fstat(fd)
-            finally:
-                os.close(fd)
+            segments = blob_segments(name)
+            ct_dir = self._require_container(acct, ct)
+            h = name_hash(name)
+            target = os.path.join(ct_dir, *segments)
             with self._lock(acct, ct, h):
-                current = self._current(acct, ct, name)
-                conditions.check_write(
-                    current and current.etag, current and current.last_modified, creating=True
-                )
-                if os.path.isdir(target):
+                try:
+                    old = os.stat(target)
+                except (FileNotFoundError, NotADirectoryError):
+                    old = None
+                if old is not None and stat.S_ISDIR(old.st_mode):
                     raise StorageError(
                         "InvalidPath", "Blobs exist below this name, so it cannot be a blob."
                     )
-                now = time.time()
+                current = None
+                if old is not None and stat.S_ISREG(old.st_mode):
+                    current = self._props_for(acct, ct, name, old, target)
+                conditions.check_write(
+                    current and current.etag, current and current.last_modified, creating=True
+                )
                 props = BlobProps(
                     name,
                     st.st_size,
                     stat_etag(st),
                     st.st_mtime,
-                    current.creation_time if current else now,
+                    current.creation_time if current else time.time(),
                     content,
                     dict(metadata),
                     blocks,
                     dict(copy or {}),
                 )
-                self._write_sidecar(acct, ct, h, props, st)
+                in_xattr = self._record(acct, ct, h, props, st, tmp_path, fresh=True)
                 for attempt in range(3):
-                    self._ensure_parent(ct_dir, segments)
                     try:
                         os.rename(tmp_path, target)
+                        committed = True
                         break
-                    except FileNotFoundError:
-                        if attempt == 2:  # a concurrent delete kept removing the parent dirs
+                    except (FileNotFoundError, NotADirectoryError):
+                        # parent dirs missing (made here), or a blob where a dir must be
+                        # (InvalidPath); a concurrent delete may keep removing them
+                        if attempt == 2:
                             raise
+                        self._ensure_parent(ct_dir, segments)
                     except IsADirectoryError:
                         raise StorageError("InvalidPath", "Blobs exist below this name.") from None
+                if in_xattr:  # the record travelled with the file: an older sidecar is garbage
+                    self._drop_sidecar(acct, ct, h)
             return props
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_path)
+            if not committed:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp_path)
 
-    def _write_sidecar(
-        self, acct: str, ct: str, h: str, props: BlobProps, st: os.stat_result
-    ) -> None:
-        data = {
-            "name": props.name,
-            "ino": st.st_ino,
-            "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns,
-            "etag": props.etag,
-            "last_modified": props.last_modified,
-            "creation_time": props.creation_time,
-            "content": props.content.to_dict(),
-            "metadata": props.metadata,
-            "blocks": props.committed_blocks,
-            "copy": props.copy,
-        }
-        _write_json_atomic(self._sidecar(acct, ct, h), data, self.staging)
+    def _record(
+        self,
+        acct: str,
+        ct: str,
+        h: str,
+        props: BlobProps,
+        st: os.stat_result,
+        file: str,
+        *,
+        fresh: bool = False,
+    ) -> bool:
+        """Record ``props`` for the blob file ``file`` (whose stat is ``st``): in an xattr of
+        the file when it fits (one syscall, and it travels with the file's inode, so a commit
+        stays one rename), else in a sidecar (temp + rename). True when the xattr holds it. A
+        ``fresh`` file (a commit's temp file) has no older record to clear."""
+        data = json.dumps(
+            {
+                "name": props.name,
+                "ino": st.st_ino,
+                "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns,
+                "etag": props.etag,
+                "last_modified": props.last_modified,
+                "creation_time": props.creation_time,
+                "content": props.content.to_dict(),
+                "metadata": props.metadata,
+                "blocks": props.committed_blocks,
+                "copy": props.copy,
+            },
+            separators=(",", ":"),
+        ).encode()
+        if len(data) <= MAX_XATTR_RECORD:
+            try:
+                os.setxattr(file, PROPS_XATTR, data)
+            except OSError:
+                pass  # no user xattrs here (or no room): the sidecar holds it
+            else:
+                if not fresh:
+                    self._drop_sidecar(acct, ct, h)
+                return True
+        self._write_file_atomic(self._sidecar(acct, ct, h), data)
+        if not fresh:
+            with contextlib.suppress(OSError):
+                os.removexattr(file, PROPS_XATTR)  # it would take precedence
+        return False
+
+    def _drop_sidecar(self, acct: str, ct: str, h: str) -> None:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            os.unlink(self._sidecar(acct, ct, h))
 
     def put_blob(
         self,
@@ -459,9 +705,11 @@ class Store:
         conditions: Conditions,
         copy: dict[str, str] | None = None,
     ) -> BlobProps:
-        upload.close()
+        st = upload.finish()
+        if content.content_md5 is None:
+            content.content_md5 = upload.md5_b64
         props = self._commit_file(
-            acct, ct, name, upload.path, content, metadata, [], conditions, copy
+            acct, ct, name, upload.path, st, content, metadata, [], conditions, copy
         )
         # A Put Blob replaces the blob and discards its uncommitted blocks, as on Azure.
         self._drop_blocks(acct, ct, name_hash(name))
@@ -492,7 +740,7 @@ class Store:
                 current.metadata = dict(metadata)
             current.last_modified = time.time()
             current.etag = stat_etag(st, salt=time.time_ns())
-            self._write_sidecar(acct, ct, h, current, st)
+            self._record(acct, ct, h, current, st, path)
             return current
 
     def update_copy_state(
@@ -512,12 +760,13 @@ class Store:
                 raise StorageError("NoPendingCopyOperation")
             if current.copy.get("x-ms-copy-id") != copy_id:
                 raise StorageError("CopyIdMismatch")
-            st = os.stat(os.path.join(self._container_dir(acct, ct), *name.split("/")))
+            path = os.path.join(self._container_dir(acct, ct), *name.split("/"))
+            st = os.stat(path)
             current.copy = {**current.copy, **state}
             if touch:
                 current.last_modified = time.time()
                 current.etag = stat_etag(st, salt=time.time_ns())
-            self._write_sidecar(acct, ct, h, current, st)
+            self._record(acct, ct, h, current, st, path)
             return current
 
     def delete_blob(self, acct: str, ct: str, name: str, conditions: Conditions) -> None:
@@ -530,8 +779,7 @@ class Store:
             conditions.check_write(current.etag, current.last_modified)
             path = os.path.join(ct_dir, *name.split("/"))
             os.unlink(path)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._sidecar(acct, ct, h))
+            self._drop_sidecar(acct, ct, h)
         self._drop_blocks(acct, ct, h)
         # Remove directories the delete left empty, so they do not list as BlobPrefixes.
         parent = os.path.dirname(path)
@@ -547,14 +795,17 @@ class Store:
         d = self._blocks_dir(acct, ct, h)
         if os.path.isdir(d):
             self._block_counts.pop(d, None)
+            self._id_lengths.pop(d, None)
             self._trash(d)
 
     def stage_block(self, acct: str, ct: str, name: str, block_id: str, upload: Upload) -> None:
-        """Move a streamed block into the blob's staging dir (re-staging an ID replaces it)."""
-        upload.close()
+        """Move a streamed block into the blob's staging dir (re-staging an ID replaces it).
+        Not fsynced: an uncommitted block only has to outlive a process crash, and the commit
+        that uses it makes the assembled file durable."""
+        blob_segments(name)
+        raw = decode_block_id(block_id)
+        upload.finish(durable=False)
         try:
-            blob_segments(name)
-            raw = decode_block_id(block_id)
             d = self._blocks_dir(acct, ct, name_hash(name))
             fname = raw.hex()
             for attempt in range(3):
@@ -571,13 +822,23 @@ class Store:
                 os.unlink(upload.path)
 
     def _place_block(self, d: str, fname: str, upload_path: str) -> None:
-        os.makedirs(d, exist_ok=True)
-        with os.scandir(d) as it:
-            other = next(it, None)
-        if other is not None and len(other.name) != len(fname):
-            raise StorageError(
-                "InvalidBlobOrBlock", "All block IDs of a blob must have the same length."
-            )
+        try:
+            ino = os.stat(d).st_ino
+        except FileNotFoundError:
+            os.makedirs(d, exist_ok=True)
+            ino = os.stat(d).st_ino
+        # The ID length of the blob's staged blocks, known per staging dir incarnation (inode):
+        # a hot blob (1,000 Put Blocks at once) is not re-read for every block.
+        if self._id_lengths.get(d) != (ino, len(fname)):
+            with os.scandir(d) as it:
+                other = next(it, None)
+            if other is not None and len(other.name) != len(fname):
+                raise StorageError(
+                    "InvalidBlobOrBlock", "All block IDs of a blob must have the same length."
+                )
+            if len(self._id_lengths) >= MAX_CACHED_LOCKS:
+                self._id_lengths.clear()
+            self._id_lengths[d] = (ino, len(fname))
         dest = os.path.join(d, fname)
         if not os.path.exists(dest):
             count = self._block_counts.get(d)
@@ -633,9 +894,11 @@ class Store:
         src: OpenBlob | None = None
         with contextlib.suppress(StorageError):
             src = self.open_blob(acct, ct, name)
-        fd_out, tmp = tempfile.mkstemp(dir=self.staging, prefix="commit-")
+        fd_out, tmp = self._open_temp("commit-")
         try:
             blocks = self._assemble(entries, staged, src, fd_out)
+            os.fsync(fd_out)
+            st = os.fstat(fd_out)
         except BaseException:
             os.unlink(tmp)
             raise
@@ -643,7 +906,7 @@ class Store:
             os.close(fd_out)
             if src is not None:
                 src.close()
-        props = self._commit_file(acct, ct, name, tmp, content, metadata, blocks, conditions)
+        props = self._commit_file(acct, ct, name, tmp, st, content, metadata, blocks, conditions)
         self._drop_blocks(acct, ct, name_hash(name))
         return props
 
@@ -696,6 +959,7 @@ class Store:
                     with contextlib.suppress(FileNotFoundError):
                         if os.stat(d).st_mtime < cutoff:
                             self._block_counts.pop(d, None)
+                            self._id_lengths.pop(d, None)
                             self._trash(d)
                             removed += 1
         return removed
@@ -703,7 +967,7 @@ class Store:
     def sweep_staging(self, max_age_s: float = 0) -> int:
         """Delete staging leftovers (bodies, commits, sidecar temps, trash) untouched for
         ``max_age_s``; returns how many. A crash leaves them behind. With 0 (at start, before any
-        worker serves) everything goes; live uploads touch their file with every chunk."""
+        worker serves) everything goes; live uploads touch their file with every batch."""
         cutoff = time.time() - max_age_s
         removed = 0
         with os.scandir(self.staging) as it:
@@ -743,6 +1007,6 @@ class Store:
                 st = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue  # deleted while listing
-            items.append(self._props_for(acct, ct, name, st))
+            items.append(self._props_for(acct, ct, name, st, entry.path))
             last = Marker(name, False)
         return ListPage(items, None)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.contract.model import Contract, diff, path_shape, summarize_calls
+from harness.contract.model import Contract, diff, merge, path_shape, summarize_calls
 from harness.contract.proxy import Call, RecordingProxy
-from harness.contract.record import CONTRACTS_DIR, drift_report
+from harness.contract.record import CONTRACTS_DIR, drift_report, run_drift
 from harness.contract.table import to_markdown
 from harness.http import BlobHttp
 from harness.tools import azcopy_path, tool_versions
@@ -226,3 +226,63 @@ def test_recorded_azcopy_run_matches_its_locked_contract(server, tmp_path: Path)
     drift = [d.line() for d in diff(locked, observed, partial=True)]
     assert drift == []
     assert drift_report([observed], partial=True) == {observed.slug: []}
+
+
+def _gate_contract() -> Contract:
+    """A contract locked from two scenarios: Put Blob in both, Put Block only in one."""
+    put = _call(
+        "PUT", "/devstoreaccount1/ct/a", {}, {**BASE_HEADERS, "x-ms-blob-type": "BlockBlob"}
+    )
+    block = _call(
+        "PUT", "/devstoreaccount1/ct/b", {"comp": "block", "blockid": "QQ=="}, BASE_HEADERS
+    )
+    gate = Contract(
+        "tool", "1.0", summarize_calls([put, block], "devstoreaccount1", "gate"), "gate"
+    )
+    smoke = Contract("tool", "1.0", summarize_calls([put], "devstoreaccount1", "smoke"), "smoke")
+    return merge([gate, smoke])
+
+
+def test_contracts_of_several_scenarios_merge_into_one() -> None:
+    merged = _gate_contract()
+    assert merged.scenarios == ["gate", "smoke"]
+    ops = merged.by_name()
+    assert ops["Put Blob"].count == 2
+    assert ops["Put Blob"].scenarios == {"gate": ["upload"], "smoke": ["upload"]}
+    assert ops["Put Block"].scenarios == {"gate": ["upload"]}
+    table = to_markdown(merged)
+    assert "Recorded from scenarios `gate`, `smoke`" in table
+    assert (
+        "| Put Block | PUT /{container}/{blob}?comp=block | upload | gate (upload) | 1 |" in table
+    )
+    with pytest.raises(ValueError):
+        merge([merged, Contract("other", "1.0", [])])
+
+
+def test_a_gate_run_diffs_against_its_part_of_a_merged_contract(tmp_path: Path) -> None:
+    merge_locked = _gate_contract()
+    merge_locked.save(tmp_path)
+    put = _call(
+        "PUT", "/devstoreaccount1/ct/a", {}, {**BASE_HEADERS, "x-ms-blob-type": "BlockBlob"}
+    )
+    block = _call(
+        "PUT", "/devstoreaccount1/ct/b", {"comp": "block", "blockid": "QQ=="}, BASE_HEADERS
+    )
+    # Unchanged: each scenario of the merged contract is clean on its own.
+    for scenario, calls in (("gate", [put, block]), ("smoke", [put])):
+        observed = Contract("tool", "1.0", summarize_calls(calls, "devstoreaccount1", scenario))
+        [tool] = run_drift([observed], scenario, tmp_path)["tools"]
+        assert tool["lines"] == [] and tool["partial"] and tool["scoped"], tool
+    # Changed: a new header, a new value, and an operation the gate made that is gone.
+    tiered = {**BASE_HEADERS, "x-ms-blob-type": "BlockBlob", "x-ms-access-tier": "Cool"}
+    changed = [_call("PUT", "/devstoreaccount1/ct/a", {}, tiered)]
+    observed = Contract("tool", "1.0", summarize_calls(changed, "devstoreaccount1", "gate"))
+    [tool] = run_drift([observed], "gate", tmp_path)["tools"]
+    assert tool["lines"] == [
+        "new-header: Put Blob x-ms-access-tier",
+        "new-value: Put Blob x-ms-access-tier=Cool",
+        "vanished-operation: Put Block",
+    ]
+    # A scenario the contract was not locked from only hears of what is new.
+    [tool] = run_drift([observed], "other", tmp_path)["tools"]
+    assert not tool["scoped"] and "vanished-operation: Put Block" not in tool["lines"]

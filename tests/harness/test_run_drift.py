@@ -7,6 +7,7 @@ from pathlib import Path
 
 import lxml.html
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from harness.cli import main
@@ -28,6 +29,14 @@ steps:
   - {name: ls, driver: sdk, operation: list, prefix: drift}
 """
 
+# A second scenario the contract is locked from along with the first (as the gate scenarios
+# are): the locked contract is the merge of both, and a run of either still sees its drift.
+OTHER = """\
+name: drift-other
+steps:
+  - {name: ls-all, driver: sdk, operation: list}
+"""
+
 
 def _run(*args: str) -> tuple[int, str, Path]:
     result = CliRunner().invoke(main, list(args), catch_exceptions=False)
@@ -41,10 +50,20 @@ def _run(*args: str) -> tuple[int, str, Path]:
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("drift")
     (base / "s.yaml").write_text(SCENARIO)
+    (base / "other.yaml").write_text(OTHER)
     contracts = base / "contracts"
     locked = CliRunner().invoke(
         main,
-        ["contract", "record", str(base / "s.yaml"), "--dir", str(contracts), "--out", str(base)],
+        [
+            "contract",
+            "record",
+            str(base / "s.yaml"),
+            str(base / "other.yaml"),
+            "--dir",
+            str(contracts),
+            "--out",
+            str(base),
+        ],
         catch_exceptions=False,
     )
     assert locked.exit_code == 0, locked.output
@@ -72,13 +91,24 @@ def test_an_unchanged_run_reports_no_drift(workspace: dict[str, Path]) -> None:
     contract = json.loads((run_dir / "run.json").read_text())["contract"]
     [tool] = contract["tools"]
     assert contract["recorded"] and contract["drifted"] == 0
-    assert tool["slug"] == tool["locked"] == slug and tool["lines"] == [] and not tool["partial"]
+    assert tool["slug"] == tool["locked"] == slug and tool["lines"] == []
+    assert tool["locked_from"] == "drift-check, drift-other" and tool["scoped"]
     assert tool["calls"] > 0
+    ops = {
+        op["operation"]: op
+        for op in yaml.safe_load((workspace["contracts"] / f"{slug}.yaml").read_text())[
+            "operations"
+        ]
+    }
+    assert ops["Put Blob"]["scenarios"] == {"drift-check": ["up"]}
+    assert ops["List Blobs"]["scenarios"] == {"drift-check": ["ls"], "drift-other": ["ls-all"]}
 
 
 def test_a_changed_call_is_a_drift_line_in_the_summary_run_json_and_report(
     workspace: dict[str, Path],
 ) -> None:
+    # The contract was locked from two scenarios; this run is one of them, so the operation it
+    # no longer makes (Put Blob) is still reported as vanished.
     code, output, run_dir = _run(
         *_args(workspace, "--set", "steps.up.options.max_single_put_size=4096")
     )
