@@ -257,7 +257,7 @@ def serve(args: tuple[str, ...]) -> None:
     --data-root, --host, --port, --workers, --max-inflight; `harness serve --help` lists them)."""
     from reference_server.cli import main as server_main
 
-    result = server_main(list(args))
+    result = server_main(list(args), prog="harness serve")
     sys.exit(result if isinstance(result, int) else 0)
 
 

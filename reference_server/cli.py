@@ -24,8 +24,8 @@ from reference_server.config import Account, ServerConfig, add_account, load_yam
 from reference_server.store import Store
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="reference_server", description=__doc__.splitlines()[0])
+def parse_args(argv: Sequence[str] | None, prog: str = "reference_server") -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("--data-root", type=Path, help="POSIX directory holding the blobs")
     p.add_argument("--host", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (default 10000; 0 picks a free one)")
@@ -169,8 +169,8 @@ def supervise(config: ServerConfig) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    config = build_config(parse_args(argv))
+def main(argv: Sequence[str] | None = None, prog: str = "reference_server") -> int:
+    config = build_config(parse_args(argv, prog))
     config.data_root.mkdir(parents=True, exist_ok=True)
     # Before any worker serves: what a crash left half-written in staging is nobody's any more.
     Store(config.data_root, [a.name for a in config.accounts]).sweep_staging()

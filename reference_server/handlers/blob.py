@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import os
 import re
 from typing import BinaryIO
@@ -38,6 +39,9 @@ SEND_STALL_S = 300.0  # a reader that takes nothing for this long is dropped
 MAX_RANGE_MD5 = 4 * 1024 * 1024
 
 
+log = logging.getLogger("reference_server")
+
+
 class FileSliceResponse(web.StreamResponse):
     """Sends ``count`` bytes of an open file from ``offset`` with sendfile(2): the loop's own
     (asyncio), or, where the loop has none (uvloop), non-blocking sendfile on a duplicate of the
@@ -54,6 +58,17 @@ class FileSliceResponse(web.StreamResponse):
     async def prepare(self, request: web.BaseRequest):  # type: ignore[override]
         if self.prepared:  # aiohttp prepares again after the handler returns
             return await super().prepare(request)
+        try:
+            return await self._send(request)
+        except ConnectionError as exc:
+            # The client went away (or the file shrank) mid-response. The connection cannot carry
+            # another byte: close it and let aiohttp finish quietly instead of logging a traceback.
+            log.debug("response to %s aborted: %s", request.remote, exc)
+            if request.transport is not None:
+                request.transport.close()
+            return None
+
+    async def _send(self, request: web.BaseRequest):  # type: ignore[no-untyped-def]
         writer = await super().prepare(request)
         if self._file is None or self._count == 0 or request.method == "HEAD":
             await self.write_eof()
