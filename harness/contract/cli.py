@@ -9,15 +9,34 @@ import click
 from rich.console import Console
 
 from harness.contract.model import Contract
-from harness.contract.record import CONTRACTS_DIR, drift_report, lock, record_scenario
+from harness.contract.record import (
+    CONTRACTS_DIR,
+    drift_report,
+    lock,
+    merge_recordings,
+    record_scenario,
+)
 from harness.contract.table import to_markdown
 from harness.targets import TARGET_NAMES
 
 
-def _scenario(name: str):
+def _scenario(name: str, overrides: tuple[str, ...] = ()):
     from harness.cli import _load
 
-    return _load(name)
+    return _load(name, overrides)
+
+
+def _overrides_for(name: str, overrides: tuple[str, ...], names: tuple[str, ...]) -> tuple:
+    """``--set k=v`` applies to every scenario; ``--set SCENARIO:k=v`` to that one only."""
+    out = []
+    for item in overrides:
+        head, sep, rest = item.partition(":")
+        if sep and head in names and "=" not in head:
+            if head == name:
+                out.append(rest)
+        else:
+            out.append(item)
+    return tuple(out)
 
 
 @click.group("contract")
@@ -26,26 +45,53 @@ def contract() -> None:
 
 
 @contract.command("record")
-@click.argument("scenario")
+@click.argument("scenarios", nargs=-1, required=True)
 @click.option("--target", type=click.Choice(TARGET_NAMES), default=None)
 @click.option("--endpoint", default=None)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"))
 @click.option(
     "--dir", "directory", type=click.Path(path_type=Path), default=CONTRACTS_DIR, show_default=True
 )
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    help="Scenario override as for `harness run --set`; `SCENARIO:key=value` scopes it to one.",
+)
 def record(
-    scenario: str, target: str | None, endpoint: str | None, out: Path, directory: Path
+    scenarios: tuple[str, ...],
+    target: str | None,
+    endpoint: str | None,
+    out: Path,
+    directory: Path,
+    overrides: tuple[str, ...],
 ) -> None:
-    """Run SCENARIO through the recording proxy and lock each tool's contract."""
+    """Run each of SCENARIOS through the recording proxy and lock one contract per tool
+    version: what the tool did across all of them (operations with counts, and the scenarios
+    and steps that made them)."""
     console = Console()
-    rec = record_scenario(_scenario(scenario), out, target, endpoint)
-    for c in rec.contracts:
+    recordings = []
+    for name in scenarios:
+        sc = _scenario(name, _overrides_for(name, overrides, scenarios))
+        rec = record_scenario(sc, out, target, endpoint)
+        console.print(
+            f"recorded {sc.name}: "
+            + (
+                ", ".join(
+                    f"{c.slug} ({sum(o.count for o in c.operations)} calls)" for c in rec.contracts
+                )
+                or "no calls"
+            )
+        )
+        recordings.append(rec)
+    contracts = merge_recordings(recordings)
+    for c in contracts:
         yaml_path, md_path = lock(c, directory)
         console.print(
             f"locked {c.slug}: {len(c.operations)} operations, "
             f"{sum(o.count for o in c.operations)} calls -> {yaml_path}, {md_path}"
         )
-    if not rec.contracts:
+    if not contracts:
         console.print("[red]no calls recorded[/red]")
         sys.exit(1)
 

@@ -165,6 +165,8 @@ class Operation:
     params: list[str] = field(default_factory=list)
     values: dict[str, list[str]] = field(default_factory=dict)  # x-ms-version, enums
     statuses: list[int] = field(default_factory=list)
+    # scenario -> names of its steps that made this call
+    scenarios: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -181,8 +183,11 @@ def _add(items: list, values: Iterable) -> None:
     items.sort()
 
 
-def summarize_calls(calls: Iterable[Call], account: str | None = None) -> list[Operation]:
-    """Calls → operations, dedup'd by operation name, sorted by first use."""
+def summarize_calls(
+    calls: Iterable[Call], account: str | None = None, scenario: str = ""
+) -> list[Operation]:
+    """Calls → operations, dedup'd by operation name, sorted by first use. With ``scenario``,
+    each operation also names the steps of that scenario that made it."""
     ops: dict[str, Operation] = {}
     for call in calls:
         query = dict(call.query)
@@ -194,6 +199,10 @@ def summarize_calls(calls: Iterable[Call], account: str | None = None) -> list[O
         op.count += 1
         if call.phase and call.phase not in op.used_in:
             op.used_in.append(call.phase)
+        if scenario:
+            steps = op.scenarios.setdefault(scenario, [])
+            if (call.step or call.phase) and (call.step or call.phase) not in steps:
+                steps.append(call.step or call.phase)
         _add(op.headers, names)
         _add(op.params, {k for k in query if k.lower() not in SAS_PARAMS})
         if "sig" in query:
@@ -208,18 +217,48 @@ def summarize_calls(calls: Iterable[Call], account: str | None = None) -> list[O
     return list(ops.values())
 
 
+def merge_operations(groups: Iterable[Iterable[Operation]]) -> list[Operation]:
+    """Operations of several recordings of one tool version → one list: counts add up, header,
+    parameter, value and status sets unite, and each keeps the scenarios and steps it was used
+    in. Order is by first use (first recording first)."""
+    out: dict[str, Operation] = {}
+    for ops in groups:
+        for op in ops:
+            m = out.get(op.operation)
+            if m is None:
+                m = out[op.operation] = Operation(
+                    op.operation, op.method, op.path, op.restype, op.comp
+                )
+            m.count += op.count
+            m.used_in += [u for u in op.used_in if u not in m.used_in]
+            _add(m.headers, op.headers)
+            _add(m.params, op.params)
+            for k, v in op.values.items():
+                _add(m.values.setdefault(k, []), v)
+            _add(m.statuses, op.statuses)
+            for sc, steps in op.scenarios.items():
+                have = m.scenarios.setdefault(sc, [])
+                have += [s for s in steps if s not in have]
+    return list(out.values())
+
+
 @dataclass
 class Contract:
     tool: str
     version: str
     operations: list[Operation]
-    scenario: str = ""
+    scenario: str = ""  # the scenarios it was locked from, comma-separated
     recorded_at: str = ""
     target: str = ""
 
     @property
     def slug(self) -> str:
         return f"{self.tool}-{self.version}"
+
+    @property
+    def scenarios(self) -> list[str]:
+        """The scenarios this contract was recorded from."""
+        return [s.strip() for s in self.scenario.split(",") if s.strip()]
 
     def by_name(self) -> dict[str, Operation]:
         return {op.operation: op for op in self.operations}
@@ -271,17 +310,39 @@ class Drift:
         return f"{self.kind}: {self.operation}" + (f" {self.detail}" if self.detail else "")
 
 
-def diff(locked: Contract, observed: Contract, *, partial: bool = False) -> list[Drift]:
+def merge(contracts: list[Contract]) -> Contract:
+    """Recordings of one tool version from several scenarios → one contract."""
+    first = contracts[0]
+    if any(c.slug != first.slug for c in contracts):
+        raise ValueError(f"cannot merge contracts of {sorted({c.slug for c in contracts})}")
+    scenarios: list[str] = []
+    for c in contracts:
+        scenarios += [s for s in c.scenarios if s not in scenarios]
+    return Contract(
+        first.tool,
+        first.version,
+        merge_operations(c.operations for c in contracts),
+        ", ".join(scenarios),
+        max(c.recorded_at for c in contracts),
+        ", ".join(dict.fromkeys(c.target for c in contracts if c.target)),
+    )
+
+
+def diff(
+    locked: Contract, observed: Contract, *, partial: bool = False, scenario: str | None = None
+) -> list[Drift]:
     """What changed from the locked contract to the observed one. ``partial`` (a run that
     exercised only some of the tool's usage) does not report vanished operations, nor vanished
     headers and parameters: a run without ``--put-md5`` or without a prefix simply does not
-    send them."""
+    send them. With ``scenario`` as well (a run of one of the scenarios the contract was locked
+    from), the operations the contract records as used in that scenario are still expected:
+    one that is gone is reported as vanished."""
     out: list[Drift] = []
     old, new = locked.by_name(), observed.by_name()
     for name in new.keys() - old.keys():
         out.append(Drift("new-operation", name, f"({new[name].method} {new[name].path})"))
-    if not partial:
-        for name in old.keys() - new.keys():
+    for name in old.keys() - new.keys():
+        if not partial or (scenario and scenario in old[name].scenarios):
             out.append(Drift("vanished-operation", name))
     for name in sorted(old.keys() & new.keys()):
         a, b = old[name], new[name]

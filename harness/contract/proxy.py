@@ -43,6 +43,7 @@ class Call:
     phase: str = ""  # scenario step / usage label when the call was made
     tool: str = ""  # the client that made it
     error_code: str | None = None
+    step: str = ""  # the scenario step's name
 
 
 class RecordingProxy:
@@ -56,6 +57,7 @@ class RecordingProxy:
         self.port = 0
         self.phase = ""
         self.tool = ""
+        self.step = ""
         self.calls: list[Call] = []
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -163,6 +165,7 @@ class RecordingProxy:
             status=status,
             phase=self.phase,
             tool=self.tool,
+            step=self.step,
             error_code=error_code,
         )
         with self._lock:

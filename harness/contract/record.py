@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.contract.model import Contract, Drift, diff, summarize_calls
+from harness.contract.model import Contract, Drift, diff, merge, summarize_calls
 from harness.contract.proxy import Call, RecordingProxy
 from harness.contract.table import to_markdown
 from harness.drivers.base import StepContext
@@ -65,6 +65,7 @@ class RecordingRunner(Runner):
         proxy = self.proxies[ex.target]
         proxy.phase = ex.step.operation
         proxy.tool = ex.step.driver
+        proxy.step = ex.step.name
         # Only the destination goes through the proxy. A copy's source stays as it is: it may
         # be another target (a lake), and its reads are mostly the façade's own fetches of the
         # source URL, not calls of the tool under test.
@@ -121,7 +122,7 @@ def contracts_from(
         by_tool[(tool, version)].append(call)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return [
-        Contract(tool, version, summarize_calls(cs, account), scenario, stamp, target)
+        Contract(tool, version, summarize_calls(cs, account, scenario), scenario, stamp, target)
         for (tool, version), cs in sorted(by_tool.items())
     ]
 
@@ -144,6 +145,16 @@ def record_scenario(
     return Recording(outcome, contracts, runner.calls())
 
 
+def merge_recordings(recordings: list[Recording]) -> list[Contract]:
+    """One contract per tool version from several scenario recordings: what the tool did in
+    each, merged (counts added, headers united, scenarios and steps kept per operation)."""
+    by_slug: dict[str, list[Contract]] = defaultdict(list)
+    for rec in recordings:
+        for c in rec.contracts:
+            by_slug[c.slug].append(c)
+    return [merge(cs) for _, cs in sorted(by_slug.items())]
+
+
 def lock(contract: Contract, directory: Path = CONTRACTS_DIR) -> tuple[Path, Path]:
     """Write <tool>-<version>.yaml and its Markdown table."""
     yaml_path = contract.save(directory)
@@ -162,7 +173,10 @@ def locked_for(tool: str, version: str, directory: Path = CONTRACTS_DIR) -> Cont
 
 
 def drift_report(
-    contracts: list[Contract], directory: Path = CONTRACTS_DIR, partial: bool = False
+    contracts: list[Contract],
+    directory: Path = CONTRACTS_DIR,
+    partial: bool = False,
+    scenario: str | None = None,
 ) -> dict[str, list[Drift]]:
     """tool slug -> drift lines against its locked contract (an unlocked tool is one line)."""
     report: dict[str, list[Drift]] = {}
@@ -173,7 +187,7 @@ def drift_report(
                 Drift("unlocked-tool", observed.tool, f"no contract under {directory}")
             ]
             continue
-        lines = diff(locked, observed, partial=partial)
+        lines = diff(locked, observed, partial=partial, scenario=scenario)
         if locked.version != observed.version:
             lines.insert(
                 0, Drift("new-version", observed.tool, f"{locked.version} -> {observed.version}")
@@ -188,14 +202,21 @@ def run_drift(
     """run.json's ``contract`` section: per tool, its drift lines from the locked contract, or
     the one line "no drift against <tool>-<version>".
 
-    The diff is full when the contract was locked from this scenario; otherwise the run
-    exercised only part of the tool's usage, so vanished operations are not reported."""
+    The diff is full when the contract was locked from this scenario alone. When it was
+    locked from several, this one among them, the run exercised part of the tool's usage:
+    vanished headers and parameters are not reported, but an operation the contract records
+    for this scenario that the run no longer made is. A contract locked from other scenarios
+    only gets new operations, headers, parameters and values reported."""
     tools = []
     for observed in contracts:
         locked = locked_for(observed.tool, observed.version, directory)
-        partial = locked is not None and locked.scenario != scenario
+        partial = locked is not None and locked.scenarios != [scenario]
+        scoped = partial and locked is not None and scenario in locked.scenarios
         lines = [
-            d.line() for d in drift_report([observed], directory, partial=partial)[observed.slug]
+            d.line()
+            for d in drift_report(
+                [observed], directory, partial=partial, scenario=scenario if scoped else None
+            )[observed.slug]
         ]
         tools.append(
             {
@@ -205,6 +226,7 @@ def run_drift(
                 "locked": locked.slug if locked else None,
                 "locked_from": locked.scenario if locked else None,
                 "partial": partial,
+                "scoped": scoped,
                 "calls": sum(op.count for op in observed.operations),
                 "operations": len(observed.operations),
                 "lines": lines,
@@ -225,7 +247,9 @@ def run_drift(
             "Client calls went through a loopback recording proxy (one extra local hop in the "
             "measurements; `harness run --no-contract` measures without it) and were diffed "
             f"against the contracts locked in {directory}. A partial diff (the run exercised "
-            "part of the usage a contract was locked from) does not report vanished "
-            "operations. Locust steps are not recorded: their requests are the lab's own."
+            "part of the usage a contract was locked from) does not report vanished headers "
+            "or parameters, and reports vanished operations only among those the contract "
+            "records for this scenario. Locust steps are not recorded: their requests are the "
+            "lab's own."
         ),
     }

@@ -6,7 +6,17 @@ from html import escape
 
 from harness.contract.model import Contract, Operation
 
-COLUMNS = ("operation", "call", "when used", "count", "headers", "query", "values", "status")
+COLUMNS = (
+    "operation",
+    "call",
+    "when used",
+    "scenarios (steps)",
+    "count",
+    "headers",
+    "query",
+    "values",
+    "status",
+)
 
 
 def _cells(op: Operation) -> list[str]:
@@ -20,6 +30,7 @@ def _cells(op: Operation) -> list[str]:
         op.operation,
         call,
         ", ".join(op.used_in),
+        "; ".join(f"{sc} ({', '.join(steps)})" for sc, steps in op.scenarios.items()),
         str(op.count),
         ", ".join(op.headers),
         ", ".join(op.params),
@@ -31,7 +42,9 @@ def _cells(op: Operation) -> list[str]:
 def to_markdown(contract: Contract) -> str:
     lines = [f"# {contract.tool} {contract.version}", ""]
     lines.append(
-        f"Recorded from scenario `{contract.scenario}` against `{contract.target}` at "
+        f"Recorded from {'scenarios' if len(contract.scenarios) > 1 else 'scenario'} "
+        + ", ".join(f"`{s}`" for s in contract.scenarios)
+        + f" against `{contract.target}` at "
         f"{contract.recorded_at}. Locked in `{contract.slug}.yaml`; every scenario run "
         "diffs its calls against it."
     )
