@@ -45,7 +45,7 @@ def progress_reporter(console: Console) -> Iterator[Callable[[str, int], Callabl
 def render(run: BenchRun, console: Console) -> None:
     table = Table(
         title="façade vs anchors (median of repeats)",
-        caption="* client-bound: the benchmark client was above 90% CPU",
+        caption="* client-bound: a benchmark client process was above 90% CPU",
     )
     for col in ("workload", "unit", "façade", "baseline", "ratio", "goal", "met"):
         table.add_column(
@@ -122,6 +122,13 @@ def bench() -> None:
     default=3,
     show_default=True,
     help="the table shows the median",
+)
+@click.option(
+    "--client-procs",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="client processes the Put Block / Get Blob throughput workloads are split across",
 )
 @out_option()
 @click.option("--profile", is_flag=True, help="sample the façade with py-spy during the run")

@@ -4,17 +4,28 @@ Every phase opens its own connection pool, so each target pays the same connecti
 keep-alive state leaks from one phase (or one target) into the next. A phase returns a
 ``PhaseResult`` with the wall time, bytes and operations done, per-request latencies, errors
 and the CPU that the client and the server's process tree spent during it.
+
+One Python client tops out near 1 GB/s, so the large Put Block and Get Blob workloads can be
+split across client processes (``ClientPool``, spawned once per run): each runs its own uvloop
+event loop with its share of the in-flight requests over its share of the blocks or ranges, and
+the parent merges the shares exactly (sums, raw latency samples, earliest start to latest end).
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
+import queue
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import psutil
+import uvloop
 from yarl import URL
 
 from harness.http import BlobRequests, Query, block_id, block_list_xml
@@ -33,8 +44,98 @@ class PhaseResult:
     ops: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     errors: list[tuple[int, str | None]] = field(default_factory=list)  # (status, error code)
-    client_cpu_pct: float = 0.0  # of one core
+    client_cpu_pct: float = 0.0  # summed over the client's processes (100 = one full core)
     server_cpu_pct: float = 0.0  # summed over the server's processes (200 = two full cores)
+    client_procs: int = 1  # client processes the phase was split across
+    client_proc_cpu_pct: list[float] = field(default_factory=list)  # each client process's CPU
+
+    @property
+    def busiest_client_pct(self) -> float:
+        """CPU of the busiest client process: above ~90% that process set the pace."""
+        return max(self.client_proc_cpu_pct, default=self.client_cpu_pct)
+
+
+@dataclass
+class ChildResult:
+    """One client process's share of a phase: raw counts and samples, merged exactly."""
+
+    start: float  # time.monotonic(): CLOCK_MONOTONIC, one clock for every process of the host
+    end: float
+    bytes: int
+    ops: int
+    latencies_ms: list[float]
+    errors: list[tuple[int, str | None]]
+    cpu_s: float  # this process's user + system CPU during its share
+    reported: int  # progress units sent to the parent
+
+
+def merge_children(children: Sequence[ChildResult]) -> PhaseResult:
+    """One phase from its processes' shares: sums, raw latency samples concatenated (so the
+    percentiles are those of all requests), wall time from the earliest start to the latest end."""
+    start = min(c.start for c in children)
+    end = max(c.end for c in children)
+    phase = PhaseResult(duration_s=end - start, client_procs=len(children))
+    for c in children:
+        phase.bytes += c.bytes
+        phase.ops += c.ops
+        phase.latencies_ms.extend(c.latencies_ms)
+        phase.errors.extend(c.errors)
+        phase.client_proc_cpu_pct.append(100 * c.cpu_s / max(c.end - c.start, 1e-9))
+    phase.client_cpu_pct = 100 * sum(c.cpu_s for c in children) / max(phase.duration_s, 1e-9)
+    return phase
+
+
+# Set in each pool process by ``_pool_init``: where the children send their progress.
+_PROGRESS_Q: Any = None
+
+
+def _pool_init(progress_q: Any) -> None:
+    global _PROGRESS_Q
+    _PROGRESS_Q = progress_q
+
+
+def _ready(delay: float) -> int:
+    """Keeps one pool process busy for ``delay`` so that every process gets started."""
+    time.sleep(delay)
+    return os.getpid()
+
+
+class ClientPool:
+    """Client processes (spawned once per run, imports done) that phases are split across."""
+
+    def __init__(self, procs: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.procs = procs
+        self.queue = ctx.Queue()
+        self.executor = ProcessPoolExecutor(
+            procs, mp_context=ctx, initializer=_pool_init, initargs=(self.queue,)
+        )
+        self._token = 0
+        # Start every process now: spawn and imports stay out of the measured phases.
+        list(self.executor.map(_ready, [0.5] * procs))
+
+    def next_token(self) -> int:
+        self._token += 1
+        return self._token
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.queue.close()
+        self.queue.join_thread()
+
+
+def _child_phase(
+    endpoint: Endpoint,
+    kind: str,
+    args: dict[str, Any],
+    indices: list[int],
+    concurrency: int,
+    start_at: float,
+    token: int,
+) -> ChildResult:
+    """Runs in a pool process: its own event loop, ``concurrency`` in flight over ``indices``."""
+    client = BenchClient(endpoint, list)
+    return uvloop.run(client._child_run(kind, args, indices, concurrency, start_at, token))
 
 
 def _tree_cpu_seconds(roots: Iterable[int]) -> float:
@@ -58,9 +159,15 @@ def _tree_cpu_seconds(roots: Iterable[int]) -> float:
 class BenchClient:
     """Requests against one endpoint; each ``phase`` call measures one workload."""
 
-    def __init__(self, endpoint: Endpoint, server_pids: Callable[[], list[int]]) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        server_pids: Callable[[], list[int]],
+        pool: ClientPool | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.server_pids = server_pids  # root processes whose trees serve this endpoint
+        self.pool = pool  # client processes for phases split with procs > 1
         # URLs, default headers and Shared Key signing: the project's one request shaper
         self.shaper = BlobRequests(endpoint.blob_url, endpoint.account, endpoint.key)
 
@@ -151,8 +258,142 @@ class BenchClient:
             s1 = _tree_cpu_seconds(self.server_pids())
         phase.duration_s = wall
         phase.client_cpu_pct = 100 * (c1.user + c1.system - c0.user - c0.system) / wall
+        phase.client_proc_cpu_pct = [phase.client_cpu_pct]
         phase.server_cpu_pct = 100 * max(0.0, s1 - s0) / wall
         return phase
+
+    def _jobs(
+        self, kind: str, args: dict[str, Any], indices: Iterable[int], progress: Progress
+    ) -> list[Callable[[aiohttp.ClientSession, PhaseResult], Awaitable]]:
+        if kind == "put-block":
+            return self._block_jobs(**args, indices=indices, progress=progress)
+        if kind == "get-blob":
+            return self._range_jobs(**args, indices=indices, progress=progress)
+        raise ValueError(kind)
+
+    async def _child_run(
+        self,
+        kind: str,
+        args: dict[str, Any],
+        indices: list[int],
+        concurrency: int,
+        start_at: float,
+        token: int,
+    ) -> ChildResult:
+        reported = 0
+
+        def progress(n: int) -> None:
+            nonlocal reported
+            reported += n
+            _PROGRESS_Q.put((token, n))
+
+        phase = PhaseResult()
+        jobs = self._jobs(kind, args, indices, progress)
+        me = psutil.Process()
+        async with self.session(concurrency) as s:
+            todo = iter(jobs)
+
+            async def worker() -> None:
+                for job in todo:
+                    await job(s, phase)
+
+            # Every process starts at the same moment, once its loop and pool exist.
+            await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+            c0, t0 = me.cpu_times(), time.monotonic()
+            await asyncio.gather(*(worker() for _ in range(min(concurrency, len(jobs)))))
+            t1, c1 = time.monotonic(), me.cpu_times()
+        cpu = c1.user + c1.system - c0.user - c0.system
+        return ChildResult(
+            t0, t1, phase.bytes, phase.ops, phase.latencies_ms, phase.errors, cpu, reported
+        )
+
+    async def _measure_procs(
+        self,
+        kind: str,
+        args: dict[str, Any],
+        n_jobs: int,
+        concurrency: int,
+        procs: int,
+        progress: Progress,
+    ) -> PhaseResult:
+        """The phase split across ``procs`` client processes: job i goes to process i % procs,
+        each with its share of ``concurrency`` in flight; the results merged exactly."""
+        procs = min(procs, concurrency, n_jobs, self.pool.procs if self.pool else 1)
+        if procs <= 1 or self.pool is None:
+            return await self._measure(concurrency, self._jobs(kind, args, range(n_jobs), progress))
+        pool = self.pool
+        token = pool.next_token()
+        shares = [list(range(k, n_jobs, procs)) for k in range(procs)]
+        limits = [concurrency // procs + (k < concurrency % procs) for k in range(procs)]
+        me = psutil.Process()
+        c0, w0 = me.cpu_times(), time.monotonic()
+        s0 = _tree_cpu_seconds(self.server_pids())
+        start_at = w0 + 0.2  # time for the tasks to reach the processes and open their pools
+        futures = [
+            asyncio.wrap_future(
+                pool.executor.submit(
+                    _child_phase, self.endpoint, kind, args, shares[k], limits[k], start_at, token
+                )
+            )
+            for k in range(procs)
+        ]
+        received = 0
+
+        def drain() -> None:
+            nonlocal received
+            while True:
+                try:
+                    tok, n = pool.queue.get_nowait()
+                except queue.Empty:
+                    return
+                if tok == token:
+                    received += n
+                    progress(n)
+
+        pending: set[asyncio.Future] = set(futures)
+        while pending:
+            _, pending = await asyncio.wait(pending, timeout=0.05)
+            drain()
+        s1 = _tree_cpu_seconds(self.server_pids())
+        c1, w1 = me.cpu_times(), time.monotonic()
+        children = [f.result() for f in futures]
+        expected = sum(c.reported for c in children)
+        deadline = time.monotonic() + 1.0
+        while received < expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+            drain()
+        phase = merge_children(children)
+        # The parent only waits, but it is one of the client's processes too.
+        parent_pct = 100 * (c1.user + c1.system - c0.user - c0.system) / (w1 - w0)
+        phase.client_cpu_pct += parent_pct
+        phase.client_proc_cpu_pct.append(parent_pct)
+        phase.server_cpu_pct = 100 * max(0.0, s1 - s0) / phase.duration_s
+        return phase
+
+    def _block_jobs(
+        self,
+        container: str,
+        blob: str,
+        size: int,
+        block_size: int,
+        indices: Iterable[int],
+        progress: Progress,
+    ) -> list[Callable[[aiohttp.ClientSession, PhaseResult], Awaitable]]:
+        data = _payload(block_size)
+
+        def put(i: int) -> Callable[[aiohttp.ClientSession, PhaseResult], Awaitable]:
+            body = data if (i + 1) * block_size <= size else data[: size - i * block_size]
+
+            async def job(s: aiohttp.ClientSession, phase: PhaseResult) -> None:
+                q = {"comp": "block", "blockid": block_id(i)}
+                status, _ = await self.request(s, "PUT", container, blob, phase, query=q, body=body)
+                if 200 <= status < 300:
+                    phase.bytes += len(body)
+                    progress(len(body))
+
+            return job
+
+        return [put(i) for i in indices]
 
     async def put_blocks(
         self,
@@ -163,28 +404,15 @@ class BenchClient:
         concurrency: int,
         progress: Progress = lambda n: None,
         commit: bool = True,
+        procs: int = 1,
     ) -> PhaseResult:
-        """Stage ``size`` bytes as Put Blocks, ``concurrency`` at a time, then commit them."""
-        data = _payload(block_size)
+        """Stage ``size`` bytes as Put Blocks, ``concurrency`` at a time (split across ``procs``
+        client processes), then commit them."""
         n_blocks = -(-size // block_size)
-        ids = [block_id(i) for i in range(n_blocks)]
-
-        def put(i: int) -> Callable[[aiohttp.ClientSession, PhaseResult], Awaitable]:
-            body = data if (i + 1) * block_size <= size else data[: size - i * block_size]
-
-            async def job(s: aiohttp.ClientSession, phase: PhaseResult) -> None:
-                q = {"comp": "block", "blockid": ids[i]}
-                status, _ = await self.request(s, "PUT", container, blob, phase, query=q, body=body)
-                if 200 <= status < 300:
-                    phase.bytes += len(body)
-                    progress(len(body))
-
-            return job
-
-        jobs = [put(i) for i in range(n_blocks)]
+        args = {"container": container, "blob": blob, "size": size, "block_size": block_size}
+        stage = await self._measure_procs("put-block", args, n_blocks, concurrency, procs, progress)
         if not commit:
-            return await self._measure(concurrency, jobs)
-        stage = await self._measure(concurrency, jobs)
+            return stage
         # The commit belongs to the upload: its time counts, it is not one of the block ops.
         t0 = time.perf_counter()
         async with self.session(1) as s:
@@ -194,7 +422,7 @@ class BenchClient:
                 container,
                 blob,
                 query={"comp": "blocklist"},
-                body=block_list_xml(ids),
+                body=block_list_xml([block_id(i) for i in range(n_blocks)]),
                 headers={"Content-Type": "application/xml"},
             )
         stage.duration_s += time.perf_counter() - t0
@@ -202,17 +430,15 @@ class BenchClient:
             stage.errors.append((status, "PutBlockListFailed"))
         return stage
 
-    async def get_ranges(
+    def _range_jobs(
         self,
         container: str,
         blob: str,
         size: int,
         block_size: int,
-        concurrency: int,
-        progress: Progress = lambda n: None,
-    ) -> PhaseResult:
-        """Read ``size`` bytes as ranged GETs of ``block_size``, ``concurrency`` at a time."""
-
+        indices: Iterable[int],
+        progress: Progress,
+    ) -> list[Callable[[aiohttp.ClientSession, PhaseResult], Awaitable]]:
         def get(offset: int) -> Callable[[aiohttp.ClientSession, PhaseResult], Awaitable]:
             end = min(offset + block_size, size) - 1
 
@@ -229,7 +455,23 @@ class BenchClient:
 
             return job
 
-        return await self._measure(concurrency, [get(o) for o in range(0, size, block_size)])
+        return [get(i * block_size) for i in indices]
+
+    async def get_ranges(
+        self,
+        container: str,
+        blob: str,
+        size: int,
+        block_size: int,
+        concurrency: int,
+        progress: Progress = lambda n: None,
+        procs: int = 1,
+    ) -> PhaseResult:
+        """Read ``size`` bytes as ranged GETs of ``block_size``, ``concurrency`` at a time (split
+        across ``procs`` client processes)."""
+        n_ranges = -(-size // block_size)
+        args = {"container": container, "blob": blob, "size": size, "block_size": block_size}
+        return await self._measure_procs("get-blob", args, n_ranges, concurrency, procs, progress)
 
     async def put_small(
         self,

@@ -25,7 +25,7 @@ import aiohttp
 import psutil
 import uvloop
 
-from harness.bench.client import KIB, MIB, BenchClient, PhaseResult
+from harness.bench.client import KIB, MIB, BenchClient, ClientPool, PhaseResult
 from harness.bench.nginx import NginxServer
 from harness.cli_common import new_run_dir
 from harness.metrics import latency_summary
@@ -51,6 +51,9 @@ class BenchConfig:
     small_size: int = 1 * KIB
     small_concurrency: int = 32
     repeats: int = 3
+    # client processes the Put Block / Get Blob throughput workloads are split across (one
+    # Python client tops out near 1 GB/s); the other workloads run on one
+    client_procs: int = 2
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     out: Path = ROOT / "reports"
     profile: bool = False  # py-spy the façade's processes during the run
@@ -141,7 +144,8 @@ def to_step_result(
     phase: PhaseResult, step: str, target: str, repeat: int, concurrency: int, warmup: bool = False
 ) -> StepResult:
     by_status, by_code = count_errors(phase.errors)
-    bound = phase.client_cpu_pct > CLIENT_BOUND_PCT
+    # Any client process above the threshold may have set the pace of the whole phase.
+    bound = phase.busiest_client_pct > CLIENT_BOUND_PCT
     return StepResult(
         scenario="bench-server",
         step=step,
@@ -162,7 +166,11 @@ def to_step_result(
         errors_by_code=by_code,
         error=f"{len(phase.errors)} failed requests" if phase.errors else None,
         client_cpu_pct_max=round(phase.client_cpu_pct, 1),
-        extra={"server_cpu_pct": round(phase.server_cpu_pct, 1), "client_bound": bound},
+        extra={
+            "server_cpu_pct": round(phase.server_cpu_pct, 1),
+            "client_bound": bound,
+            "client_procs": phase.client_procs,
+        },
     )
 
 
@@ -187,6 +195,7 @@ async def measure_target(
         cfg.block_size,
         cfg.concurrency,
         report(f"{name}: Put Block", cfg.size),
+        procs=cfg.client_procs,
     )
     rows.append(to_step_result(put, "put-block", name, repeat, cfg.concurrency))
     get = await client.get_ranges(
@@ -196,6 +205,7 @@ async def measure_target(
         cfg.block_size,
         cfg.concurrency,
         report(f"{name}: Get Blob", cfg.size),
+        procs=cfg.client_procs,
     )
     rows.append(to_step_result(get, "get-blob", name, repeat, cfg.concurrency))
     if after_get is not None:
@@ -264,16 +274,18 @@ class Servers:
         for data in scratch:
             shutil.rmtree(self.run_dir / data, ignore_errors=True)
 
-    def clients(self) -> dict[str, BenchClient]:
+    def clients(self, pool: ClientPool | None = None) -> dict[str, BenchClient]:
         assert self.nginx is not None
         return {
-            t.name: BenchClient(t.endpoint(), t.server_pids)
+            t.name: BenchClient(t.endpoint(), t.server_pids, pool)
             for t in (self.reference, self.azurite, self.nginx)
         }
 
 
-async def run_workloads(servers: Servers, cfg: BenchConfig, report: Reporter) -> list[StepResult]:
-    clients = servers.clients()
+async def run_workloads(
+    servers: Servers, cfg: BenchConfig, report: Reporter, pool: ClientPool | None = None
+) -> list[StepResult]:
+    clients = servers.clients(pool)
     nginx = clients.pop("nginx")
     for c in clients.values():
         await warm_up(c, cfg)
@@ -288,6 +300,7 @@ async def run_workloads(servers: Servers, cfg: BenchConfig, report: Reporter) ->
                 cfg.block_size,
                 cfg.concurrency,
                 report("nginx: Get of the same file", cfg.size),
+                procs=cfg.client_procs,
             )
             return [to_step_result(phase, "get-blob", "nginx", repeat, cfg.concurrency)]
 
@@ -361,14 +374,19 @@ def run_bench(cfg: BenchConfig, report: Reporter, run_dir: Path | None = None) -
     run_dir = run_dir or new_run_dir(cfg.out, "bench-server")
     servers = Servers(run_dir, cfg.workers, cfg.facade_args)
     profiler = None
+    pool = None
     versions = _versions()
     load_before = os.getloadavg()[0]
     try:
+        if cfg.client_procs > 1:
+            pool = ClientPool(cfg.client_procs)
         servers.start()
         if cfg.profile:
             profiler = _start_profiler(servers.reference.server_pids()[0], run_dir)
-        rows = uvloop.run(run_workloads(servers, cfg, report))
+        rows = uvloop.run(run_workloads(servers, cfg, report, pool))
     finally:
+        if pool is not None:
+            pool.close()
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
             try:
@@ -390,7 +408,7 @@ def run_bench(cfg: BenchConfig, report: Reporter, run_dir: Path | None = None) -
     bound = sorted({f"{r.target} {r.step}" for r in rows if r.extra.get("client_bound")})
     if bound:
         notes.append(
-            f"client-bound (benchmark client above {CLIENT_BOUND_PCT:.0f}% CPU): "
+            f"client-bound (a benchmark client process above {CLIENT_BOUND_PCT:.0f}% CPU): "
             + ", ".join(bound)
             + "; those numbers measure the client as much as the server"
         )
@@ -454,7 +472,8 @@ def write_outputs(run: BenchRun) -> None:
         f"{cfg.size // MIB} MiB in {cfg.block_size // MIB} MiB blocks, {cfg.concurrency} at a "
         f"time; {cfg.burst} concurrent {cfg.burst_block // KIB} KiB Put Blocks; "
         f"{cfg.small_ops} x {cfg.small_size // KIB} KiB Put/Get Blob at {cfg.small_concurrency}; "
-        f"façade workers {cfg.workers}; median of {cfg.repeats}.",
+        f"façade workers {cfg.workers}; {cfg.client_procs} client processes for Put Block / "
+        f"Get Blob throughput; median of {cfg.repeats}.",
         "",
         "| workload | unit | façade | baseline | baseline value | ratio | goal | met |",
         "|---|---|---:|---|---:|---:|---:|---|",

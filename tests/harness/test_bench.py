@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.bench.cli import bench
+from harness.bench.client import ChildResult, merge_children
 from harness.bench.nginx import nginx_config
 from harness.cli_common import SIZE as SIZE_OPTION
 from harness.http import block_id, block_list_xml
@@ -46,9 +47,25 @@ def test_nginx_config_stays_on_loopback(tmp_path: Path) -> None:
     assert "sendfile on;" in conf
 
 
+def test_merge_children_is_exact() -> None:
+    """Shares of one phase add up; wall time spans them; latencies stay raw samples."""
+    a = ChildResult(10.0, 12.0, 3 * 8, 3, [1.0, 2.0, 3.0], [], 1.0, 24)
+    b = ChildResult(10.5, 13.0, 2 * 8, 2, [40.0, 50.0], [(500, "InternalError")], 2.5, 16)
+    phase = merge_children([a, b])
+    assert phase.bytes == 40 and phase.ops == 5
+    assert phase.duration_s == pytest.approx(3.0)  # earliest start to latest end
+    assert sorted(phase.latencies_ms) == [1.0, 2.0, 3.0, 40.0, 50.0]
+    assert phase.errors == [(500, "InternalError")]
+    assert phase.client_procs == 2
+    assert phase.client_proc_cpu_pct == pytest.approx([50.0, 100.0])
+    assert phase.busiest_client_pct == pytest.approx(100.0)
+    assert phase.client_cpu_pct == pytest.approx(100 * 3.5 / 3.0)
+
+
 @pytest.mark.azurite
 @pytest.mark.slow
-def test_bench_server_tiny_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("client_procs", [1, 2])
+def test_bench_server_tiny_run(tmp_path: Path, client_procs: int) -> None:
     # A wide terminal: how rich wraps table cells depends on the measured numbers.
     result = CliRunner(env={"COLUMNS": "200"}).invoke(
         bench,
@@ -70,6 +87,8 @@ def test_bench_server_tiny_run(tmp_path: Path) -> None:
             "1",
             "--workers",
             "1",
+            "--client-procs",
+            str(client_procs),
             "--out",
             str(tmp_path),
         ],
@@ -90,7 +109,14 @@ def test_bench_server_tiny_run(tmp_path: Path) -> None:
         assert r["ok"], r
         assert r["failed"] == 0 and r["duration_s"] > 0
         assert r["client_cpu_pct_max"] is not None and r["p50_ms"] is not None
+    # The throughput workloads ran split across the client processes, the others on one.
+    assert data["config"]["client_procs"] == client_procs
+    for r in rows:
+        large = r["step"] in ("put-block", "get-blob")
+        assert r["extra"]["client_procs"] == (client_procs if large else 1), r
+    # The shares add up: every byte and every block or range once, whatever the split.
     for target in ("reference", "azurite"):
+        assert by_key[(target, "get-blob")]["objects"] == 4
         assert by_key[(target, "put-block")]["bytes"] == SIZE
         assert by_key[(target, "put-block")]["objects"] == 4
         assert by_key[(target, "get-blob")]["bytes"] == SIZE
