@@ -66,6 +66,15 @@ def _metadata(parent: etree._Element, metadata: dict[str, str]) -> None:
         _sub(meta, key, value)
 
 
+def _echo_query(
+    root: etree._Element, prefix: str | None, marker: str | None, maxresults: int | None
+) -> None:
+    """The listing parameters the client sent, echoed in Azure's element order."""
+    for tag, value in (("Prefix", prefix), ("Marker", marker), ("MaxResults", maxresults)):
+        if value is not None:
+            _sub(root, tag, value)
+
+
 def list_containers_body(
     service_endpoint: str,
     prefix: str | None,
@@ -76,12 +85,7 @@ def list_containers_body(
     include_metadata: bool,
 ) -> bytes:
     root = etree.Element("EnumerationResults", ServiceEndpoint=service_endpoint)
-    if prefix is not None:
-        _sub(root, "Prefix", prefix)
-    if marker is not None:
-        _sub(root, "Marker", marker)
-    if maxresults is not None:
-        _sub(root, "MaxResults", maxresults)
+    _echo_query(root, prefix, marker, maxresults)
     items = _sub(root, "Containers")
     for c in containers:
         el = _sub(items, "Container")
@@ -140,12 +144,7 @@ def list_blobs_body(
     root = etree.Element(
         "EnumerationResults", ServiceEndpoint=service_endpoint, ContainerName=container
     )
-    if prefix is not None:
-        _sub(root, "Prefix", prefix)
-    if marker is not None:
-        _sub(root, "Marker", marker)
-    if maxresults is not None:
-        _sub(root, "MaxResults", maxresults)
+    _echo_query(root, prefix, marker, maxresults)
     if delimiter is not None:
         _sub(root, "Delimiter", delimiter)
     blobs = _sub(root, "Blobs")

@@ -19,6 +19,7 @@ from reference_server.handlers.common import (
     apply_sas_overrides,
     blob_headers,
     blocking,
+    commit_blob,
     content_length,
     content_settings,
     md5_header,
@@ -235,21 +236,8 @@ async def put_blob(ctx: Ctx) -> web.StreamResponse:
         expect_md5=(body_md5, blob_md5),
     )
     await stream_body(ctx.request, upload)
-    # the store writes what is left of the body, verifies the MD5s and commits in one hop; the
-    # computed MD5 becomes the blob's Content-MD5 unless the client set one
-    props = await blocking(
-        ctx.store.put_blob,
-        ctx.account,
-        ctx.container,
-        ctx.blob,
-        upload,
-        content,
-        metadata,
-        ctx.conditions(),
-    )
-    headers = write_headers(props)
-    headers["Content-MD5"] = upload.md5_b64 or ""
-    return respond(201, headers)
+    # the computed MD5 becomes the blob's Content-MD5 unless the client set one
+    return await commit_blob(ctx, upload, content, metadata)
 
 
 async def set_blob_properties(ctx: Ctx) -> web.StreamResponse:

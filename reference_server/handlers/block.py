@@ -9,6 +9,7 @@ from aiohttp import web
 from reference_server.errors import StorageError
 from reference_server.handlers.common import (
     Ctx,
+    block_id_param,
     blocking,
     content_length,
     content_settings,
@@ -18,23 +19,13 @@ from reference_server.handlers.common import (
     stream_body,
     write_headers,
 )
-from reference_server.store import MAX_BLOCK_SIZE, decode_block_id
+from reference_server.store import MAX_BLOCK_SIZE
 from reference_server.store.names import blob_segments
 from reference_server.xmlbody import block_list_body, http_date, parse_block_list
 
 
-def _block_id(ctx: Ctx) -> str:
-    block_id = ctx.query.get("blockid")
-    if not block_id:
-        raise StorageError(
-            "MissingRequiredQueryParameter", details={"QueryParameterName": "blockid"}
-        )
-    decode_block_id(block_id)
-    return block_id
-
-
 async def put_block(ctx: Ctx) -> web.StreamResponse:
-    block_id = _block_id(ctx)
+    block_id = block_id_param(ctx)
     blob_segments(ctx.blob)
     content_length(ctx.headers, MAX_BLOCK_SIZE)
     body_md5 = md5_header(ctx.headers, "Content-MD5")

@@ -17,7 +17,7 @@ from reference_server.addressing import Target
 from reference_server.conditions import Conditions
 from reference_server.config import ServerConfig
 from reference_server.errors import StorageError
-from reference_server.store import BlobProps, ContentSettings, Store, Upload
+from reference_server.store import BlobProps, ContentSettings, Store, Upload, decode_block_id
 from reference_server.xmlbody import http_date
 
 T = TypeVar("T")
@@ -233,3 +233,35 @@ def write_headers(props: BlobProps) -> dict[str, str]:
         "Last-Modified": http_date(props.last_modified),
         "x-ms-request-server-encrypted": "true",
     }
+
+
+def block_id_param(ctx: Ctx) -> str:
+    """The ``blockid`` query parameter of Put Block (From URL), checked to be base64."""
+    block_id = ctx.query.get("blockid")
+    if not block_id:
+        raise StorageError(
+            "MissingRequiredQueryParameter", details={"QueryParameterName": "blockid"}
+        )
+    decode_block_id(block_id)
+    return block_id
+
+
+async def commit_blob(
+    ctx: Ctx, upload: Upload, content: ContentSettings, metadata: dict[str, str]
+) -> web.Response:
+    """Commit a whole uploaded body as the blob and answer 201 (Put Blob, Put Blob From URL).
+
+    The store writes what is left of the body, verifies the MD5s and commits in one thread hop."""
+    props = await blocking(
+        ctx.store.put_blob,
+        ctx.account,
+        ctx.container,
+        ctx.blob,
+        upload,
+        content,
+        metadata,
+        ctx.conditions(),
+    )
+    headers = write_headers(props)
+    headers["Content-MD5"] = upload.md5_b64 or ""
+    return respond(201, headers)

@@ -26,7 +26,9 @@ from reference_server.copy.source import (
 from reference_server.errors import StorageError
 from reference_server.handlers.common import (
     Ctx,
+    block_id_param,
     blocking,
+    commit_blob,
     content_settings,
     md5_header,
     parse_metadata,
@@ -39,7 +41,6 @@ from reference_server.store import (
     MAX_PUT_BLOB_SIZE,
     ContentSettings,
     Upload,
-    decode_block_id,
 )
 from reference_server.store.names import blob_segments
 
@@ -150,29 +151,12 @@ async def put_blob_from_url(ctx: Ctx) -> web.StreamResponse:
     body, upload, _ = await _copy_into_upload(ctx, source, MAX_PUT_BLOB_SIZE)
     content = _content_for(ctx, body.props.content if copy_props else None)
     content.content_md5 = content.content_md5 or upload.md5_b64
-    props = await blocking(
-        ctx.store.put_blob,
-        ctx.account,
-        ctx.container,
-        ctx.blob,
-        upload,
-        content,
-        metadata,
-        ctx.conditions(),
-    )
-    headers = write_headers(props)
-    headers["Content-MD5"] = upload.md5_b64 or ""
-    return respond(201, headers)
+    return await commit_blob(ctx, upload, content, metadata)
 
 
 async def put_block_from_url(ctx: Ctx) -> web.StreamResponse:
     """Put Block From URL: stage a block from a byte range (x-ms-source-range) of a source."""
-    block_id = ctx.query.get("blockid")
-    if not block_id:
-        raise StorageError(
-            "MissingRequiredQueryParameter", details={"QueryParameterName": "blockid"}
-        )
-    decode_block_id(block_id)
+    block_id = block_id_param(ctx)
     blob_segments(ctx.blob)
     _require_empty_body(ctx)
     rng = parse_source_range(ctx.headers.get("x-ms-source-range"))
