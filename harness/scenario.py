@@ -20,8 +20,6 @@ from harness.drivers.base import OPERATIONS
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO_DIR = ROOT / "scenarios"
 TARGET_KINDS = ("reference", "azurite", "url")
-# Used only while harness.drivers has no REGISTRY (its modules may be missing in a partial tree).
-_FALLBACK_DRIVERS = ("azcopy", "sdk", "sdk-aio", "boostedblob", "rclone", "locust")
 
 
 class ScenarioError(ValueError):
@@ -34,10 +32,8 @@ class ScenarioError(ValueError):
 
 def available_drivers() -> dict[str, tuple[str, ...]]:
     """Driver name -> operations it supports."""
-    try:
-        from harness.drivers import REGISTRY
-    except ImportError:
-        return {name: OPERATIONS for name in _FALLBACK_DRIVERS}
+    from harness.drivers import REGISTRY
+
     return {name: tuple(getattr(cls, "operations", OPERATIONS)) for name, cls in REGISTRY.items()}
 
 
