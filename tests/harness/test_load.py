@@ -235,9 +235,9 @@ def test_open_loop_keeps_its_rate_when_the_server_is_slow(slow_server, tmp_path:
     assert row["extra"]["mode"] == "open-loop"
     assert row["extra"]["latency_from"] == "scheduled start"
     users = 3  # open_loop_users: max(2 users, ceil(40 / 16 per user), 1 worker)
-    # A closed loop of 3 users against a 0.5 s server completes at most 6 requests/s and never
-    # holds more than 3 at once; the open loop kept its schedule, so requests piled up instead.
+    # A closed loop of 3 users never holds more than 3 requests at once; the open loop kept its
+    # schedule, so requests piled up at the slow server instead (a count, not a timing).
     assert slow_server.max_inflight >= 4 * users
-    assert row["ops_s"] >= rate / 2 > users / slow_server.delay_s
+    # every request waited out the server's delay, and latency counts from the scheduled start
     assert row["p50_ms"] >= slow_server.delay_s * 1000
     assert summary.objects == row["objects"]
