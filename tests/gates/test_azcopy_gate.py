@@ -37,6 +37,7 @@ def test_copy_sync_remove(
     service.create_container(container_name)
     ds = small_and_large
 
+    before_upload = time.time()
     up = azcopy.run(gate_step("upload", dataset=ds, prefix="data/"))
     assert_clean(up)
     assert "--put-md5" in up.extra["argv"]
@@ -65,8 +66,13 @@ def test_copy_sync_remove(
     # change the local tree: modify one file, add one, delete one; then sync both ways
     work = tmp_path / "work"
     shutil.copytree(ds.root, work)
+    # sync compares local mtimes with Last-Modified, which has one-second resolution: a dataset
+    # generated in the same second as its upload would look newer than its blobs. Date the
+    # unchanged files before the upload, so only the real changes below count.
+    for path in work.rglob("*"):
+        if path.is_file():
+            os.utime(path, (before_upload - 2, before_upload - 2))
     changed, removed = ds.files[0].path, ds.files[1].path
-    time.sleep(1.1)  # sync compares mtimes at one-second resolution
     write_file(work / changed, 5000, seed=99)
     write_file(work / "small/added.bin", 7777, seed=98)
     os.remove(work / removed)
