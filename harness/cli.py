@@ -255,10 +255,23 @@ def report(run_dirs: tuple[Path, ...], out: Path | None) -> None:
 def serve(args: tuple[str, ...]) -> None:
     """Run the reference façade in the foreground (flags as `python -m reference_server`:
     --data-root, --host, --port, --workers, --max-inflight; `harness serve --help` lists them)."""
-    from reference_server.cli import main as server_main
+    import signal
+    import subprocess
 
-    result = server_main(list(args), prog="harness serve")
-    sys.exit(result if isinstance(result, int) else 0)
+    # A child process, as every target starts it: the harness never imports the server. Its
+    # output is relayed line by line; Ctrl-C reaches it too (same process group), SIGTERM is
+    # passed on.
+    cmd = [sys.executable, "-m", "reference_server", *args]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
+        try:
+            for line in proc.stdout or ():
+                click.echo(line, nl=False)
+            sys.exit(proc.wait())
+        except KeyboardInterrupt:
+            proc.terminate()
+            proc.wait()
+            sys.exit(130)
 
 
 # Subcommands contributed by other parts of the lab: one `main.add_command(...)` line each.

@@ -1,8 +1,8 @@
 """The one way the project shapes raw Blob REST requests: URL building, default headers, signing.
 
 ``BlobRequests`` turns (method, container, blob, query, headers, body length) into the exact
-target and headers to send, signed with the project's one Shared Key implementation
-(``reference_server.auth.shared_key``) or carrying a SAS. It has no transport, so every client
+target and headers to send, signed with the lab's client-side Shared Key (``harness.signing``,
+independent of the façade's verifier) or carrying a SAS. It has no transport, so every client
 uses it: ``BlobHttp`` below (http.client, for the conformance gate, tools and tests), the
 benchmark client (aiohttp) and the load mix (Locust's FastHttpUser).
 
@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import quote, urlsplit
+
+from harness.signing import sign_request
 
 API_VERSION = "2025-07-05"
 
@@ -158,8 +160,6 @@ class BlobRequests:
         url = f"{self.scheme}://{host or self.netloc}{target}"
         key = key or self.key
         if sign and not sas and key:
-            from reference_server.auth.shared_key import sign_request
-
             hdrs = sign_request(method, url, hdrs, self.account, key)
         return Prepared(method, url, target, hdrs)
 

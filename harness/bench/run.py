@@ -31,9 +31,9 @@ from harness.cli_common import new_run_dir
 from harness.metrics import latency_summary
 from harness.results import StepResult, count_errors
 from harness.targets.azurite import AzuriteTarget
+from harness.targets.base import DEV_ACCOUNT
 from harness.targets.reference import ROOT, ReferenceTarget
 from harness.tools import tool_versions
-from reference_server.config import DEV_ACCOUNT
 
 CONTAINER = "bench"
 CLIENT_BOUND_PCT = 90.0  # above this the client, not the server, may set the pace

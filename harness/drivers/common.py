@@ -18,6 +18,7 @@ from typing import Any
 
 from harness.drivers.base import StepContext
 from harness.results import StepResult
+from harness.signing import generate_account_sas
 from harness.targets.base import Endpoint
 from harness.verify import verify_tree
 
@@ -31,32 +32,13 @@ def account_sas(endpoint: Endpoint) -> str:
     if not endpoint.key:
         raise ValueError(f"endpoint {endpoint.blob_url} has neither a key nor a SAS")
     start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)  # clock skew
-    try:
-        # the project's own signing module, when present
-        from reference_server.auth.sas import generate_account_sas
-
-        return generate_account_sas(
-            endpoint.account,
-            endpoint.key,
-            permissions="rwdlac",
-            expiry=start + SAS_LIFETIME,
-            start=start,
-        ).lstrip("?")
-    except ImportError:
-        from azure.storage.blob import AccountSasPermissions, ResourceTypes
-        from azure.storage.blob import generate_account_sas as sdk_account_sas
-
-        perms = AccountSasPermissions(
-            read=True, write=True, delete=True, list=True, add=True, create=True, tag=True
-        )
-        return sdk_account_sas(
-            endpoint.account,
-            endpoint.key,
-            ResourceTypes(service=True, container=True, object=True),
-            perms,
-            expiry=start + SAS_LIFETIME,
-            start=start,
-        )
+    return generate_account_sas(
+        endpoint.account,
+        endpoint.key,
+        permissions="rwdlac",
+        expiry=start + SAS_LIFETIME,
+        start=start,
+    )
 
 
 def is_ip_host(url: str) -> bool:

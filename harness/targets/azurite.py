@@ -6,9 +6,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from harness.targets.base import LocalServerTarget, free_port
+from harness.targets.base import DEV_ACCOUNT, DEV_KEY, LocalServerTarget, free_port
 from harness.tools import azurite_path, tool_versions
-from reference_server.config import DEV_ACCOUNT, DEV_KEY
 
 
 class AzuriteTarget(LocalServerTarget):

@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.targets.base import LocalServerTarget, free_port
-from reference_server.config import DEV_ACCOUNT, DEV_KEY
+from harness.targets.base import DEV_ACCOUNT, DEV_KEY, LocalServerTarget, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

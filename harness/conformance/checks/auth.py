@@ -9,7 +9,7 @@ from typing import Any
 
 from harness.conformance.framework import CheckContext, check, http_date, register_cases
 from harness.http import Response
-from reference_server.auth.sas import generate_account_sas, generate_service_sas
+from harness.signing import generate_account_sas, generate_service_sas
 
 SHARED_KEY = "Auth Shared Key"
 ACCOUNT_SAS = "Auth Account SAS"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from harness.conformance.framework import CheckContext, block_id, check
-from reference_server.auth.sas import generate_service_sas
+from harness.signing import generate_service_sas
 
 PUT_FROM_URL = "Put Blob From URL"
 BLOCK_FROM_URL = "Put Block From URL"
