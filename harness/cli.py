@@ -16,10 +16,10 @@ from harness import scenario as scenario_mod
 from harness.bench.cli import bench
 from harness.conformance.cli import conformance
 from harness.contract.cli import contract
+from harness.paths import ROOT
 from harness.scenario import ScenarioError
 from harness.targets import TARGET_NAMES
 
-ROOT = Path(__file__).resolve().parents[1]
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 

@@ -39,6 +39,7 @@ from harness.cli_common import run_dir_for
 from harness.datasets import Dataset, generate_dataset
 from harness.drivers.base import Driver, StepContext
 from harness.metrics import Sampler
+from harness.paths import ROOT
 from harness.probes import FirstObjectProbe
 from harness.progress import RunProgress
 from harness.results import StepResult, moves_payload
@@ -46,7 +47,6 @@ from harness.scenario import Scenario, Step
 from harness.targets import Target, make_target
 from harness.verify import verify_tree
 
-ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE = ROOT / ".cache" / "datasets"
 JSON_COLUMNS = ("errors_by_status", "errors_by_code", "extra")
 STEP_ROW, LEVEL_ROW = "step", "level"

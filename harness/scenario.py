@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from harness import criteria as criteria_mod
 from harness import datasets
 from harness.drivers.base import OPERATIONS
+from harness.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 SCENARIO_DIR = ROOT / "scenarios"
 TARGET_KINDS = ("reference", "azurite", "url")
 

@@ -15,7 +15,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from harness.paths import ROOT
+
 NPM_BIN = ROOT / ".tools" / "npm" / "node_modules"
 AZCOPY = NPM_BIN / "@azure-tools" / "azcopy-linux" / "dist" / "bin" / "azcopy_linux_amd64"
 AZURITE = NPM_BIN / ".bin" / "azurite-blob"

@@ -29,10 +29,11 @@ from harness.bench.client import KIB, MIB, BenchClient, ClientPool, PhaseResult
 from harness.bench.nginx import NginxServer
 from harness.cli_common import new_run_dir
 from harness.metrics import latency_summary
+from harness.paths import ROOT
 from harness.results import StepResult, count_errors
 from harness.targets.azurite import AzuriteTarget
 from harness.targets.base import DEV_ACCOUNT
-from harness.targets.reference import ROOT, ReferenceTarget
+from harness.targets.reference import ReferenceTarget
 from harness.tools import tool_versions
 
 CONTAINER = "bench"

@@ -34,9 +34,10 @@ from harness.cli_common import SIZE, config_from_options, new_run_dir, out_optio
 from harness.datasets import Dataset, generate_dataset
 from harness.drivers.azcopy import AzCopyDriver
 from harness.drivers.base import StepContext
+from harness.paths import ROOT
 from harness.results import StepResult
 from harness.targets.base import Endpoint
-from harness.targets.reference import ROOT, ReferenceTarget
+from harness.targets.reference import ReferenceTarget
 
 MIB = 1024 * 1024
 LAKE_ACCOUNT = "lake"

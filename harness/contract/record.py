@@ -13,10 +13,10 @@ from harness.contract.proxy import Call, RecordingProxy
 from harness.contract.table import to_markdown
 from harness.drivers.base import StepContext
 from harness.http import BlobHttp
+from harness.paths import ROOT
 from harness.runner import Execution, Runner, RunOutcome
 from harness.targets.base import Endpoint
 
-ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS_DIR = ROOT / "fixtures" / "contracts"
 # Drivers whose requests are the lab's own (Locust's locustfile), not a client's contract; they
 # also reach the target directly so a load test does not measure the proxy.

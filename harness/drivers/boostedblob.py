@@ -10,8 +10,9 @@ from typing import Any
 from harness.drivers.base import StepContext
 from harness.drivers.common import ProcessRunner, apply_verify, local_dir
 from harness.metrics import latency_summary
+from harness.paths import ROOT
 from harness.results import StepResult, count_errors
-from harness.tools import ROOT, tool_version
+from harness.tools import tool_version
 
 MIB = 1024 * 1024
 

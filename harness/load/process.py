@@ -20,8 +20,8 @@ from typing import IO, Protocol
 import psutil
 
 from harness.load.plan import PLAN_ENV, LoadPlan
+from harness.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 SAMPLE_INTERVAL_S = 1.0
 

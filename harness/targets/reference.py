@@ -6,9 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.paths import ROOT
 from harness.targets.base import DEV_ACCOUNT, DEV_KEY, LocalServerTarget, free_port
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class ReferenceTarget(LocalServerTarget):

@@ -17,9 +17,9 @@ from azure.storage.blob.aio import BlobServiceClient as AioBlobServiceClient
 from harness.datasets import Dataset
 from harness.drivers.base import StepContext
 from harness.drivers.sdk import SdkAioDriver, SdkDriver
+from harness.paths import ROOT
 from harness.results import StepResult
 from harness.targets.base import Endpoint, ServerProcess
-from harness.tools import ROOT
 
 pytestmark = pytest.mark.sdk
 MIB = 1024 * 1024
