@@ -14,6 +14,11 @@ from harness.tools import ToolMissing, azcopy_path, rclone_path, tool_versions
 WRONG_KEY = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo="
 
 
+# versions() of every client: each installed tool is needed
+@pytest.mark.azcopy
+@pytest.mark.rclone
+@pytest.mark.boostedblob
+@pytest.mark.sdk
 def test_registry_names_every_client() -> None:
     assert {"azcopy", "sdk", "sdk-aio", "boostedblob", "rclone"} <= set(REGISTRY)
     for name, cls in REGISTRY.items():
@@ -25,6 +30,9 @@ def test_registry_names_every_client() -> None:
         assert versions and all(v[0].isdigit() for v in versions.values()), versions
 
 
+@pytest.mark.azcopy
+@pytest.mark.rclone
+@pytest.mark.boostedblob
 def test_tools_are_found_with_versions() -> None:
     assert azcopy_path().is_file() and rclone_path().is_file()
     versions = tool_versions()
@@ -40,7 +48,16 @@ def test_missing_tool_names_the_setup_command(
         azcopy_path()
 
 
-@pytest.mark.parametrize("name", ["sdk", "sdk-aio", "azcopy", "rclone", "boostedblob"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("sdk", marks=pytest.mark.sdk),
+        pytest.param("sdk-aio", marks=pytest.mark.sdk),
+        pytest.param("azcopy", marks=pytest.mark.azcopy),
+        pytest.param("rclone", marks=pytest.mark.rclone),
+        pytest.param("boostedblob", marks=pytest.mark.boostedblob),
+    ],
+)
 @pytest.mark.slow
 def test_rejected_credentials_fail_the_step_without_raising(
     name: str, shared_server: object, tmp_path: Path

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import select
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -322,13 +324,15 @@ def test_put_blob_and_copy_blob_from_remote(raw: Raw, container: str, lake: Raw)
 
 class PlainSource:
     """A plain HTTP server as the copy source. It records the request headers; ``hold`` sends
-    the headers and the first KiB, then the rest only once ``release`` is set."""
+    the headers and the first KiB, then the rest only once ``release`` is set. ``dropped`` is set
+    when the client closes a held connection before the release (a cancelled fetch)."""
 
     def __init__(
         self, data: bytes, *, hold: bool = False, status: int = 200, error_code: str = ""
     ) -> None:
         self.data = data
         self.release = threading.Event()
+        self.dropped = threading.Event()
         if not hold:
             self.release.set()
         self.requests: list[dict[str, str]] = []
@@ -349,7 +353,7 @@ class PlainSource:
                 self.end_headers()
                 self.wfile.write(outer.data[:1024])
                 self.wfile.flush()
-                if outer.release.wait(20):
+                if outer._held_until_release(self.connection):
                     self.wfile.write(outer.data[1024:])
 
             def log_message(self, *args: object) -> None:
@@ -359,6 +363,23 @@ class PlainSource:
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
+
+    def _held_until_release(self, conn: socket.socket) -> bool:
+        """Wait (20 s at most) for ``release``: True to send the rest; False when the client
+        closed the connection first (``dropped`` set) or the wait ran out."""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.release.wait(0.02):
+                return True
+            if select.select([conn], [], [], 0)[0]:
+                try:
+                    closed = conn.recv(1, socket.MSG_PEEK) == b""
+                except OSError:
+                    closed = True
+                if closed:
+                    self.dropped.set()
+                    return False
+        return False
 
     @property
     def url(self) -> str:
@@ -449,8 +470,10 @@ def test_abort_copy(raw: Raw, container: str, slow_source: PlainSource) -> None:
     assert head.headers["x-ms-meta-a"] == "b"
     again = abort(copy_id)
     assert again.status == 409 and again.error_code == "NoPendingCopyOperation"
+    # The cancelled job drops its source connection; releasing the rest after that must not
+    # land any bytes.
+    assert slow_source.dropped.wait(10), "the aborted copy kept its source connection open"
     slow_source.release.set()
-    time.sleep(0.3)  # the cancelled job must not land its bytes afterwards
     assert raw.request("HEAD", container, "job.bin").headers["x-ms-copy-status"] == "aborted"
 
 

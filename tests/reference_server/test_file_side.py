@@ -9,6 +9,7 @@ import os
 import socket
 import threading
 import time
+from pathlib import Path
 
 from facade_raw import Raw
 
@@ -51,8 +52,22 @@ def test_file_replaced_behind_the_sidecar(raw: Raw, container: str) -> None:
     assert "content-md5" not in get.headers and "x-ms-meta-k" not in get.headers
 
 
+def _new_staging_file(staging: Path, before: set[str], limit_s: float = 10) -> Path:
+    """Wait for an upload temp file that was not in ``before`` to have bytes in it (bounded:
+    the limit only stops a hung test)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        for path in staging.glob("up-*"):
+            if path.name not in before and path.stat().st_size > 0:
+                return path
+        time.sleep(0.01)
+    raise AssertionError(f"no upload temp file appeared in {staging}")
+
+
 def test_upload_appears_atomically(raw: Raw, container: str) -> None:
-    data = os.urandom(256 * 1024)
+    # Twice the server's 2 MiB write batch: the first half reaches a temp file before the rest
+    # is sent, which the test waits for instead of sleeping.
+    data = os.urandom(4 * 1024 * 1024 + 4096)
     req = raw.prepare(
         "PUT",
         container,
@@ -61,9 +76,11 @@ def test_upload_appears_atomically(raw: Raw, container: str) -> None:
         content_length=len(data),
     )
     final = raw.server.data_root / raw.server.account / container / "slow.bin"
+    staging = raw.server.data_root / ".staging"
+    before = {p.name for p in staging.glob("up-*")}
     with socket.create_connection(("127.0.0.1", raw.server.port)) as sock:
         sock.sendall(req.head() + data[: len(data) // 2])
-        time.sleep(0.3)  # let the server write the first half to its temp file
+        _new_staging_file(staging, before)  # the server holds half the body in its temp file
         assert not final.exists()
         assert raw.request("HEAD", container, "slow.bin").status == 404
         sock.sendall(data[len(data) // 2 :])
