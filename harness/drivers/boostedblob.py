@@ -1,4 +1,4 @@
-"""boostedblob (`bbb cptree/lstree/rmtree/sync`), run through the endpoint-override shim."""
+"""boostedblob (`bbb cptree/lstree/rmtree/sync`), run through `boostedblob_cli` (URL override)."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ class BoostedblobDriver:
         stats_path.unlink(missing_ok=True)
         try:
             self.prepare(ctx)
-            argv = [sys.executable, "-m", "harness.drivers.bbb_shim", *self._command(ctx)]
+            argv = [sys.executable, "-m", "harness.drivers.boostedblob_cli", *self._command(ctx)]
         except (ValueError, AssertionError) as exc:
             return ctx.result(driver=self.name, ok=False, error=str(exc))
         env = {

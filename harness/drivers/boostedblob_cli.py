@@ -1,4 +1,4 @@
-"""Run boostedblob's CLI against a lab endpoint: ``python -m harness.drivers.bbb_shim ARGS``.
+"""Run boostedblob's CLI against a lab endpoint: ``python -m harness.drivers.boostedblob_cli ARGS``.
 
 boostedblob only speaks to ``https://<account>.blob.core.windows.net``. Every request it makes
 goes out through one method, ``RawRequest.raw_execute``; this module rewrites the URL there to
