@@ -14,22 +14,11 @@ import yaml
 
 from harness import scenario as scenario_mod
 from harness.bench.cli import bench
+from harness.cli_common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, load_scenario
 from harness.conformance.cli import conformance
 from harness.contract.cli import contract
 from harness.paths import ROOT
-from harness.scenario import ScenarioError
 from harness.targets import TARGET_NAMES
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-
-
-def _load(scenario: str, overrides: tuple[str, ...] = ()) -> scenario_mod.Scenario:
-    try:
-        return scenario_mod.load(scenario, list(overrides))
-    except ScenarioError as exc:
-        for problem in exc.problems:
-            click.echo(problem, err=True)
-        sys.exit(EXIT_BAD_INPUT)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -123,7 +112,7 @@ def run(
     from harness.report.terminal import print_run
     from harness.runner import Runner
 
-    sc = _load(scenario, overrides)
+    sc = load_scenario(scenario, overrides)
     if (target or sc.target.kind) == "url":
         _check_url_target(endpoint or sc.target.endpoint)
     source = {
@@ -194,7 +183,7 @@ def validate(scenario: str, overrides: tuple[str, ...]) -> None:
     """Check SCENARIO without running it; print its plan of steps."""
     from harness.runner import plan
 
-    sc = _load(scenario, overrides)
+    sc = load_scenario(scenario, overrides)
     executions = plan(sc, sc.target.kind)
     click.echo(
         f"{scenario_mod.resolve_path(scenario)}: valid scenario {sc.name!r}, "

@@ -1,16 +1,36 @@
-"""Pieces every command line of the harness shares: sizes, ``--out``, stamped run directories."""
+"""Pieces every command line of the harness shares: exit codes, loading a scenario, sizes,
+``--out``, stamped run directories."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C")
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+if TYPE_CHECKING:
+    from harness.scenario import Scenario
+
+
+def load_scenario(scenario: str, overrides: tuple[str, ...] = ()) -> Scenario:
+    """A validated scenario (path or shipped name, ``--set`` overrides applied); on a problem,
+    every problem on stderr (file:line: field: message) and exit 2."""
+    # Imported here, like SizeType's parser: commands that take no scenario skip pydantic.
+    from harness.scenario import ScenarioError, load
+
+    try:
+        return load(scenario, list(overrides))
+    except ScenarioError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        sys.exit(EXIT_BAD_INPUT)
 
 
 def utc_stamp(now: datetime | None = None) -> str:

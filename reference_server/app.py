@@ -20,7 +20,7 @@ from reference_server.addressing import resolve
 from reference_server.auth import Access, RequestView, authorize
 from reference_server.auth.sas import redact
 from reference_server.config import ServerConfig
-from reference_server.copy import copy_service_ctx
+from reference_server.copy import COPY_SERVICE, CopyService
 from reference_server.errors import StorageError
 from reference_server.handlers.common import Ctx, blocking
 from reference_server.store import Store
@@ -113,7 +113,7 @@ async def _handle(request: web.Request, config: ServerConfig) -> web.StreamRespo
         is_read=request.method in ("GET", "HEAD"),
     )
     authorize(view, account, access)
-    ctx = Ctx(request, target, request.app[STORE], config)
+    ctx = Ctx(request, target, request.app[STORE], config, request.app[COPY_SERVICE])
     return await route.handler(ctx)
 
 
@@ -144,9 +144,10 @@ def create_app(config: ServerConfig) -> web.Application:
     app = web.Application(client_max_size=MAX_XML_BODY)
     app[CONFIG] = config
     app[STORE] = Store(config.data_root, [a.name for a in config.accounts])
+    app[COPY_SERVICE] = copy = CopyService(app[STORE], config)
     app[INFLIGHT] = [0]
     app.on_response_prepare.append(_standard_headers)
     app.cleanup_ctx.append(_collect_blocks)
-    app.cleanup_ctx.append(copy_service_ctx)
+    app.cleanup_ctx.append(copy.lifecycle)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

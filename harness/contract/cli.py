@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from harness.cli_common import load_scenario
 from harness.contract.model import Contract
 from harness.contract.record import (
     CONTRACTS_DIR,
@@ -21,9 +22,7 @@ from harness.targets import TARGET_NAMES
 
 
 def _scenario(name: str, overrides: tuple[str, ...] = ()):
-    from harness.cli import _load
-
-    return _load(name, overrides)
+    return load_scenario(name, overrides)
 
 
 def _overrides_for(name: str, overrides: tuple[str, ...], names: tuple[str, ...]) -> tuple:

@@ -3,9 +3,10 @@
 - ``source``: the source URL and credentials, and whether it is on this façade;
 - ``fetch``: reading it, over HTTP(S) with a bounded pool per host or from the data root;
 - ``jobs``: the asynchronous Copy Blob job table (state in the blob's properties);
-- ``service``: one worker's fetcher and job table, installed on the app.
+- ``service``: one worker's fetcher and job table, built by ``create_app`` and handed to the
+  handlers in their context (``Ctx.copy``).
 """
 
-from reference_server.copy.service import COPY_SERVICE, CopyService, copy_service_ctx
+from reference_server.copy.service import COPY_SERVICE, CopyService
 
-__all__ = ["COPY_SERVICE", "CopyService", "copy_service_ctx"]
+__all__ = ["COPY_SERVICE", "CopyService"]

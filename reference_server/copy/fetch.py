@@ -23,8 +23,9 @@ from reference_server.auth import Access, RequestView, authorize
 from reference_server.config import ServerConfig
 from reference_server.copy.source import CopySource
 from reference_server.errors import StorageError
-from reference_server.handlers.common import META_PREFIX, blocking
+from reference_server.headers import META_PREFIX
 from reference_server.store import ContentSettings, OpenBlob, Store
+from reference_server.threads import blocking
 from reference_server.xmlbody import http_date
 
 CHUNK = 4 * 1024 * 1024

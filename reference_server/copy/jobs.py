@@ -22,18 +22,15 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from reference_server.conditions import Conditions
 from reference_server.copy.fetch import SourceBody
 from reference_server.copy.source import CopySource
 from reference_server.errors import StorageError
-from reference_server.handlers.common import blocking
-from reference_server.store import ContentSettings
+from reference_server.store import ContentSettings, Store
+from reference_server.threads import blocking
 from reference_server.xmlbody import http_date
-
-if TYPE_CHECKING:
-    from reference_server.copy.service import CopyService
 
 log = logging.getLogger("reference_server.copy")
 PROGRESS_INTERVAL_S = 1.0
@@ -77,8 +74,19 @@ def finished_state(status: str, done: int, total: int, description: str = "") ->
     return state
 
 
+class JobHost(Protocol):
+    """What a job needs from its worker (the CopyService): the store, and a way to re-open the
+    source of a job resumed after a restart."""
+
+    store: Store
+
+    async def open_resumed(
+        self, source: CopySource, local: bool, api_version: str
+    ) -> SourceBody: ...
+
+
 class CopyJobs:
-    def __init__(self, service: CopyService) -> None:
+    def __init__(self, service: JobHost) -> None:
         self.service = service
         self.dir = os.path.join(service.store.root, ".copyjobs")
         os.makedirs(self.dir, exist_ok=True)

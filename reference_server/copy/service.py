@@ -1,4 +1,5 @@
-"""One worker's copy machinery: the source fetcher, the job table, where a source is read."""
+"""One worker's copy machinery: the source fetcher, the job table, where a source is read.
+``create_app`` builds it and hands it to every handler in the request context."""
 
 from __future__ import annotations
 
@@ -56,16 +57,12 @@ class CopyService:
         await self.jobs.close()
         await self.fetcher.close()
 
+    async def lifecycle(self, _app: web.Application) -> AsyncIterator[None]:
+        """aiohttp cleanup context: orphaned jobs resume when the worker starts serving; the
+        jobs and source connections close when it stops."""
+        self.jobs.resume_orphans()
+        yield
+        await self.close()
+
 
 COPY_SERVICE = web.AppKey("copy_service", CopyService)
-
-
-async def copy_service_ctx(app: web.Application) -> AsyncIterator[None]:
-    """aiohttp cleanup context: one CopyService per worker; orphaned jobs resume at start."""
-    from reference_server.app import CONFIG, STORE
-
-    service = CopyService(app[STORE], app[CONFIG])
-    app[COPY_SERVICE] = service
-    service.jobs.resume_orphans()
-    yield
-    await service.close()

@@ -5,24 +5,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import functools
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 
 from reference_server.addressing import Target
 from reference_server.conditions import Conditions
 from reference_server.config import ServerConfig
+from reference_server.copy import CopyService
 from reference_server.errors import StorageError
+from reference_server.headers import META_PREFIX
 from reference_server.store import BlobProps, ContentSettings, Store, Upload, decode_block_id
+from reference_server.threads import blocking
 from reference_server.xmlbody import http_date
 
-T = TypeVar("T")
 WRITE_BATCH = 2 * 1024 * 1024  # body bytes per thread hop of an upload
-META_PREFIX = "x-ms-meta-"
 MAX_METADATA_BYTES = 8 * 1024  # names plus values, as Azure counts them
 _META_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a C# identifier, as Azure requires
 
@@ -33,6 +32,7 @@ class Ctx:
     target: Target
     store: Store
     config: ServerConfig
+    copy: CopyService  # this worker's copy machinery, built by create_app
 
     @property
     def headers(self) -> Any:
@@ -63,12 +63,6 @@ class Ctx:
 
     def conditions(self) -> Conditions:
         return Conditions.from_headers(self.headers)
-
-
-async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a blocking store call in the thread pool."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, functools.partial(fn, *args, **kwargs))
 
 
 def respond(status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> web.Response:

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from azure.storage.extensions import checksums
 
-from reference_server.copy import COPY_SERVICE, CopyService
+from reference_server.copy import CopyService
 from reference_server.copy.fetch import SourceBody
 from reference_server.copy.jobs import JobRecord, finished_state
 from reference_server.copy.source import (
@@ -54,7 +54,7 @@ CONTENT_HEADERS = (
 
 
 def _service(ctx: Ctx) -> CopyService:
-    return ctx.request.app[COPY_SERVICE]
+    return ctx.copy
 
 
 def _crc64_header(headers: Any, name: str) -> bytes | None:
