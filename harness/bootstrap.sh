@@ -2,7 +2,8 @@
 # Idempotent setup of everything the lab needs, then runs the given harness command.
 #   bash harness/bootstrap.sh                 -> set up only
 #   bash harness/bootstrap.sh run smoke       -> set up, then `harness run smoke`
-#   bash harness/bootstrap.sh test [ARGS]     -> set up, lint, then the test suite (pytest ARGS)
+#   bash harness/bootstrap.sh test [ARGS]     -> set up, lint, import contracts, then the test
+#                                                suite (pytest ARGS)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -48,6 +49,8 @@ case "${1:-}" in
     shift
     log "lint: ruff check and ruff format --check"
     "$VENV/bin/ruff" check --quiet . && "$VENV/bin/ruff" format --check --quiet .
+    log "import contracts: lint-imports ([tool.importlinter] in pyproject.toml)"
+    "$VENV/bin/lint-imports" --no-cache --no-logo
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   *) exec "$VENV/bin/harness" "$@" ;;
