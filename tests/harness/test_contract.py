@@ -14,8 +14,8 @@ from harness.contract.proxy import Call, RecordingProxy
 from harness.contract.record import CONTRACTS_DIR, drift_report, run_drift
 from harness.contract.table import to_markdown
 from harness.http import BlobHttp
+from harness.signing import generate_account_sas
 from harness.tools import azcopy_path, tool_versions
-from reference_server.auth.sas import generate_account_sas
 
 
 def _call(

@@ -21,7 +21,7 @@ from azure.storage.extensions import checksums
 from facade_raw import Raw
 
 from harness.http import Response
-from reference_server.auth.sas import generate_account_sas, generate_service_sas
+from harness.signing import generate_account_sas, generate_service_sas
 
 MIB = 1024 * 1024
 

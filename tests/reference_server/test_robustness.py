@@ -25,7 +25,7 @@ from azure.storage.blob import BlobServiceClient, LinearRetry
 from facade_raw import Raw
 
 from harness.http import block_id, block_list_xml
-from reference_server.auth.sas import generate_account_sas, generate_service_sas
+from harness.signing import generate_account_sas, generate_service_sas
 from reference_server.store.blobstore import PROPS_XATTR
 from reference_server.store.names import name_hash
 from tests.conftest import RunningServer, start_server, stop_server
