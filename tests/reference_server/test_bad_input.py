@@ -5,18 +5,16 @@ overrides, non-canonical block IDs."""
 from __future__ import annotations
 
 import base64
-import http.client
 import os
-import socket
 import uuid
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 import pytest
 from azure.storage.blob import BlobServiceClient
-from facade_raw import Raw
+from facade_raw import Raw, exchange, raw_head
 
-from harness.http import Prepared, Response, block_list_xml
+from harness.http import Response, block_list_xml
 from reference_server.app import MAX_XML_BODY
 from reference_server.auth.sas import generate_service_sas
 
@@ -31,25 +29,6 @@ STORED_HEADERS = [
     "x-ms-blob-content-language",
     "x-ms-meta-note",
 ]
-
-
-def send_bytes(port: int, head: bytes, body: bytes = b"") -> Response:
-    """Send a request head (and body) exactly as given, bytes the HTTP clients would refuse."""
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(head + body)
-        resp = http.client.HTTPResponse(sock, method=head.split(b" ", 1)[0].decode())
-        resp.begin()
-        data = resp.read()
-    return Response(resp.status, resp.reason, {k.lower(): v for k, v in resp.getheaders()}, data)
-
-
-def raw_head(prepared: Prepared) -> bytes:
-    """The request head with every header value turned back into the bytes it stands for
-    (``"\\udcff"`` is the byte 0xFF, as the server decodes it), signature included."""
-    lines = [f"{prepared.method} {prepared.target} HTTP/1.1"]
-    lines.append(f"Host: {urlsplit(prepared.url).netloc}")
-    lines += [f"{k}: {v}" for k, v in prepared.headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
 
 
 def assert_azure_error(r: Response, status: int, code: str) -> None:
@@ -148,7 +127,7 @@ def test_header_value_that_is_not_utf8_is_refused_at_write(
         headers={"x-ms-blob-type": "BlockBlob", header: f"x{FF}y"},
         content_length=3,
     )
-    r = send_bytes(raw.server.port, raw_head(prepared), b"abc")
+    r = exchange(raw.server.port, raw_head(prepared) + b"abc")
     assert_azure_error(r, 400, "InvalidHeaderValue")
     assert r.xml().findtext("HeaderName") == header
     assert raw.request("HEAD", container, blob).status == 404
@@ -159,7 +138,7 @@ def test_header_value_that_is_not_utf8_is_refused_at_write(
     prepared = raw.prepare(
         "PUT", container, blob, sas=sas, query={"comp": comp}, headers={header: FF}
     )
-    r = send_bytes(raw.server.port, raw_head(prepared))
+    r = exchange(raw.server.port, raw_head(prepared))
     assert_azure_error(r, 400, "InvalidHeaderValue")
     listing = listed_names(raw, container, include="metadata")
     assert ("Blob", blob, False) in listing
@@ -173,7 +152,7 @@ def test_signed_container_metadata_that_is_not_utf8_is_refused(raw: Raw) -> None
     refused and no container is made."""
     name = f"ct-{uuid.uuid4().hex[:12]}"
     prepared = raw.prepare("PUT", name, query={"restype": "container"}, headers={"x-ms-meta-a": FF})
-    r = send_bytes(raw.server.port, raw_head(prepared))
+    r = exchange(raw.server.port, raw_head(prepared))
     assert_azure_error(r, 400, "InvalidHeaderValue")
     assert r.xml().findtext("HeaderName") == "x-ms-meta-a"
     assert raw.request("GET", name, query={"restype": "container"}).status == 404
@@ -187,7 +166,7 @@ def test_non_utf8_header_with_bogus_shared_key_is_403(raw: Raw, container: str) 
         headers={"x-ms-foo": FF, "Authorization": f"SharedKey {raw.account}:AAAA"},
         sign=False,
     )
-    r = send_bytes(raw.server.port, raw_head(prepared))
+    r = exchange(raw.server.port, raw_head(prepared))
     assert_azure_error(r, 403, "AuthenticationFailed")
 
 
@@ -208,7 +187,7 @@ def test_block_list_body_over_64_mib_is_413(raw: Raw, container: str) -> None:
         "PUT", container, "big", query={"comp": "blocklist"}, content_length=MAX_XML_BODY + 1
     )
     # answered from Content-Length, before the body is read
-    r = send_bytes(raw.server.port, prepared.head())
+    r = exchange(raw.server.port, prepared.head())
     assert_azure_error(r, 413, "RequestBodyTooLarge")
     root = r.xml()
     assert [c.tag for c in root] == ["Code", "Message", "MaxLimit"]
