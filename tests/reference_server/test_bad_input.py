@@ -245,3 +245,43 @@ def test_list_containers_skips_directories_no_request_can_address(raw: Raw, shar
     assert r.status == 200, r.body
     assert r.xml().find("Containers").findall("Container") == []
     assert raw.request("GET", query={"comp": "list"}).status == 200
+
+
+def test_copy_source_that_cannot_parse_is_400(raw: Raw, container: str) -> None:
+    assert raw.put_blob(container, "src", b"0123456789").status == 201
+    src = f"{raw.account_url}/{container}/src"
+    r = raw.request(
+        "PUT",
+        container,
+        "dst",
+        query={"comp": "block", "blockid": "QQ=="},
+        headers={"x-ms-copy-source": src, "x-ms-source-range": "bytes=" + "9" * 4301 + "-"},
+    )
+    assert_azure_error(r, 400, "InvalidHeaderValue")
+    assert r.xml().findtext("HeaderName") == "x-ms-source-range"
+    r = raw.request(
+        "PUT",
+        container,
+        "dst",
+        headers={"x-ms-copy-source": "http://[::1/x", "x-ms-blob-type": "BlockBlob"},
+    )
+    assert_azure_error(r, 400, "InvalidHeaderValue")
+    assert r.xml().findtext("HeaderName") == "x-ms-copy-source"
+    assert raw.request("HEAD", container, "dst").status == 404
+
+
+def test_chunked_block_list_body_over_64_mib_is_413(raw: Raw, container: str) -> None:
+    """No Content-Length to judge by: refused once the body crosses the limit."""
+    prepared = raw.prepare(
+        "PUT",
+        container,
+        "big",
+        query={"comp": "blocklist"},
+        headers={"Content-Length": None, "Transfer-Encoding": "chunked"},
+    )
+    chunk = b" " * (8 * 1024 * 1024)
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(9)) + b"0\r\n\r\n"
+    r = exchange(raw.server.port, raw_head(prepared) + body)
+    assert r is not None
+    assert_azure_error(r, 413, "RequestBodyTooLarge")
+    assert r.xml().findtext("MaxLimit") == str(MAX_XML_BODY)
