@@ -87,10 +87,24 @@ def _name(parent: etree._Element, name: str) -> None:
         el.text = quote(name.encode("utf-8", "surrogateescape"), safe="/")
 
 
+def _stored_text(el: etree._Element, text: str) -> None:
+    """A stored value (content header, metadata). Writes refuse what XML cannot carry; a record
+    written before that rule, or by another program, gets U+FFFD instead of failing the
+    listing (lxml raises ValueError on such text: no cost on the common path)."""
+    try:
+        el.text = text
+    except ValueError:
+        el.text = _NOT_XML_CHAR.sub("\ufffd", text)
+
+
 def _metadata(parent: etree._Element, metadata: dict[str, str]) -> None:
     meta = _sub(parent, "Metadata")
     for key, value in metadata.items():
-        _sub(meta, key, value)
+        try:
+            el = etree.SubElement(meta, key)
+        except ValueError:
+            continue  # not an XML name: writes only take C# identifiers, so a foreign record
+        _stored_text(el, value)
 
 
 def _echo_query(
@@ -153,7 +167,7 @@ def _blob_properties(parent: etree._Element, b: BlobProps) -> None:
         ("LeaseState", "available"),
         ("ServerEncrypted", "true"),
     ):
-        etree.SubElement(props, tag).text = text
+        _stored_text(etree.SubElement(props, tag), text)
 
 
 def list_blobs_body(

@@ -5,6 +5,7 @@ overrides, non-canonical block IDs."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from facade_raw import Raw, exchange, raw_head
 from harness.http import Response, block_list_xml
 from reference_server.app import MAX_XML_BODY
 from reference_server.auth.sas import generate_service_sas
+from reference_server.store.blobstore import PROPS_XATTR
 
 # Names XML 1.0 cannot carry: Azure lists them as <Name Encoded="true">percent-encoded</Name>
 XML_INVALID_NAMES = ["a\x01b", "c\x1f", "d\ufffe", "e\uffff", "dir\x02/f.bin"]
@@ -285,3 +287,23 @@ def test_chunked_block_list_body_over_64_mib_is_413(raw: Raw, container: str) ->
     assert r is not None
     assert_azure_error(r, 413, "RequestBodyTooLarge")
     assert r.xml().findtext("MaxLimit") == str(MAX_XML_BODY)
+
+
+def test_record_with_values_xml_cannot_carry_still_lists(
+    raw: Raw, container: str, shared_server
+) -> None:
+    """A property record written before writes were checked (or by another program) holds a
+    value XML cannot carry: the listing shows U+FFFD for it instead of failing."""
+    assert raw.put_blob(container, "old", b"x", **{"x-ms-meta-a": "1"}).status == 201
+    path = os.path.join(shared_server.data_root, raw.account, container, "old")
+    record = json.loads(os.getxattr(path, PROPS_XATTR))
+    record["content"]["content_type"] = "text/\udcff\x01"
+    record["metadata"] = {"a": "v\uffff", "not a name": "x"}
+    os.setxattr(path, PROPS_XATTR, json.dumps(record).encode())
+    r = raw.request(
+        "GET", container, query={"restype": "container", "comp": "list", "include": "metadata"}
+    )
+    assert r.status == 200, r.body
+    blob = r.xml().find("Blobs/Blob")
+    assert blob.findtext("Properties/Content-Type") == "text/\ufffd\ufffd"
+    assert [(m.tag, m.text) for m in blob.find("Metadata")] == [("a", "v\ufffd")]
