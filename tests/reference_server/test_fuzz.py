@@ -1,4 +1,5 @@
-"""Fuzzing the façade: thousands of mutated requests derived from valid signed ones, and raw
+"""Fuzzing the façade: thousands of mutated requests derived from valid signed ones (every
+operation, server-side copies from this server included), and raw
 garbage over sockets. Whatever arrives, the answer is a 4xx (or 503) with Azure's error shape,
 never another 5xx; nothing is written outside the data root; the server stays up and a canary
 blob keeps its bytes.
@@ -223,7 +224,19 @@ def _base(raw: Raw, rng: random.Random) -> Spec:
     cpath = raw.path(FUZZ_CT)
     body = rng.randbytes(rng.choice([0, 1, 100, 5000]))
     bid = block_id(rng.randrange(4))
+    # copy sources on this server only (read from disk): mutations never name another host
+    src = {"x-ms-copy-source": f"{raw.account_url}/{FUZZ_CT}/f/{rng.randrange(20)}"}
     choices = [
+        Spec("PUT", bpath, [], {**src, "x-ms-blob-type": "BlockBlob"}, b""),
+        Spec("PUT", bpath, [], {**src, "x-ms-requires-sync": "true"}, b""),
+        Spec("PUT", bpath, [], dict(src), b""),
+        Spec(
+            "PUT",
+            bpath,
+            [("comp", "block"), ("blockid", bid)],
+            {**src, "x-ms-source-range": f"bytes=0-{rng.randrange(10)}"},
+            b"",
+        ),
         Spec("PUT", bpath, [], {"x-ms-blob-type": "BlockBlob"}, body),
         Spec("GET", bpath, [], {"x-ms-range": f"bytes={rng.randrange(50)}-"}, b""),
         Spec("HEAD", bpath, [], {}, b""),
@@ -363,6 +376,7 @@ def _outside_root_snapshot(srv: RunningServer) -> tuple[list[str], str]:
 
 def _check_survivors(srv: RunningServer, raw: Raw, canary: bytes, before: tuple) -> None:
     assert srv.process.poll() is None, "the server died"
+    assert "internal error" not in srv.log(), "a request failed inside the server (see its log)"
     got = raw.request("GET", CANARY_CT, CANARY_BLOB)
     assert got.status == 200 and got.body == canary, "the canary blob changed"
     assert _outside_root_snapshot(srv) == before, "files appeared outside the data root"
