@@ -135,6 +135,15 @@ def test_every_write_on_a_full_disk_is_507_and_leaves_nothing_behind(full) -> No
     assert_disk_full(r)
     assert staging(srv) == []
 
+    # Set Blob Metadata too large for the xattr (a sidecar file): refused, the old one kept
+    r = raw.request(
+        "PUT", "ct-full", "kept", query={"comp": "metadata"}, headers={"x-ms-meta-big": "v" * 4000}
+    )
+    assert_disk_full(r)
+    assert staging(srv) == []
+    head = raw.request("HEAD", "ct-full", "kept")
+    assert head.header("x-ms-meta-a") == "1" and head.header("x-ms-meta-big") is None
+
     # Put Block and Put Block List: nothing staged, nothing committed
     bid = block_id(0)
     assert_disk_full(
