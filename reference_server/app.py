@@ -22,7 +22,7 @@ from reference_server.auth.sas import redact
 from reference_server.config import ServerConfig
 from reference_server.copy import COPY_SERVICE, CopyService
 from reference_server.errors import StorageError
-from reference_server.handlers.common import Ctx, blocking
+from reference_server.handlers.common import MAX_XML_BODY, Ctx, blocking
 from reference_server.store import Store
 from reference_server.xmlbody import error_body, http_date
 
@@ -31,7 +31,6 @@ log = logging.getLogger("reference_server")
 CONFIG = web.AppKey("config", ServerConfig)
 STORE = web.AppKey("store", Store)
 INFLIGHT = web.AppKey("inflight", list)  # [count]: mutable, one event loop per worker
-MAX_XML_BODY = 64 * 1024 * 1024  # Put Block List of 50,000 IDs fits; blob bodies are streamed
 DAY = 24 * 3600  # staging files idle this long belong to no live request
 
 

@@ -168,6 +168,14 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
         "The server is currently unable to receive requests. Please retry your request.",
     ),
     "OperationTimedOut": (500, "The operation could not be completed within the permitted time."),
+    # Not an Azure code (Azure never runs out of space where a client can see it): the data root
+    # is full (ENOSPC) or over quota (EDQUOT). 507 is HTTP's own status for it (RFC 4918), and
+    # clients do not retry it (AzCopy and azure-core retry 408/429/500/502/503/504), so a full
+    # disk fails a transfer at once instead of after 20 retries, and never counts as throttling.
+    "InsufficientStorage": (
+        507,
+        "The server has no space left to store the data of this request.",
+    ),
 }
 
 

@@ -8,8 +8,10 @@ AzCopy's Go structs read these documents).
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Iterable
+from urllib.parse import quote
 
 from lxml import etree
 
@@ -17,6 +19,16 @@ from reference_server.errors import StorageError
 from reference_server.store import BlobProps, BlockInfo, ContainerProps
 
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+
+# Anything outside XML 1.0's Char production (C0 controls but tab/LF/CR, U+FFFE, U+FFFF, and the
+# lone surrogates a file name that is not UTF-8 decodes to) cannot appear in a document at all,
+# not even as a character reference.
+_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_representable(text: str) -> bool:
+    """True when ``text`` can be the text of an XML element or attribute as it is."""
+    return _NOT_XML_CHAR.search(text) is None
 
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -52,18 +64,47 @@ def _sub(parent: etree._Element, tag: str, text: str | int | None = None) -> etr
 
 
 def error_body(code: str, message: str, details: dict[str, str]) -> bytes:
+    """The <Error> document. Messages and details may quote what the client sent (a name, a
+    header): characters XML cannot carry become U+FFFD, so an error is always renderable."""
     root = etree.Element("Error")
     _sub(root, "Code", code)
-    _sub(root, "Message", message)
+    _sub(root, "Message", _NOT_XML_CHAR.sub("\ufffd", message))
     for key, value in details.items():
-        _sub(root, key, value)
+        _sub(root, key, _NOT_XML_CHAR.sub("\ufffd", value))
     return _doc(root)
+
+
+def _name(parent: etree._Element, name: str) -> None:
+    """A listed blob or prefix name. One XML cannot carry (a control character, U+FFFF, bytes
+    that are not UTF-8 in a file name written by another program) is sent percent-encoded with
+    ``Encoded="true"``, as Azure does since 2021-02-12; the SDKs unquote it (Python ``unquote``,
+    Go ``url.QueryUnescape``, so '+' and ' ' are encoded too)."""
+    el = etree.SubElement(parent, "Name")
+    if xml_representable(name):
+        el.text = name
+    else:
+        el.set("Encoded", "true")
+        el.text = quote(name.encode("utf-8", "surrogateescape"), safe="/")
+
+
+def _stored_text(el: etree._Element, text: str) -> None:
+    """A stored value (content header, metadata). Writes refuse what XML cannot carry; a record
+    written before that rule, or by another program, gets U+FFFD instead of failing the
+    listing (lxml raises ValueError on such text: no cost on the common path)."""
+    try:
+        el.text = text
+    except ValueError:
+        el.text = _NOT_XML_CHAR.sub("\ufffd", text)
 
 
 def _metadata(parent: etree._Element, metadata: dict[str, str]) -> None:
     meta = _sub(parent, "Metadata")
     for key, value in metadata.items():
-        _sub(meta, key, value)
+        try:
+            el = etree.SubElement(meta, key)
+        except ValueError:
+            continue  # not an XML name: writes only take C# identifiers, so a foreign record
+        _stored_text(el, value)
 
 
 def _echo_query(
@@ -126,7 +167,7 @@ def _blob_properties(parent: etree._Element, b: BlobProps) -> None:
         ("LeaseState", "available"),
         ("ServerEncrypted", "true"),
     ):
-        etree.SubElement(props, tag).text = text
+        _stored_text(etree.SubElement(props, tag), text)
 
 
 def list_blobs_body(
@@ -150,10 +191,10 @@ def list_blobs_body(
     blobs = _sub(root, "Blobs")
     for item in items:
         if isinstance(item, str):
-            _sub(_sub(blobs, "BlobPrefix"), "Name", item)
+            _name(_sub(blobs, "BlobPrefix"), item)
             continue
         el = _sub(blobs, "Blob")
-        _sub(el, "Name", item.name)
+        _name(el, item.name)
         _blob_properties(el, item)
         if include_metadata:
             _metadata(el, item.metadata)

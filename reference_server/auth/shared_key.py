@@ -164,7 +164,8 @@ def compute_signature(key_b64: str, string_to_sign: str) -> str:
         if len(_KEYED) < 1024:  # accounts come from the config: a handful of keys
             _KEYED[key_b64] = keyed
     mac = keyed.copy()
-    mac.update(string_to_sign.encode("utf-8"))
+    # surrogateescape: header bytes that are not UTF-8 (0xFF) are signed as sent, not a 500
+    mac.update(string_to_sign.encode("utf-8", "surrogateescape"))
     return base64.b64encode(mac.digest()).decode("ascii")
 
 

@@ -19,7 +19,8 @@ from reference_server.conditions import Conditions, parse_http_date
 from reference_server.errors import StorageError
 
 _VHOST_RE = re.compile(r"^[a-z0-9]{1,64}\.(blob\..+)$")
-_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d+)\s*-\s*(\d*)\s*$")
+# 19 digits hold any offset; longer ones are refused, not fed to int() (limited to 4,300 digits)
+_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d{1,19})\s*-\s*(\d{0,19})\s*$", re.ASCII)
 SOURCE_CONDITION_HEADERS = {
     "If-Match": "x-ms-source-if-match",
     "If-None-Match": "x-ms-source-if-none-match",
@@ -49,7 +50,10 @@ class CopySource:
     @classmethod
     def from_headers(cls, headers: Any) -> CopySource:
         url = (headers.get("x-ms-copy-source") or "").strip()
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            raise _header_error("x-ms-copy-source", "The copy source is not a URL.") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise _header_error("x-ms-copy-source", "The copy source must be an http(s) URL.")
         try:
@@ -97,7 +101,10 @@ class CopySource:
         )
         default = 443 if scheme == "https" else 80
         here.add(
-            (_domain(host.strip("[]").lower()), int(port_text) if port_text.isdigit() else default)
+            (
+                _domain(host.strip("[]").lower()),
+                int(port_text) if port_text.isdigit() and len(port_text) <= 5 else default,
+            )
         )
         if sockname:
             ip, port = sockname[0], sockname[1]

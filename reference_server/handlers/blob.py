@@ -33,7 +33,9 @@ from reference_server.store import MAX_PUT_BLOB_SIZE, BlobProps
 from reference_server.store.names import blob_segments
 from reference_server.xmlbody import http_date
 
-_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
+_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.ASCII)
+# Offsets longer than this are past any blob (and past Python's 4,300-digit int() limit).
+_MAX_OFFSET_DIGITS = 19
 FALLBACK_CHUNK = 4 * 1024 * 1024
 SENDFILE_CHUNK = 64 * 1024 * 1024  # per sendfile call (the socket takes what fits)
 SEND_STALL_S = 300.0  # a reader that takes nothing for this long is dropped
@@ -157,13 +159,19 @@ def parse_range(value: str | None, size: int) -> tuple[int, int] | None:
     if not m or m.group(1) == "":
         return None
     first, last = m.groups()
-    start = int(first)
-    end = int(last) if last else size - 1
+    start = _offset(first)
+    end = _offset(last) if last else size - 1
     if last and end < start:
         return None
     if start >= size:
         raise StorageError("InvalidRange", headers={"Content-Range": f"bytes */{size}"})
     return start, min(end, size - 1)
+
+
+def _offset(digits: str) -> int:
+    """A range offset; an absurdly long one means "past the end" (so 416 for a start)."""
+    significant = digits.lstrip("0") or "0"
+    return int(significant) if len(significant) <= _MAX_OFFSET_DIGITS else 1 << 64
 
 
 def _if_range_holds(value: str | None, props: BlobProps) -> bool:

@@ -15,6 +15,7 @@ from reference_server.handlers.common import (
     content_settings,
     md5_header,
     parse_metadata,
+    read_xml_body,
     respond,
     stream_body,
     write_headers,
@@ -43,7 +44,7 @@ async def put_block(ctx: Ctx) -> web.StreamResponse:
 
 async def put_block_list(ctx: Ctx) -> web.StreamResponse:
     blob_segments(ctx.blob)
-    body = await ctx.request.read()
+    body = await read_xml_body(ctx)
     expected = md5_header(ctx.headers, "Content-MD5")
     if expected is not None and hashlib.md5(body).digest() != expected:
         raise StorageError("Md5Mismatch")

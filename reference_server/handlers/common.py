@@ -19,9 +19,10 @@ from reference_server.errors import StorageError
 from reference_server.headers import META_PREFIX
 from reference_server.store import BlobProps, ContentSettings, Store, Upload, decode_block_id
 from reference_server.threads import blocking
-from reference_server.xmlbody import http_date
+from reference_server.xmlbody import http_date, xml_representable
 
 WRITE_BATCH = 2 * 1024 * 1024  # body bytes per thread hop of an upload
+MAX_XML_BODY = 64 * 1024 * 1024  # Put Block List of 50,000 IDs fits; blob bodies are streamed
 MAX_METADATA_BYTES = 8 * 1024  # names plus values, as Azure counts them
 _META_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a C# identifier, as Azure requires
 
@@ -58,11 +59,36 @@ class Ctx:
 
     @property
     def service_endpoint(self) -> str:
+        check_header_value("Host", self.request.host)  # echoed in listings' ServiceEndpoint
         base = f"{self.request.scheme}://{self.request.host}/"
         return base + f"{self.account}/" if self.target.path_style else base
 
     def conditions(self) -> Conditions:
         return Conditions.from_headers(self.headers)
+
+
+def check_header_value(name: str, value: str) -> str:
+    """``value`` unless it cannot be stored and sent back as it came: a header value the façade
+    keeps (content headers, metadata) reappears in response headers and listing XML, so bytes
+    that are not UTF-8 (0xFF) or characters XML cannot carry are refused before anything is
+    written (400 InvalidHeaderValue), rather than breaking every later listing."""
+    if not xml_representable(value):
+        raise StorageError(
+            "InvalidHeaderValue",
+            "The header value contains bytes that are not UTF-8 or characters not allowed.",
+            details={"HeaderName": name},
+        )
+    return value
+
+
+async def read_xml_body(ctx: Ctx) -> bytes:
+    """The whole (small) XML body of a request: 413 RequestBodyTooLarge past MAX_XML_BODY, from
+    Content-Length before reading or, for a chunked body, once the limit is crossed."""
+    content_length(ctx.headers, MAX_XML_BODY)
+    try:
+        return await ctx.request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise StorageError("RequestBodyTooLarge", details={"MaxLimit": str(MAX_XML_BODY)}) from None
 
 
 def respond(status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> web.Response:
@@ -82,7 +108,7 @@ def parse_metadata(headers: Any) -> dict[str, str]:
                 raise StorageError("EmptyMetadataKey")
             if not _META_NAME.match(name):
                 raise StorageError("InvalidMetadata", details={"MetadataName": name})
-            meta[name] = value
+            meta[name] = check_header_value(key, value)
     if sum(len(k) + len(v) for k, v in meta.items()) > MAX_METADATA_BYTES:
         raise StorageError("MetadataTooLarge")
     return meta
@@ -116,10 +142,11 @@ def content_settings(headers: Any, *, use_plain: bool) -> ContentSettings:
     """The blob's content headers from ``x-ms-blob-*`` (or, for Put Blob, the plain headers)."""
 
     def pick(name: str) -> str | None:
-        value = headers.get(f"x-ms-blob-{name}")
+        header = f"x-ms-blob-{name}"
+        value = headers.get(header)
         if value is None and use_plain:
-            value = headers.get(name)
-        return value
+            header, value = name, headers.get(name)
+        return value if value is None else check_header_value(header, value)
 
     return ContentSettings(
         content_type=pick("content-type") or "application/octet-stream",
@@ -215,8 +242,17 @@ SAS_RESPONSE_OVERRIDES = {
 def apply_sas_overrides(headers: dict[str, str], query: Any) -> dict[str, str]:
     if "sig" in query:
         for param, header in SAS_RESPONSE_OVERRIDES.items():
-            if query.get(param):
-                headers[header] = query[param]
+            value = query.get(param)
+            if not value:
+                continue
+            # CR/LF would split the response head (aiohttp refuses to send it): refuse the SAS
+            if "\r" in value or "\n" in value or not xml_representable(value):
+                raise StorageError(
+                    "InvalidQueryParameterValue",
+                    f"The response header override {param} is not a valid header value.",
+                    details={"QueryParameterName": param},
+                )
+            headers[header] = value
     return headers
 
 
@@ -230,13 +266,23 @@ def write_headers(props: BlobProps) -> dict[str, str]:
 
 
 def block_id_param(ctx: Ctx) -> str:
-    """The ``blockid`` query parameter of Put Block (From URL), checked to be base64."""
+    """The ``blockid`` query parameter of Put Block (From URL), checked to be base64.
+
+    Blocks are kept by their decoded bytes and listed (Get Block List, commit) by the canonical
+    encoding of those bytes, so a non-canonical ID (``QR==``: the same byte as ``QQ==``, with
+    stray low bits) could be staged but never committed by the string sent. It is refused."""
     block_id = ctx.query.get("blockid")
     if not block_id:
         raise StorageError(
             "MissingRequiredQueryParameter", details={"QueryParameterName": "blockid"}
         )
-    decode_block_id(block_id)
+    raw = decode_block_id(block_id)
+    if base64.b64encode(raw).decode() != block_id:
+        raise StorageError(
+            "InvalidQueryParameterValue",
+            "The block ID is not in canonical base64 (padding bits must be zero).",
+            details={"QueryParameterName": "blockid"},
+        )
     return block_id
 
 

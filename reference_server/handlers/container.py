@@ -11,7 +11,7 @@ from reference_server.handlers.common import (
     parse_metadata,
     respond,
 )
-from reference_server.handlers.service import includes, parse_maxresults
+from reference_server.handlers.service import includes, listing_param, parse_maxresults
 from reference_server.store import ContainerProps
 from reference_server.store.names import check_container_name
 from reference_server.xmlbody import http_date, list_blobs_body
@@ -54,9 +54,9 @@ async def set_container_metadata(ctx: Ctx) -> web.StreamResponse:
 
 
 async def list_blobs(ctx: Ctx) -> web.StreamResponse:
-    q = ctx.query
-    prefix, delimiter, marker = q.get("prefix"), q.get("delimiter") or None, q.get("marker")
-    raw_max = q.get("maxresults")
+    prefix, marker = listing_param(ctx, "prefix"), listing_param(ctx, "marker")
+    delimiter = listing_param(ctx, "delimiter") or None
+    raw_max = ctx.query.get("maxresults")
     maxresults = parse_maxresults(raw_max)
     page = await blocking(
         ctx.store.list_blobs,

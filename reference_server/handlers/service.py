@@ -5,11 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from reference_server.errors import StorageError
-from reference_server.handlers.common import Ctx, blocking, respond
+from reference_server.handlers.common import Ctx, blocking, read_xml_body, respond
 from reference_server.xmlbody import (
     check_service_properties,
     default_service_properties,
     list_containers_body,
+    xml_representable,
 )
 
 MAX_RESULTS = 5000
@@ -31,13 +32,26 @@ def parse_maxresults(value: str | None) -> int:
     return min(n, MAX_RESULTS)
 
 
+def listing_param(ctx: Ctx, name: str) -> str | None:
+    """A listing parameter the answer echoes (prefix, marker, delimiter). One that XML cannot
+    carry is refused: Azure's schema has no encoded form for these elements."""
+    value = ctx.query.get(name)
+    if value is not None and not xml_representable(value):
+        raise StorageError(
+            "InvalidQueryParameterValue",
+            f"The {name} contains characters not allowed in XML.",
+            details={"QueryParameterName": name},
+        )
+    return value
+
+
 def includes(ctx: Ctx, what: str) -> bool:
     return what in {p.strip().lower() for p in ctx.query.get("include", "").split(",")}
 
 
 async def list_containers(ctx: Ctx) -> web.StreamResponse:
-    prefix = ctx.query.get("prefix")
-    marker = ctx.query.get("marker")
+    prefix = listing_param(ctx, "prefix")
+    marker = listing_param(ctx, "marker")
     raw_max = ctx.query.get("maxresults")
     maxresults = parse_maxresults(raw_max)
     containers, next_marker = await blocking(
@@ -73,7 +87,7 @@ async def get_service_properties(ctx: Ctx) -> web.StreamResponse:
 
 
 async def set_service_properties(ctx: Ctx) -> web.StreamResponse:
-    body = await ctx.request.read()
+    body = await read_xml_body(ctx)
     check_service_properties(body)
     await blocking(ctx.store.set_service_properties, ctx.account, body)
     return respond(202)

@@ -117,6 +117,15 @@ def _copy_range(src_fd: int, dst_fd: int, offset: int, count: int) -> None:
         count -= n
 
 
+def _is_container_name(name: str) -> bool:
+    """Only directories a request can address are containers (not ``Tmp``, ``a b``, ...)."""
+    try:
+        check_container_name(name)
+    except StorageError:
+        return False
+    return True
+
+
 def decode_block_id(block_id: str) -> bytes:
     try:
         raw = base64.b64decode(block_id, validate=True)
@@ -266,11 +275,11 @@ class Store:
         """Replace ``path`` with ``data`` whole (temp file + rename; parents made as needed)."""
         fd, tmp = self._open_temp(prefix)
         try:
-            _write_all(fd, data)
-        finally:
-            os.close(fd)
-        parent = os.path.dirname(path)
-        try:
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+            parent = os.path.dirname(path)
             if parent not in self._dirs:
                 os.makedirs(parent, exist_ok=True)
                 self._dirs.add(parent)
@@ -398,9 +407,15 @@ class Store:
             os.mkdir(path)
         except FileExistsError:
             raise StorageError("ContainerAlreadyExists") from None
-        st = os.stat(path)
-        props = ContainerProps(ct, stat_etag(st), st.st_mtime, dict(metadata))
-        self._write_container_meta(acct, props)
+        try:
+            st = os.stat(path)
+            props = ContainerProps(ct, stat_etag(st), st.st_mtime, dict(metadata))
+            self._write_container_meta(acct, props)
+        except BaseException:
+            # all or nothing: a container without its record (a full disk) must not remain
+            with contextlib.suppress(OSError):
+                os.rmdir(path)
+            raise
         return props
 
     def _write_container_meta(self, acct: str, props: ContainerProps) -> None:
@@ -454,7 +469,11 @@ class Store:
             )
         except FileNotFoundError:
             names = []
-        names = [n for n in names if n.startswith(prefix) and (not marker or n > marker)]
+        names = [
+            n
+            for n in names
+            if n.startswith(prefix) and (not marker or n > marker) and _is_container_name(n)
+        ]
         page = names[:maxresults]
         props = []
         for n in page:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import signal
 import socket
 import subprocess
@@ -9,8 +10,9 @@ import sys
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-from harness.http import BlobHttp, Response
+from harness.http import BlobHttp, Prepared, Response
 
 
 class Raw(BlobHttp):
@@ -30,6 +32,50 @@ class Raw(BlobHttp):
         r = self.request("PUT", name, query={"restype": "container"})
         assert r.status == 201, r.body
         return name
+
+
+def raw_head(prepared: Prepared) -> bytes:
+    """The request head with every header value turned back into the bytes it stands for
+    (``"\\udcff"`` is the byte 0xFF, as the server decodes it), signature included: for bytes
+    that http.client and ``Prepared.head`` refuse to send."""
+    lines = [f"{prepared.method} {prepared.target} HTTP/1.1"]
+    if not any(k.lower() == "host" for k in prepared.headers):
+        lines.append(f"Host: {urlsplit(prepared.url).netloc}")
+    lines += [f"{k}: {v}" for k, v in prepared.headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
+
+
+def exchange(
+    port: int,
+    data: bytes,
+    *,
+    method: str = "GET",
+    half_close: bool = False,
+    timeout_s: float = 10.0,
+) -> Response | None:
+    """Send ``data`` (a request head and body, or any bytes) on a new loopback connection and
+    read one response; None when the server closes (or waits ``timeout_s``) without answering.
+    ``half_close`` ends the sending side after ``data`` (aiohttp then drops the request
+    unanswered: for bodies shorter than their Content-Length and truncated heads)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
+        try:
+            sock.sendall(data)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # answered (and closed) before taking it all: the answer is still readable
+        resp = http.client.HTTPResponse(sock, method=method)
+        try:
+            resp.begin()
+            body = resp.read()
+        except (
+            http.client.RemoteDisconnected,
+            ConnectionResetError,
+            http.client.IncompleteRead,
+            TimeoutError,
+        ):
+            return None
+    return Response(resp.status, resp.reason, {k.lower(): v for k, v in resp.getheaders()}, body)
 
 
 @dataclass
