@@ -98,8 +98,10 @@ def string_to_sign(method: str, url: str, headers: Mapping[str, str], account: s
 
 
 def hmac_sha256(key_b64: str, text: str) -> str:
-    """Base64 HMAC-SHA256 of the UTF-8 text under the base64-decoded account key."""
-    digest = hmac.new(base64.b64decode(key_b64), text.encode("utf-8"), hashlib.sha256).digest()
+    """Base64 HMAC-SHA256 of the UTF-8 text under the base64-decoded account key. Raw bytes
+    carried as surrogate escapes (a deliberately malformed header) are signed as sent."""
+    data = text.encode("utf-8", "surrogateescape")
+    digest = hmac.new(base64.b64decode(key_b64), data, hashlib.sha256).digest()
     return base64.b64encode(digest).decode("ascii")
 
 
