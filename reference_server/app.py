@@ -111,6 +111,7 @@ async def _handle(request: web.Request, config: ServerConfig) -> web.StreamRespo
         target.container,
         target.blob,
         is_read=request.method in ("GET", "HEAD"),
+        service_sas=route.service_sas,
     )
     authorize(view, account, access)
     ctx = Ctx(request, target, request.app[STORE], config)
