@@ -179,17 +179,23 @@ def generate_service_sas(
     protocol: str | None = None,
     ip: str | None = None,
     version: str = SAS_VERSION,
+    snapshot: str | None = None,
+    version_id: str | None = None,
     **response_overrides: str,
 ) -> str:
-    """A container SAS (``blob=None``, sr=c) or blob SAS (sr=b) query string (without '?').
-    ``response_overrides`` are cache_control, content_disposition, content_encoding,
-    content_language, content_type (signed as rscc, rscd, rsce, rscl, rsct)."""
+    """A container SAS (``blob=None``, sr=c) or blob SAS (sr=b) query string (without '?');
+    with ``snapshot`` or ``version_id`` a snapshot (sr=bs) or version (sr=bv) SAS, whose time or
+    id is signed but sent by the client as the request's own ``snapshot`` / ``versionid``
+    parameter, as azure-storage-blob does. ``response_overrides`` are cache_control,
+    content_disposition, content_encoding, content_language, content_type (signed as rscc,
+    rscd, rsce, rscl, rsct)."""
     unknown = set(response_overrides) - set(_OVERRIDE_KEYWORDS)
     if unknown:
         raise TypeError(f"unknown response overrides: {sorted(unknown)}")
+    resource_kind = "bs" if snapshot else "bv" if version_id else "b" if blob else "c"
     fields = {
         "sv": version,
-        "sr": "b" if blob else "c",
+        "sr": resource_kind,
         "sp": permissions,
         "st": _format_time(start) if start else "",
         "se": _format_time(expiry),
@@ -199,7 +205,8 @@ def generate_service_sas(
     for keyword, name in _OVERRIDE_KEYWORDS.items():
         fields[name] = response_overrides.get(keyword) or ""
     resource = service_canonical_resource(account, container, blob)
-    fields["sig"] = compute_signature(key_b64, service_string_to_sign(fields, resource))
+    signed = {**fields, "snapshot": snapshot or version_id or ""}
+    fields["sig"] = compute_signature(key_b64, service_string_to_sign(signed, resource))
     return _token(fields)
 
 

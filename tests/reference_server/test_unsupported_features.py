@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs
 
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobClient, BlobServiceClient, generate_blob_sas
+from azure.storage.blob._shared.constants import X_MS_VERSION
 from facade_raw import Raw
 
 from harness.http import block_list_xml
+from reference_server.auth.sas import generate_service_sas
+from reference_server.config import DEV_ACCOUNT, DEV_KEY
 
 BLOB = "keep.txt"
 BODY = b"keep me"
@@ -170,3 +174,20 @@ def test_sdk_lease_calls_fail_and_touch_nothing(shared_server, raw: Raw, blob) -
         blob_client.delete_blob(lease="11111111-2222-3333-4444-555555555555")
     assert err.value.error_code == "LeaseNotPresentWithBlobOperation"
     assert_untouched(raw, container, etag)
+
+
+@pytest.mark.parametrize("kind", ["snapshot", "version_id"])
+def test_project_signer_makes_the_sdks_snapshot_and_version_sas(kind: str) -> None:
+    """The conformance checks sign sr=bs / sr=bv with the project's signer: it must agree with
+    azure-storage-blob's generate_blob_sas."""
+    expiry = datetime(2030, 1, 1, tzinfo=UTC)
+    theirs = generate_blob_sas(
+        DEV_ACCOUNT, "ct", BLOB, account_key=DEV_KEY, permission="rd", expiry=expiry,
+        **{kind: SNAPSHOT},
+    )  # fmt: skip
+    ours = generate_service_sas(
+        DEV_ACCOUNT, DEV_KEY, container="ct", blob=BLOB, permissions="rd", expiry=expiry,
+        version=X_MS_VERSION, **{kind: SNAPSHOT},
+    )  # fmt: skip
+    assert parse_qs(ours)["sr"] == parse_qs(theirs)["sr"]
+    assert parse_qs(ours)["sig"] == parse_qs(theirs)["sig"]
