@@ -13,11 +13,14 @@ before routing, authorization or any handler runs, and touch nothing:
   period, proposed id, source lease id): 400 UnsupportedHeader.
 - ``x-ms-delete-snapshots: only`` (delete the snapshots, keep the blob): 400 InvalidHeaderValue;
   ``include`` deletes the blob, which has no snapshots, and is served.
+- a copy source (``x-ms-copy-source``) naming a snapshot or version: 400 InvalidHeaderValue; a
+  source on this façade would otherwise be read from the base blob.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import parse_qsl, urlsplit
 
 from reference_server.errors import StorageError
 
@@ -58,6 +61,16 @@ def refuse(level: str, query: Mapping[str, str], headers: Mapping[str, str]) -> 
                 "Leases are not supported by this service.",
                 details={"HeaderName": name},
             )
+    source = headers.get("x-ms-copy-source")
+    if source and any(
+        name.lower() in VERSIONED_QUERY
+        for name, _ in parse_qsl(urlsplit(source.strip()).query, keep_blank_values=True)
+    ):
+        raise StorageError(
+            "InvalidHeaderValue",
+            "Copying from a blob snapshot or version is not supported by this service.",
+            details={"HeaderName": "x-ms-copy-source"},
+        )
     if (headers.get("x-ms-delete-snapshots") or "").strip().lower() == "only":
         raise StorageError(
             "InvalidHeaderValue",

@@ -191,3 +191,22 @@ def test_project_signer_makes_the_sdks_snapshot_and_version_sas(kind: str) -> No
     )  # fmt: skip
     assert parse_qs(ours)["sr"] == parse_qs(theirs)["sr"]
     assert parse_qs(ours)["sig"] == parse_qs(theirs)["sig"]
+
+
+@pytest.mark.parametrize("param", ["snapshot", "versionid"])
+@pytest.mark.parametrize(
+    ("query", "headers"),
+    [({}, BLOCK_BLOB), ({"comp": "block", "blockid": BLOCK_ID}, {}), ({}, {})],
+    ids=["put-blob-from-url", "put-block-from-url", "copy-blob"],
+)
+def test_copy_from_a_snapshot_or_version_is_refused(
+    raw: Raw, blob: tuple[str, str], query, headers, param: str
+) -> None:
+    """A source on this façade would be read from the base blob: refused before any copy."""
+    container, etag = blob
+    source = f"{raw.url(raw.path(container, 'src.txt'))}?{param}={SNAPSHOT}"
+    assert raw.put_blob(container, "src.txt", b"source").status == 201
+    headers = {**headers, "x-ms-copy-source": source}
+    resp = raw.request("PUT", container, BLOB, query=query or None, headers=headers)
+    assert (resp.status, resp.error_code) == (400, "InvalidHeaderValue")
+    assert_untouched(raw, container, etag)
