@@ -15,6 +15,12 @@ One string-to-sign per kind, used to verify (server) and to generate (harness cl
   bearer-authenticated caller, so until bearer authentication exists every user delegation SAS
   is answered with 403 AuthenticationFailed.
 
+Scope: a service SAS authorizes only the operations whose route lists its signed resource
+(``Access.service_sas``): never the container itself (403 AuthorizationFailure) nor anything
+above the level it was signed for (403 AuthenticationFailed, Azure's "signed resource is not
+allowed for the this resource level"). Snapshot and version SAS (sr=bs, sr=bv) are refused: the
+façade keeps no snapshots or versions, so they could only reach the base blob.
+
 Failures use Azure's codes: AuthenticationFailed (bad, expired or not-yet-valid signature),
 AuthorizationPermissionMismatch, AuthorizationResourceTypeMismatch, AuthorizationServiceMismatch,
 AuthorizationProtocolMismatch, AuthorizationSourceIPMismatch, AuthorizationFailure.
