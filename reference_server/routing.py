@@ -57,7 +57,7 @@ ROUTES: tuple[Route, ...] = (
     R("service", "GET", "service", "properties", service.get_service_properties, "r", "s", NO_SVC),
     R("service", "PUT", "service", "properties", service.set_service_properties, "w", "s", NO_SVC),
     # container
-    R("container", "PUT", "container", None, container.create_container, "c", "c", NO_SVC),
+    R("container", "PUT", "container", None, container.create_container, "cw", "c", NO_SVC),
     R("container", "DELETE", "container", None, container.delete_container, "d", "c", NO_SVC),
     R("container", "GET", "container", None, container.get_container_properties, "r", "c", NO_SVC),
     R("container", "HEAD", "container", None, container.get_container_properties, "r", "c", NO_SVC),

@@ -117,7 +117,7 @@ TABLE: dict[tuple[str, str | None, str | None, str], Op] = {
         "service", "s", "w", (), _service("PUT", restype="service", comp="properties")
     ),
     ("PUT", "container", None, "create_container"): Op(
-        "container", "c", "c", (), _create_container, True
+        "container", "c", "cw", (), _create_container, True
     ),
     ("DELETE", "container", None, "delete_container"): Op("container", "c", "d", (), _ct("DELETE")),
     ("GET", "container", None, "get_container_properties"): Op(
@@ -336,3 +336,10 @@ def test_account_info_answers_any_account_sas(fx: Fixture) -> None:
     resp = _account_info("HEAD")(fx, sas)
     assert resp.status == 200, resp.error_code
     assert resp.header("x-ms-account-kind") and resp.header("x-ms-sku-name")
+
+
+def test_account_sas_with_write_creates_a_container(fx: Fixture) -> None:
+    """Azure's table: Create Container takes Create or Write on the container resource type."""
+    resp = _create_container(fx, _account_sas(fx.raw, "c", "w"))
+    assert resp.status == 201, resp.error_code
+    fx.raw.request("DELETE", fx.new_container, query={"restype": "container"})
