@@ -189,17 +189,21 @@ def generate_service_sas(
     identifier: str | None = None,
     encryption_scope: str | None = None,
     version: str = SAS_VERSION,
+    snapshot: str | None = None,
+    version_id: str | None = None,
     **response_overrides: str,
 ) -> str:
     """A container SAS (``blob=None``, sr=c) or blob SAS (sr=b) query string (without '?'),
-    for signed versions 2018-11-09 and later. ``response_overrides`` are cache_control,
-    content_disposition, content_encoding, content_language and content_type."""
+    for signed versions 2018-11-09 and later; with ``snapshot`` or ``version_id`` a snapshot
+    (sr=bs) or version (sr=bv) SAS, whose time or id is signed but sent by the client as the
+    request's own ``snapshot`` / ``versionid`` parameter. ``response_overrides`` are
+    cache_control, content_disposition, content_encoding, content_language and content_type."""
     unknown = set(response_overrides) - set(_OVERRIDES)
     if unknown:
         raise TypeError(f"unknown response overrides: {sorted(unknown)}")
     fields = {
         "sv": version,
-        "sr": "b" if blob else "c",
+        "sr": "bs" if snapshot else "bv" if version_id else "b" if blob else "c",
         "sp": permissions,
         "st": _sas_time(start),
         "se": _sas_time(expiry),
@@ -212,7 +216,7 @@ def generate_service_sas(
     # The canonicalized resource uses the decoded names: /blob/account/container[/blob]
     resource = f"/blob/{account}/{container}" + (f"/{blob}" if blob else "")
     lines = [fields["sp"], fields["st"], fields["se"], resource, fields["si"], fields["sip"]]
-    lines += [fields["spr"], version, fields["sr"], ""]  # "" : signedSnapshotTime (none)
+    lines += [fields["spr"], version, fields["sr"], snapshot or version_id or ""]
     if version >= "2020-12-06":
         lines.append(fields["ses"])
     lines += [fields[q] for q in _OVERRIDES.values()]

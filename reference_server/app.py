@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from reference_server import routing
+from reference_server import routing, unsupported
 from reference_server.addressing import resolve
 from reference_server.auth import Access, RequestView, authorize
 from reference_server.auth.sas import redact
@@ -84,6 +84,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 
 async def _handle(request: web.Request, config: ServerConfig) -> web.StreamResponse:
     target = resolve(request.host, request.raw_path)
+    unsupported.refuse(target.level, request.query, request.headers)  # before anything acts
     route = routing.match(
         target.level,
         request.method,
@@ -110,6 +111,7 @@ async def _handle(request: web.Request, config: ServerConfig) -> web.StreamRespo
         target.container,
         target.blob,
         is_read=request.method in ("GET", "HEAD"),
+        service_sas=route.service_sas,
     )
     authorize(view, account, access)
     ctx = Ctx(request, target, request.app[STORE], config, request.app[COPY_SERVICE])

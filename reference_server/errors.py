@@ -156,6 +156,7 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
         "The source condition specified using HTTP conditional header(s) is not met.",
     ),
     "LeaseNotPresentWithBlobOperation": (412, "There is currently no lease on the blob."),
+    "LeaseNotPresentWithContainerOperation": (412, "There is currently no lease on the container."),
     "NotModified": (304, ""),
     # 5xx
     "InternalError": (500, "The server encountered an internal error. Please retry the request."),

@@ -3,6 +3,13 @@
 Reading ``ROUTES`` tells the whole API surface. Routes are tried in order; a route with
 ``requires`` matches only when those headers are present, ``forbids`` only when they are absent
 (this is how the server-side copy operations are told apart from plain Put Blob / Put Block).
+
+The access columns follow Azure's SAS tables ("Create an account SAS", "Create a service SAS"):
+``permission`` holds the sp letters of which any one suffices ("" = any signed permission),
+``resource_type`` the account SAS srt letters of which any one suffices, ``service_sas`` the
+signed resources (sr) of a service SAS that may authorize the operation. A service SAS never acts
+on the service or on the container itself (create, delete, properties, metadata): only an account
+SAS or Shared Key can; a container SAS may list its blobs, and blob operations take sr=c or sr=b.
 """
 
 from __future__ import annotations
@@ -27,33 +34,66 @@ class Route:
     restype: str | None
     comp: str | None
     handler: Handler
-    permission: str  # SAS permission letter the operation needs
-    resource_type: str  # account SAS srt letter: s service, c container, o object
+    permission: str  # SAS permission letters, any one suffices; "" = any signed permission
+    resource_type: str  # account SAS srt letters, any one suffices: s, c (container), o (object)
+    service_sas: tuple[str, ...]  # service SAS signed resources (sr) allowed; () = none
     requires: tuple[str, ...] = ()
     forbids: tuple[str, ...] = ()
 
 
 R = Route
 COPY = ("x-ms-copy-source",)
+NO_SVC: tuple[str, ...] = ()  # service SAS refused (service and container operations)
+CT_SVC = ("c",)  # container SAS only (List Blobs)
+OBJ_SVC = ("c", "b")  # container or blob SAS (blob operations)
 ROUTES: tuple[Route, ...] = (
     # Get Account Information answers on service, container and blob URLs alike.
-    R(ANY, "GET", "account", "properties", service.get_account_info, "r", "s"),
-    R(ANY, "HEAD", "account", "properties", service.get_account_info, "r", "s"),
+    # Azure answers it to any valid SAS (even srt=co&sp=wd on a container URL): it reveals only the
+    # SKU and account kind.
+    R(ANY, "GET", "account", "properties", service.get_account_info, "", "sco", OBJ_SVC),
+    R(ANY, "HEAD", "account", "properties", service.get_account_info, "", "sco", OBJ_SVC),
     # service
-    R("service", "GET", None, "list", service.list_containers, "l", "s"),
-    R("service", "GET", "service", "properties", service.get_service_properties, "r", "s"),
-    R("service", "PUT", "service", "properties", service.set_service_properties, "w", "s"),
+    R("service", "GET", None, "list", service.list_containers, "l", "s", NO_SVC),
+    R("service", "GET", "service", "properties", service.get_service_properties, "r", "s", NO_SVC),
+    R("service", "PUT", "service", "properties", service.set_service_properties, "w", "s", NO_SVC),
     # container
-    R("container", "PUT", "container", None, container.create_container, "c", "c"),
-    R("container", "DELETE", "container", None, container.delete_container, "d", "c"),
-    R("container", "GET", "container", None, container.get_container_properties, "r", "c"),
-    R("container", "HEAD", "container", None, container.get_container_properties, "r", "c"),
-    R("container", "GET", "container", "metadata", container.get_container_properties, "r", "c"),
-    R("container", "HEAD", "container", "metadata", container.get_container_properties, "r", "c"),
-    R("container", "PUT", "container", "metadata", container.set_container_metadata, "w", "c"),
-    R("container", "GET", "container", "list", container.list_blobs, "l", "c"),
+    R("container", "PUT", "container", None, container.create_container, "cw", "c", NO_SVC),
+    R("container", "DELETE", "container", None, container.delete_container, "d", "c", NO_SVC),
+    R("container", "GET", "container", None, container.get_container_properties, "r", "c", NO_SVC),
+    R("container", "HEAD", "container", None, container.get_container_properties, "r", "c", NO_SVC),
+    R(
+        "container",
+        "GET",
+        "container",
+        "metadata",
+        container.get_container_properties,
+        "r",
+        "c",
+        NO_SVC,
+    ),
+    R(
+        "container",
+        "HEAD",
+        "container",
+        "metadata",
+        container.get_container_properties,
+        "r",
+        "c",
+        NO_SVC,
+    ),
+    R(
+        "container",
+        "PUT",
+        "container",
+        "metadata",
+        container.set_container_metadata,
+        "w",
+        "c",
+        NO_SVC,
+    ),
+    R("container", "GET", "container", "list", container.list_blobs, "l", "c", CT_SVC),
     # server-side copy (handlers/copy.py)
-    R("blob", "PUT", None, "block", copy.put_block_from_url, "w", "o", requires=COPY),
+    R("blob", "PUT", None, "block", copy.put_block_from_url, "w", "o", OBJ_SVC, requires=COPY),
     R(
         "blob",
         "PUT",
@@ -62,23 +102,24 @@ ROUTES: tuple[Route, ...] = (
         copy.put_blob_from_url,
         "w",
         "o",
+        OBJ_SVC,
         requires=(*COPY, "x-ms-blob-type"),
     ),
-    R("blob", "PUT", None, None, copy.copy_blob, "w", "o", requires=COPY),
-    R("blob", "PUT", None, "copy", copy.abort_copy, "w", "o"),
+    R("blob", "PUT", None, None, copy.copy_blob, "w", "o", OBJ_SVC, requires=COPY),
+    R("blob", "PUT", None, "copy", copy.abort_copy, "w", "o", OBJ_SVC),
     # blob
-    R("blob", "PUT", None, None, blob.put_blob, "w", "o"),
-    R("blob", "GET", None, None, blob.get_blob, "r", "o"),
-    R("blob", "HEAD", None, None, blob.get_blob_properties, "r", "o"),
-    R("blob", "PUT", None, "properties", blob.set_blob_properties, "w", "o"),
-    R("blob", "GET", None, "metadata", blob.get_blob_metadata, "r", "o"),
-    R("blob", "HEAD", None, "metadata", blob.get_blob_metadata, "r", "o"),
-    R("blob", "PUT", None, "metadata", blob.set_blob_metadata, "w", "o"),
-    R("blob", "DELETE", None, None, blob.delete_blob, "d", "o"),
+    R("blob", "PUT", None, None, blob.put_blob, "w", "o", OBJ_SVC),
+    R("blob", "GET", None, None, blob.get_blob, "r", "o", OBJ_SVC),
+    R("blob", "HEAD", None, None, blob.get_blob_properties, "r", "o", OBJ_SVC),
+    R("blob", "PUT", None, "properties", blob.set_blob_properties, "w", "o", OBJ_SVC),
+    R("blob", "GET", None, "metadata", blob.get_blob_metadata, "r", "o", OBJ_SVC),
+    R("blob", "HEAD", None, "metadata", blob.get_blob_metadata, "r", "o", OBJ_SVC),
+    R("blob", "PUT", None, "metadata", blob.set_blob_metadata, "w", "o", OBJ_SVC),
+    R("blob", "DELETE", None, None, blob.delete_blob, "d", "o", OBJ_SVC),
     # blocks
-    R("blob", "PUT", None, "block", block.put_block, "w", "o"),
-    R("blob", "PUT", None, "blocklist", block.put_block_list, "w", "o"),
-    R("blob", "GET", None, "blocklist", block.get_block_list, "r", "o"),
+    R("blob", "PUT", None, "block", block.put_block, "w", "o", OBJ_SVC),
+    R("blob", "PUT", None, "blocklist", block.put_block_list, "w", "o", OBJ_SVC),
+    R("blob", "GET", None, "blocklist", block.get_block_list, "r", "o", OBJ_SVC),
 )
 
 _KNOWN_METHODS = {"GET", "HEAD", "PUT", "DELETE", "POST", "OPTIONS"}

@@ -35,12 +35,15 @@ class Access:
     """What one operation needs, for SAS permission/resource checks."""
 
     # SAS permission letters r a c w d l t m x y i; several letters mean any one of them suffices
-    # (Put Blob: "cw", Azure accepts Create or Write)
+    # (Put Blob: "cw", Azure accepts Create or Write); "" accepts any signed permission
     permission: str
-    resource_type: str  # account SAS srt letter: "s" service, "c" container, "o" object
+    resource_type: str  # account SAS srt letters, any one suffices: "s", "c" container, "o" object
     container: str | None = None
     blob: str | None = None
     is_read: bool = False  # GET/HEAD/list: allowed anonymously when the account says so
+    # service SAS signed resources (sr) that may authorize the operation: container and blob SAS
+    # for blob operations (the default, e.g. a copy source read); none for container operations
+    service_sas: tuple[str, ...] = ("c", "b")
 
 
 @dataclass(frozen=True)

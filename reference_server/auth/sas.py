@@ -15,6 +15,12 @@ One string-to-sign per kind, used to verify (server) and to generate (harness cl
   bearer-authenticated caller, so until bearer authentication exists every user delegation SAS
   is answered with 403 AuthenticationFailed.
 
+Scope: a service SAS authorizes only the operations whose route lists its signed resource
+(``Access.service_sas``): never the container itself (403 AuthorizationFailure) nor anything
+above the level it was signed for (403 AuthenticationFailed, Azure's "signed resource is not
+allowed for the this resource level"). Snapshot and version SAS (sr=bs, sr=bv) are refused: the
+façade keeps no snapshots or versions, so they could only reach the base blob.
+
 Failures use Azure's codes: AuthenticationFailed (bad, expired or not-yet-valid signature),
 AuthorizationPermissionMismatch, AuthorizationResourceTypeMismatch, AuthorizationServiceMismatch,
 AuthorizationProtocolMismatch, AuthorizationSourceIPMismatch, AuthorizationFailure.
@@ -179,17 +185,23 @@ def generate_service_sas(
     protocol: str | None = None,
     ip: str | None = None,
     version: str = SAS_VERSION,
+    snapshot: str | None = None,
+    version_id: str | None = None,
     **response_overrides: str,
 ) -> str:
-    """A container SAS (``blob=None``, sr=c) or blob SAS (sr=b) query string (without '?').
-    ``response_overrides`` are cache_control, content_disposition, content_encoding,
-    content_language, content_type (signed as rscc, rscd, rsce, rscl, rsct)."""
+    """A container SAS (``blob=None``, sr=c) or blob SAS (sr=b) query string (without '?');
+    with ``snapshot`` or ``version_id`` a snapshot (sr=bs) or version (sr=bv) SAS, whose time or
+    id is signed but sent by the client as the request's own ``snapshot`` / ``versionid``
+    parameter, as azure-storage-blob does. ``response_overrides`` are cache_control,
+    content_disposition, content_encoding, content_language, content_type (signed as rscc,
+    rscd, rsce, rscl, rsct)."""
     unknown = set(response_overrides) - set(_OVERRIDE_KEYWORDS)
     if unknown:
         raise TypeError(f"unknown response overrides: {sorted(unknown)}")
+    resource_kind = "bs" if snapshot else "bv" if version_id else "b" if blob else "c"
     fields = {
         "sv": version,
-        "sr": "b" if blob else "c",
+        "sr": resource_kind,
         "sp": permissions,
         "st": _format_time(start) if start else "",
         "se": _format_time(expiry),
@@ -199,7 +211,8 @@ def generate_service_sas(
     for keyword, name in _OVERRIDE_KEYWORDS.items():
         fields[name] = response_overrides.get(keyword) or ""
     resource = service_canonical_resource(account, container, blob)
-    fields["sig"] = compute_signature(key_b64, service_string_to_sign(fields, resource))
+    signed = {**fields, "snapshot": snapshot or version_id or ""}
+    fields["sig"] = compute_signature(key_b64, service_string_to_sign(signed, resource))
     return _token(fields)
 
 
@@ -291,18 +304,21 @@ def verify(
         sts = account_string_to_sign(account.name, fields)
     elif "sr" in fields:
         kind = "service"
-        if fields["sr"] not in ("c", "b", "bs", "bv"):
-            raise _fail(f"Signed resource '{fields['sr']}' is not supported.")
-        if access.container is None:
-            # a container or blob SAS never grants a service-level operation
-            raise _fail("A service SAS cannot authorize this operation.", "AuthorizationFailure")
-        blob = access.blob if fields["sr"] != "c" else None
-        signed = dict(fields)
-        if fields["sr"] in ("bs", "bv"):
-            # the signed timestamp is the request's snapshot / version, not a SAS field
-            signed["snapshot"] = fields.get("snapshot") or fields.get("versionid") or ""
+        signed_resource = fields["sr"]
+        if signed_resource in ("bs", "bv"):
+            # no snapshots or versions exist here: such a SAS could only reach the base blob
+            raise _fail(
+                "Snapshot and version SAS (sr=bs, sr=bv) are not supported: this service keeps "
+                "no blob snapshots or versions."
+            )
+        if signed_resource not in ("c", "b"):
+            raise _fail(f"Signed resource '{signed_resource}' is not supported.")
+        if access.container is None or (signed_resource == "b" and access.blob is None):
+            # Azure's detail, word for word, for a SAS used above the level it was signed for
+            raise _fail("The specified signed resource is not allowed for the this resource level")
+        blob = access.blob if signed_resource == "b" else None
         resource = service_canonical_resource(account.name, access.container, blob)
-        sts = service_string_to_sign(signed, resource)
+        sts = service_string_to_sign(fields, resource)
     else:
         raise _fail("Signature fields not well formed: no ss/srt or sr.")
 
@@ -325,12 +341,20 @@ def verify(
                 "The signed services (ss) do not include the Blob service (b).",
                 "AuthorizationServiceMismatch",
             )
-        if access.resource_type not in fields.get("srt", ""):
+        if not any(t in fields.get("srt", "") for t in access.resource_type):
             raise _fail(
                 f"The signed resource types (srt) do not include '{access.resource_type}'.",
                 "AuthorizationResourceTypeMismatch",
             )
-    if not any(p in permissions for p in access.permission):
+    elif fields["sr"] not in access.service_sas:
+        # Azure: a container SAS cannot create, delete or read/write the properties and metadata
+        # of its container, nor a blob SAS list it; only an account SAS or Shared Key can.
+        raise _fail(
+            f"A service SAS (sr={fields['sr']}) cannot authorize this operation on the "
+            "container; use an account SAS.",
+            "AuthorizationFailure",
+        )
+    if access.permission and not any(p in permissions for p in access.permission):
         raise _fail(
             f"The signed permissions '{permissions}' do not include '{access.permission}'.",
             "AuthorizationPermissionMismatch",

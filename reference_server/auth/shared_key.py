@@ -19,8 +19,18 @@ Real clients differ in small ways, so the verifier accepts any of a few canonica
   beside ``x-ms-meta-ab``.
 - the Go SDK always leaves the Date line empty (it sends x-ms-date); the Python SDK never fills the
   Range line (it sends x-ms-range).
-- with path style, the logical path without the repeated account segment.
-Every form is HMAC'd with every key of the account and compared in constant time.
+Every form is HMAC'd with every key of the account and compared in constant time. The
+canonicalized resource is never shortened: it is ``/account`` + the path exactly as sent, which
+is what every client signs (the Python SDK's ``_get_canonicalized_resource`` and the Go SDK's
+``buildCanonicalizedResource`` alike), so a signature names one path.
+
+Because the string-to-sign does not include the Host header, a path-style request
+(``/acct/ct/blob``, signed as ``/acct/acct/ct/blob``) would verify unchanged when replayed with a
+virtual-host name (``Host: acct.blob.<domain>``), where the same path addresses blob ``ct/blob`` of
+a container named ``acct``. Every path-style signature has such a twin, and only those twins name
+a container called like the account, so the verifier refuses Shared Key on virtual-host requests
+for that container (403 AuthenticationFailed): with both addressing styles on one endpoint, their
+signature cannot tell which one the client meant.
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate, parsedate_to_datetime
 from itertools import product
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from reference_server.auth import Principal, RequestView
 from reference_server.config import Account
@@ -126,7 +136,6 @@ def string_to_sign(
     header_order: str = "service",
     blank_date: bool = False,
     blank_range: bool = False,
-    logical_path: bool = False,
 ) -> str:
     """The Shared Key string-to-sign. The keyword options produce the variants real clients sign
     (see the module docstring); the defaults are the form Azure documents."""
@@ -140,10 +149,6 @@ def string_to_sign(
             value = ""
         values.append(value)
     path = _strip_query(raw_path)
-    if logical_path and path_style:
-        prefix = f"/{account}"
-        if path == prefix or path.startswith(prefix + "/"):
-            path = path[len(prefix) :] or "/"
     return (
         method.upper()
         + "\n"
@@ -239,11 +244,7 @@ def _candidates(view: RequestView, account: str) -> Iterator[str]:
     service = _canonical_lines(lowered, "service")
     ordinal = _canonical_lines(lowered, "ordinal")
     orders = [service] if ordinal == service else [service, ordinal]
-    path = _strip_query(view.raw_path)
-    resources = [canonicalized_resource(account, path, view.query)]
-    prefix = f"/{account}"
-    if view.path_style and (path == prefix or path.startswith(prefix + "/")):
-        resources.append(canonicalized_resource(account, path[len(prefix) :] or "/", view.query))
+    resource = canonicalized_resource(account, _strip_query(view.raw_path), view.query)
     verb = view.method.upper() + "\n"
     for bd, br in product(blank_dates, blank_ranges):
         line_values = list(values)
@@ -252,8 +253,16 @@ def _candidates(view: RequestView, account: str) -> Iterator[str]:
         if br:
             line_values[_RANGE] = ""
         head = verb + "".join(v + "\n" for v in line_values)
-        for canonical, resource in product(orders, resources):
+        for canonical in orders:
             yield head + canonical + resource
+
+
+def _first_segment(raw_path: str) -> str:
+    segment = _strip_query(raw_path).lstrip("/").split("/", 1)[0]
+    try:
+        return unquote(segment, errors="strict")
+    except UnicodeDecodeError:
+        return segment
 
 
 def verify(view: RequestView, account: Account) -> Principal:
@@ -270,6 +279,12 @@ def verify(view: RequestView, account: Account) -> Principal:
     if name != account.name:
         raise _fail(f"The account '{name}' in the Authorization header does not match the request.")
     check_request_date(view.headers)
+    if not view.path_style and _first_segment(view.raw_path) == account.name:
+        raise _fail(
+            f"Shared Key cannot address the container '{account.name}' by virtual-host name on "
+            "this service: the same signature is valid for a path-style request to another "
+            "resource. Use path-style addressing or a SAS."
+        )
     presented = signature.encode("ascii", "replace")
     # Each comparison is constant-time; stopping at the first match reveals only which variant
     # the client itself signed, nothing about the key.
