@@ -62,10 +62,7 @@ def refuse(level: str, query: Mapping[str, str], headers: Mapping[str, str]) -> 
                 details={"HeaderName": name},
             )
     source = headers.get("x-ms-copy-source")
-    if source and any(
-        name.lower() in VERSIONED_QUERY
-        for name, _ in parse_qsl(urlsplit(source.strip()).query, keep_blank_values=True)
-    ):
+    if source and any(name.lower() in VERSIONED_QUERY for name in _query_names(source)):
         raise StorageError(
             "InvalidHeaderValue",
             "Copying from a blob snapshot or version is not supported by this service.",
@@ -77,3 +74,11 @@ def refuse(level: str, query: Mapping[str, str], headers: Mapping[str, str]) -> 
             "Blob snapshots are not supported by this service: there are none to delete.",
             details={"HeaderName": "x-ms-delete-snapshots", "HeaderValue": "only"},
         )
+
+
+def _query_names(url: str) -> list[str]:
+    try:
+        query = urlsplit(url.strip()).query
+    except ValueError:  # e.g. "http://[::1/x": the copy handler answers for the source itself
+        return []
+    return [name for name, _ in parse_qsl(query, keep_blank_values=True)]
