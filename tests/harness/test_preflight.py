@@ -100,6 +100,7 @@ def test_unreachable_endpoint_ends_the_run_with_exit_2_and_a_report(tmp_path: Pa
     assert page.get_element_by_id("drift-status").text_content().strip() == "not checked"
     assert page.xpath("//img") == []  # no empty charts
     assert page.get_element_by_id("no-steps").text_content() == "No step ran."
+    assert page.xpath("//table[@id='summary']") == []  # no empty table either
 
 
 @pytest.mark.sdk
