@@ -233,6 +233,17 @@ def _short(value: Any, limit: int = 160) -> str:
 # ---- small helpers shared by check modules ---------------------------------------------------
 
 
+def body_evidence(resp: Response, secret: bytes) -> str:
+    """What a response carried, as evidence: status, error code, body length and digest, and
+    whether ``secret`` (a blob's bytes that must not leak) was in the body."""
+    digest = hashlib.sha256(resp.body).hexdigest()[:12]
+    leaked = "CONTAINS the blob bytes" if secret in resp.body else "without the blob bytes"
+    return (
+        f"{resp.status} {resp.error_code or '(no x-ms-error-code)'}, {len(resp.body)}-byte "
+        f"body sha256:{digest} {leaked}"
+    )
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
