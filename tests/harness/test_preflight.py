@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import lxml.html
@@ -16,6 +17,7 @@ from harness.cli import main
 from harness.targets.base import Endpoint, free_port
 from harness.targets.preflight import PreflightError, preflight
 from harness.targets.reference import ReferenceTarget
+from reference_server.auth.sas import generate_account_sas
 from reference_server.config import DEV_ACCOUNT, DEV_KEY
 
 SCENARIO = """\
@@ -72,6 +74,19 @@ def test_preflight_reports_status_and_error_code(facade: ReferenceTarget) -> Non
         preflight("reference", bad)
     assert (caught.value.status, caught.value.code) == (403, "AuthenticationFailed")
     assert "Get Account Information answered 403 AuthenticationFailed" in str(caught.value)
+    # A SAS that authenticates but does not cover the probes is no configuration error.
+    scoped = generate_account_sas(
+        DEV_ACCOUNT,
+        DEV_KEY,
+        resource_types="o",
+        permissions="r",
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    ).lstrip("?")
+    answer = preflight("reference", Endpoint("reference", DEV_ACCOUNT, good.blob_url, sas=scoped))
+    assert answer["ok"] and (answer["status"], answer["code"]) == (
+        403,
+        "AuthorizationResourceTypeMismatch",
+    )
     anonymous = Endpoint("reference", DEV_ACCOUNT, good.blob_url)
     with pytest.raises(PreflightError, match=r"401 NoAuthenticationInformation.*no credentials"):
         preflight("reference", anonymous)
