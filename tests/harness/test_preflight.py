@@ -152,3 +152,21 @@ def test_step_errors_name_the_users_endpoint_behind_the_recording_proxy() -> Non
         "dial tcp 127.0.0.1:44255: connection refused"
     )
     assert behind.display_url.endswith(":44255/devstoreaccount1")
+
+
+def test_a_recorded_step_knows_the_users_endpoint(tmp_path: Path) -> None:
+    from harness import scenario
+    from harness.contract.record import RecordingRunner
+
+    (tmp_path / "s.yaml").write_text(SCENARIO)
+    runner = RecordingRunner(scenario.load(tmp_path / "s.yaml"), out=tmp_path / "reports")
+    runner.run_dir.mkdir(parents=True)
+    try:
+        runner._start_targets()
+        ex = runner.executions[0]
+        ctx = runner._context(ex, tmp_path / "w")
+        direct = runner.targets["reference"].endpoint().blob_url
+        assert ctx.endpoint.blob_url != direct  # the step talks to the recording proxy
+        assert ctx.endpoint.origin_url == ctx.endpoint.display_url == direct
+    finally:
+        runner._stop_targets()
