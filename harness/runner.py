@@ -197,10 +197,27 @@ class Runner:
         finally:
             try:
                 target_facts = self._stop_targets()
+                if interrupted:
+                    self._stop_leftovers(started)
             finally:
                 if in_main:
                     signal.signal(signal.SIGTERM, previous)
         return self._finish(started, sampler, target_facts, interrupted)
+
+    def _stop_leftovers(self, started: float) -> None:
+        """After an interrupt: kill any process this one started during the run that is still
+        alive (a client of an earlier step that outlived it), so no child survives the harness."""
+        leftovers = []
+        for proc in psutil.Process().children(recursive=True):
+            try:
+                if proc.create_time() >= started - 1:
+                    proc.kill()
+                    leftovers.append(proc)
+            except psutil.Error:
+                continue
+        psutil.wait_procs(leftovers, timeout=5)
+        if leftovers:
+            self.notes.append(f"killed {len(leftovers)} leftover child process(es)")
 
     def _preflight(self) -> None:
         """Every target answers an authenticated request before the first step, or the run
