@@ -505,8 +505,10 @@ class Runner:
     ) -> RunOutcome:
         results = results_frame(self.results)
         first_failure = self.first_failure()
-        # Criteria are judged even when nothing ran: each is then an ERROR naming why.
-        verdicts = criteria_mod.evaluate(self.scenario.criteria, results, not_run=first_failure)
+        # Criteria are judged even when the run stopped early: those whose steps never ran are
+        # ERRORs naming why (what failed first).
+        stopped = first_failure if len(self.results) < len(self.executions) else ""
+        verdicts = criteria_mod.evaluate(self.scenario.criteria, results, not_run=stopped)
         steps = step_rows(results)
         steps_ok = bool(len(steps)) and bool(steps["ok"].all())
         complete = len(self.results) == len(self.executions) and not self.notes
