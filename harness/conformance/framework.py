@@ -217,6 +217,13 @@ class CheckContext:
             self.expect(f"header {name}", expected, value)
         return value or ""
 
+    def expect_no_leak(self, resp: Response, secret: bytes) -> None:
+        """A refused request must not carry ``secret`` (a blob's bytes); the evidence is what
+        came back: status, code, body size and digest."""
+        self.expect_true(
+            "no data leaked", secret not in resp.body, "no blob bytes", body_evidence(resp, secret)
+        )
+
     def skip(self, reason: str) -> None:
         raise CheckSkipped(reason)
 
