@@ -1,7 +1,8 @@
 """`harness`: run scenarios against Blob targets, validate them, and report on runs.
 
 Exit status of every command: 0 everything passed, 1 a step or criterion failed, 2 bad input
-(an invalid scenario, a missing run directory, a usage error).
+(an invalid scenario, a missing run directory, a usage error, a target that fails its
+preflight), 130 / 143 when Ctrl-C / SIGTERM stopped a run (its partial report is written).
 """
 
 from __future__ import annotations
@@ -135,8 +136,7 @@ def run(
     print_run(load_run(outcome.run_dir))
     click.echo(f"junit: {paths['junit']}")
     click.echo(f"report: {paths['html']}")
-    if outcome.interrupted:
-        sys.exit(130)
+    # 0 passed, 1 failed, 2 a target failed its preflight, 130 Ctrl-C, 143 SIGTERM.
     sys.exit(outcome.exit_code)
 
 

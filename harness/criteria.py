@@ -16,6 +16,11 @@ their levels: every level must hold, the verdict shows the worst one. Levels whe
 generator was the bottleneck (``extra.client_bound``) say nothing about the server's pace, so
 criteria on rates and latencies skip them (the evidence names them); error counts still include
 them, since an error the server returned is the server's whatever the generator's load.
+
+A KPI of an execution that failed (``ok`` false) says nothing: a step that failed before it
+transferred anything still shows ``failed == 0``. So a criterion covering a failed execution is
+an ERROR (``errored``), never a PASS, with the step's error as its evidence; a criterion whose
+steps never ran (the run stopped before them) is an ERROR too.
 """
 
 from __future__ import annotations
@@ -124,6 +129,12 @@ class Verdict:
     passed: bool
     evidence: str  # what the verdict was computed from, in words
     operation: str = ""  # the Blob operation of a load step's verdict ("" for a whole step)
+    # Not judged: a covered execution failed, or nothing ran (``passed`` is then False).
+    errored: bool = False
+
+    @property
+    def status(self) -> str:
+        return "PASS" if self.passed else "ERROR" if self.errored else "FAIL"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -137,8 +148,13 @@ def _kpi_values(rows: pd.DataFrame, kpi: str) -> pd.Series:
     return pd.to_numeric(rows[kpi], errors="coerce")
 
 
-def evaluate(criteria: Iterable[CriterionLike], results: pd.DataFrame) -> list[Verdict]:
-    """Verdicts for every criterion over the measured (non-warm-up) rows of ``results``."""
+def evaluate(
+    criteria: Iterable[CriterionLike], results: pd.DataFrame, not_run: str = ""
+) -> list[Verdict]:
+    """Verdicts for every criterion over the measured (non-warm-up) rows of ``results``.
+
+    ``not_run`` says why a criterion may match no rows (e.g. the preflight error of a run that
+    stopped before its first step): such a criterion is an ERROR with that reason."""
     measured = results[~results["warmup"].astype(bool)] if len(results) else results
     if "row_kind" in measured:
         steps = measured[measured["row_kind"] == "step"]
@@ -165,11 +181,16 @@ def evaluate(criteria: Iterable[CriterionLike], results: pd.DataFrame) -> list[V
                     crit.target or "*",
                     None,
                     False,
-                    "no measured results matched",
+                    f"not run: {not_run}" if not_run else "no measured results matched",
+                    errored=bool(not_run),
                 )
             )
             continue
         for (step, driver, target), group in rows.groupby(["step", "driver", "target"], sort=False):
+            failed = _failed_executions(crit.label, expr, group)
+            if failed is not None:
+                verdicts.append(failed)
+                continue
             mine = level_rows[
                 (level_rows["step"] == step)
                 & (level_rows["driver"] == driver)
@@ -180,6 +201,30 @@ def evaluate(criteria: Iterable[CriterionLike], results: pd.DataFrame) -> list[V
                 continue
             verdicts.append(_judge_repeats(crit.label, expr, group))
     return verdicts
+
+
+def _failed_executions(label: str, expr: Expression, group: pd.DataFrame) -> Verdict | None:
+    """An ERROR verdict when an execution of this (step, driver, target) failed, else None."""
+    if "ok" not in group:  # a table without outcomes (hand-made): nothing to say
+        return None
+    ok = group["ok"].astype(bool)
+    if ok.all():
+        return None
+    bad = group[~ok]
+    first = bad.iloc[0]
+    error = str(first.get("error") or "") or "no error recorded"
+    repeats = ", ".join(str(int(r) + 1) for r in bad.get("repeat", range(len(bad))))
+    return Verdict(
+        label,
+        expr.text,
+        str(first["step"]),
+        str(first["driver"]),
+        str(first["target"]),
+        None,
+        False,
+        f"not judged: {len(bad)} of {len(group)} execution(s) failed (repeat {repeats}): {error}",
+        errored=True,
+    )
 
 
 def _judge_repeats(label: str, expr: Expression, group: pd.DataFrame) -> Verdict:

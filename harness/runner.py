@@ -7,6 +7,12 @@ Every execution is bounded by its step's ``timeout``: the driver runs in a worke
 when it overruns, the runner kills the client's processes (and stops an in-process client at its
 next progress report), then records the step as failed with the reason.
 
+Before the first step every target passes a preflight (TCP connect, one authenticated request):
+a wrong port or key ends the run in seconds (exit 2) instead of failing every step after its
+timeout. SIGTERM (what a CI timeout sends) is handled as Ctrl-C is: the running client's process
+trees and every target are stopped, and the partial results are still written, marked
+interrupted (exit 143, 130 for Ctrl-C).
+
 The results table has one schema with two kinds of rows (``row_kind``): "step", one per
 execution, and "level", the per-level, per-operation rows a load driver reports in
 ``extra["levels"]`` (``level`` is the level's index).
@@ -19,6 +25,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -28,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pandas as pd
 import psutil
@@ -45,7 +53,9 @@ from harness.progress import RunProgress
 from harness.results import StepResult, moves_payload
 from harness.scenario import Scenario, Step
 from harness.targets import Target, make_target
-from harness.verify import verify_tree
+from harness.targets.base import Endpoint
+from harness.targets.preflight import PreflightError, preflight
+from harness.verify import remote_listing, verify_listing, verify_tree
 
 DEFAULT_CACHE = ROOT / ".cache" / "datasets"
 JSON_COLUMNS = ("errors_by_status", "errors_by_code", "extra")
@@ -54,6 +64,10 @@ STEP_ROW, LEVEL_ROW = "step", "level"
 STOP_GRACE_S = 15.0
 # Operations whose result lands in a local directory that can be checked against the manifest.
 DOWNLOADS = ("download", "sync-down")
+# Operations whose result lands in the container: listed and checked against the manifest.
+UPLOADS = ("upload", "sync-up")
+EXIT_BAD_INPUT = 2  # a configuration problem, e.g. a target that fails its preflight
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal, as shells report
 
 
 @dataclass
@@ -74,7 +88,7 @@ class RunOutcome:
     run_dir: Path
     results: pd.DataFrame
     verdicts: list[criteria_mod.Verdict]
-    exit_code: int  # 0 all passed, 1 a step or criterion failed
+    exit_code: int  # 0 all passed, 1 a step or criterion failed, 2 preflight, 130/143 signal
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -84,6 +98,16 @@ class StepTimeout(BaseException):
 
     A BaseException, like asyncio's CancelledError, so a driver's ``except Exception`` does not
     swallow it and the client unwinds."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt, so every path that
+    stops the clients and targets on Ctrl-C does the same on SIGTERM."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the cleanup that follows must finish
+    raise Terminated()
 
 
 def plan(scenario: Scenario, default_target: str) -> list[Execution]:
@@ -137,6 +161,9 @@ class Runner:
         self.datasets: dict[str, Dataset] = {}
         self.results: list[StepResult] = []
         self.notes: list[str] = []
+        self.preflight: dict[str, dict[str, Any]] = {}  # target -> its preflight outcome
+        self.preflight_error: PreflightError | None = None
+        self.signal: int | None = None  # the signal that interrupted the run
 
     # ------------------------------------------------------------------ lifecycle
     def run(self) -> RunOutcome:
@@ -144,23 +171,59 @@ class Runner:
         started = time.time()
         interrupted = False
         sampler = Sampler(self._server_pids, self._client_pids, self.sample_interval)
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
         try:
-            self._prepare_datasets()
             self._start_targets()
+            self._preflight()  # before datasets are generated: a wrong port fails in seconds
+            self._prepare_datasets()
             with sampler:
                 progress = self.progress or RunProgress(len(self.executions))
                 with progress:
                     for execution in self.executions:
                         self.results.append(self._execute(execution, sampler, progress))
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             interrupted = True
-            self.notes.append("interrupted by the user (Ctrl-C): results are partial")
+            self.signal = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+            who = "SIGTERM" if isinstance(exc, Terminated) else "the user (Ctrl-C)"
+            self.notes.append(f"interrupted by {who}: results are partial")
+        except PreflightError as exc:
+            self.preflight_error = exc
+            self.preflight[exc.target] = exc.to_dict()
+            self.notes.append(str(exc))
         except Exception as exc:  # a target or dataset that cannot start: recorded, not raised
             self.notes.append(f"run aborted: {exc}")
             (self.run_dir / "error.txt").write_text(traceback.format_exc())
         finally:
-            target_facts = self._stop_targets()
+            try:
+                target_facts = self._stop_targets()
+                if interrupted:
+                    self._stop_leftovers(started)
+            finally:
+                if in_main:
+                    signal.signal(signal.SIGTERM, previous)
         return self._finish(started, sampler, target_facts, interrupted)
+
+    def _stop_leftovers(self, started: float) -> None:
+        """After an interrupt: kill any process this one started during the run that is still
+        alive (a client of an earlier step that outlived it), so no child survives the harness."""
+        leftovers = []
+        for proc in psutil.Process().children(recursive=True):
+            try:
+                if proc.create_time() >= started - 1:
+                    proc.kill()
+                    leftovers.append(proc)
+            except psutil.Error:
+                continue
+        psutil.wait_procs(leftovers, timeout=5)
+        if leftovers:
+            self.notes.append(f"killed {len(leftovers)} leftover child process(es)")
+
+    def _preflight(self) -> None:
+        """Every target answers an authenticated request before the first step, or the run
+        ends here (PreflightError) naming the target's URL, the status and the error code."""
+        for kind, target in self.targets.items():
+            self.preflight[kind] = preflight(kind, target.endpoint())
 
     def _prepare_datasets(self) -> None:
         for name in {s.dataset for s in self.scenario.steps if s.dataset}:
@@ -266,12 +329,23 @@ class Runner:
         t0 = time.time()
         try:
             result = self._run_bounded(step.driver, ctx, progress, workdir)
+        except KeyboardInterrupt as exc:  # the step in progress is part of the partial results
+            why = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+            result = ctx.result(driver=step.driver, ok=False, started_at=t0)
+            result.error = f"interrupted by {why} mid-step; its client was stopped"
+            result.duration_s = time.time() - t0
+            self.results.append(result)
+            raise
         finally:
             sampler.sample()  # at least one sample inside every step, however short
             sampler.step = ""
         result.driver = result.driver or step.driver
+        if result.error:
+            result.error = _name_user_endpoint(result.error, ctx.endpoint)
         if step.verify and step.operation in DOWNLOADS and ctx.dataset and ctx.local_dir:
             self._verify(ctx, result)
+        if step.verify and step.operation in UPLOADS and ctx.dataset:
+            self._verify_upload(ex, ctx, result)
         cpu, rss = sampler.peaks(t0)
         result.client_cpu_pct_max = result.client_cpu_pct_max or cpu
         result.client_rss_mib_max = result.client_rss_mib_max or rss
@@ -395,16 +469,55 @@ class Runner:
         if not ctx.options.get("keep_downloads"):
             shutil.rmtree(ctx.local_dir, ignore_errors=True)  # datasets can be large
 
+    def _verify_upload(self, ex: Execution, ctx: StepContext, result: StepResult) -> None:
+        """List what landed (on the target itself, not through a recording proxy) and compare
+        names, sizes and, where the tool set it, Content-MD5 with the manifest."""
+        assert ctx.dataset
+        if not result.ok or result.verified_objects:
+            return  # a failed upload is failed already; a driver that verified itself counts
+        try:
+            listing = remote_listing(self.targets[ex.target].endpoint(), ctx.container, ctx.prefix)
+        except (OSError, ValueError) as exc:
+            result.ok = False
+            result.error = f"upload verification could not list {ctx.container}/{ctx.prefix}: {exc}"
+            return
+        check = verify_listing(listing, ctx.dataset, ctx.prefix)
+        result.verified_objects, result.verified_bytes = check.objects, check.bytes
+        result.extra["verify_md5_checked"] = check.md5_checked
+        if not check.ok:
+            result.ok = False
+            result.failed += len(check.missing) + len(check.mismatched)
+            result.error = f"upload verification failed: {check.summary()}"
+
     # ------------------------------------------------------------------ results
+    def first_failure(self) -> str:
+        """What failed first, in words: the preflight, the first failed execution, a note."""
+        if self.preflight_error is not None:
+            return str(self.preflight_error)
+        for r in self.results:
+            if not r.ok:
+                kind = "warm-up" if r.warmup else "repeat"
+                return f"{r.step} [{r.driver}] @{r.target} {kind} {r.repeat + 1}: {r.error}"
+        return self.notes[0] if self.notes else ""
+
     def _finish(
         self, started: float, sampler: Sampler, target_facts: dict[str, Any], interrupted: bool
     ) -> RunOutcome:
         results = results_frame(self.results)
-        verdicts = criteria_mod.evaluate(self.scenario.criteria, results) if len(results) else []
+        first_failure = self.first_failure()
+        # Criteria are judged even when the run stopped early: those whose steps never ran are
+        # ERRORs naming why (what failed first).
+        stopped = first_failure if len(self.results) < len(self.executions) else ""
+        verdicts = criteria_mod.evaluate(self.scenario.criteria, results, not_run=stopped)
         steps = step_rows(results)
         steps_ok = bool(len(steps)) and bool(steps["ok"].all())
         complete = len(self.results) == len(self.executions) and not self.notes
         passed = steps_ok and complete and all(v.passed for v in verdicts)
+        exit_code = 0 if passed else 1
+        if self.preflight_error is not None:
+            exit_code = EXIT_BAD_INPUT
+        if interrupted:
+            exit_code = EXIT_SIGNAL.get(self.signal or signal.SIGINT, 130)
         write_results(self.run_dir, results)
         samples = pd.DataFrame([s.to_row() for s in sampler.samples])
         samples.to_parquet(self.run_dir / "samples.parquet", index=False)
@@ -419,6 +532,10 @@ class Runner:
             "executions_run": len(self.results),
             "passed": passed,
             "interrupted": interrupted,
+            "interrupted_by": signal.Signals(self.signal).name if self.signal else None,
+            "exit_code": exit_code,
+            "first_failure": first_failure,
+            "preflight": self.preflight,
             "notes": self.notes,
             "verdicts": [v.to_dict() for v in verdicts],
             "tool_versions": self._versions(),
@@ -432,9 +549,7 @@ class Runner:
         }
         self._annotate(run_info)
         (self.run_dir / "run.json").write_text(json.dumps(run_info, indent=2, default=str))
-        return RunOutcome(
-            self.run_dir, results, verdicts, 0 if passed else 1, interrupted, self.notes
-        )
+        return RunOutcome(self.run_dir, results, verdicts, exit_code, interrupted, self.notes)
 
     def _annotate(self, run_info: dict[str, Any]) -> None:
         """Add to run.json before it is written (subclasses record more, e.g. contract drift)."""
@@ -448,6 +563,15 @@ class Runner:
             except Exception as exc:
                 versions[name] = {"error": str(exc)}
         return versions
+
+
+def _name_user_endpoint(text: str, endpoint: Endpoint) -> str:
+    """``text`` with a loopback proxy's address replaced by the URL the user gave."""
+    if not endpoint.origin_url:
+        return text
+    proxy, origin = urlsplit(endpoint.blob_url), urlsplit(endpoint.origin_url)
+    text = text.replace(f"{proxy.scheme}://{proxy.netloc}", f"{origin.scheme}://{origin.netloc}")
+    return text.replace(proxy.netloc, origin.netloc)
 
 
 def _summary(ex: Execution, r: StepResult) -> str:

@@ -217,6 +217,13 @@ class CheckContext:
             self.expect(f"header {name}", expected, value)
         return value or ""
 
+    def expect_no_leak(self, resp: Response, secret: bytes) -> None:
+        """A refused request must not carry ``secret`` (a blob's bytes); the evidence is what
+        came back: status, code, body size and digest."""
+        self.expect_true(
+            "no data leaked", secret not in resp.body, "no blob bytes", body_evidence(resp, secret)
+        )
+
     def skip(self, reason: str) -> None:
         raise CheckSkipped(reason)
 
@@ -231,6 +238,17 @@ def _short(value: Any, limit: int = 160) -> str:
 
 
 # ---- small helpers shared by check modules ---------------------------------------------------
+
+
+def body_evidence(resp: Response, secret: bytes) -> str:
+    """What a response carried, as evidence: status, error code, body length and digest, and
+    whether ``secret`` (a blob's bytes that must not leak) was in the body."""
+    digest = hashlib.sha256(resp.body).hexdigest()[:12]
+    leaked = "CONTAINS the blob bytes" if secret in resp.body else "without the blob bytes"
+    return (
+        f"{resp.status} {resp.error_code or '(no x-ms-error-code)'}, {len(resp.body)}-byte "
+        f"body sha256:{digest} {leaked}"
+    )
 
 
 def b64(data: bytes) -> str:

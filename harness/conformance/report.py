@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from rich.console import Console
@@ -24,7 +26,23 @@ _env = Environment(
 )
 
 
-def render_html(runs: list[ConformanceRun], contracts_html: str = "") -> str:
+def gate_verdict(runs: list[ConformanceRun], allow_fail: Iterable[str] = ()) -> dict[str, Any]:
+    """The gate's verdict: it fails when a check fails on a target not in ``allow_fail``;
+    the failures of an allowed target are findings."""
+    allowed = set(allow_fail)
+    failed = [run.target for run in runs if not run.ok and run.target not in allowed]
+    findings = {run.target: run.count(FAIL) for run in runs if run.target in allowed}
+    return {
+        "passed": not failed,
+        "failed_targets": failed,
+        "allow_fail": sorted(allowed & {run.target for run in runs}),
+        "findings": findings,
+    }
+
+
+def render_html(
+    runs: list[ConformanceRun], contracts_html: str = "", allow_fail: Iterable[str] = ()
+) -> str:
     groups = list(dict.fromkeys(r.group for run in runs for r in run.results))
     checks_by_group: dict[str, list[str]] = defaultdict(list)
     descriptions: dict[str, str] = {}
@@ -52,27 +70,36 @@ def render_html(runs: list[ConformanceRun], contracts_html: str = "") -> str:
         index={run.target: {r.id: r for r in run.results} for run in runs},
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         contracts=contracts_html,
+        verdict=gate_verdict(runs, allow_fail),
     )
 
 
-def build_junit(runs: list[ConformanceRun]) -> ET.ElementTree:
-    """One testsuite per target, one testcase per check (classname = operation)."""
+def build_junit(runs: list[ConformanceRun], allow_fail: Iterable[str] = ()) -> ET.ElementTree:
+    """One testsuite per target, one testcase per check (classname = operation).
+
+    A failed check of a target in ``allow_fail`` is a finding, not a failure: a ``<skipped
+    message="finding: ...">`` with expected vs observed, so a CI reading the JUnit agrees with
+    the command's exit status."""
+    allowed = set(allow_fail)
     suites = ET.Element("testsuites", name="conformance")
     for run in runs:
         summary = run.summary()
+        findings = run.target in allowed
         suite = ET.SubElement(
             suites,
             "testsuite",
             name=f"conformance@{run.target}",
             tests=str(summary["total"]),
-            failures=str(summary[FAIL]),
-            skipped=str(summary[SKIP]),
+            failures="0" if findings else str(summary[FAIL]),
+            skipped=str(summary[SKIP] + (summary[FAIL] if findings else 0)),
             errors="0",
             time=f"{run.duration_s:.3f}",
             timestamp=datetime.fromtimestamp(run.started_at, UTC).isoformat(),
         )
         props = ET.SubElement(suite, "properties")
         ET.SubElement(props, "property", name="endpoint", value=run.endpoint)
+        ET.SubElement(props, "property", name="version", value=str(run.facts.get("version", "")))
+        ET.SubElement(props, "property", name="allow_fail", value=str(findings).lower())
         for r in run.results:
             case = ET.SubElement(
                 suite,
@@ -81,7 +108,14 @@ def build_junit(runs: list[ConformanceRun]) -> ET.ElementTree:
                 name=r.id,
                 time=f"{r.duration_s:.3f}",
             )
-            if r.status == FAIL:
+            if r.status == FAIL and findings:
+                ET.SubElement(
+                    case,
+                    "skipped",
+                    message=f"finding: {r.description}: expected {r.expected}; "
+                    f"observed {r.observed}",
+                )
+            elif r.status == FAIL:
                 ET.SubElement(
                     case, "failure", message=r.description, type="ContractViolation"
                 ).text = f"expected: {r.expected}\nobserved: {r.observed}"
@@ -95,7 +129,10 @@ def build_junit(runs: list[ConformanceRun]) -> ET.ElementTree:
 
 
 def write_outputs(
-    runs: list[ConformanceRun], out: Path, contracts_html: str = ""
+    runs: list[ConformanceRun],
+    out: Path,
+    contracts_html: str = "",
+    allow_fail: Iterable[str] = (),
 ) -> dict[str, Path]:
     """conformance.html, conformance.junit.xml and conformance.json in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -104,8 +141,9 @@ def write_outputs(
         "junit": out / "conformance.junit.xml",
         "json": out / "conformance.json",
     }
-    paths["html"].write_text(render_html(runs, contracts_html), encoding="utf-8")
-    build_junit(runs).write(paths["junit"], encoding="utf-8", xml_declaration=True)
+    allow_fail = list(allow_fail)
+    paths["html"].write_text(render_html(runs, contracts_html, allow_fail), encoding="utf-8")
+    build_junit(runs, allow_fail).write(paths["junit"], encoding="utf-8", xml_declaration=True)
     paths["json"].write_text(
         json.dumps([run.to_dict() for run in runs], indent=1), encoding="utf-8"
     )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+import dataclasses
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,7 +70,9 @@ class RecordingRunner(Runner):
         # Only the destination goes through the proxy. A copy's source stays as it is: it may
         # be another target (a lake), and its reads are mostly the façade's own fetches of the
         # source URL, not calls of the tool under test.
-        ctx.endpoint = proxy.endpoint_for(ctx.endpoint)
+        ctx.endpoint = dataclasses.replace(
+            proxy.endpoint_for(ctx.endpoint), origin_url=ctx.endpoint.display_url
+        )
         return ctx
 
     def _ensure_container(self, endpoint: Endpoint, container: str) -> None:
@@ -87,7 +90,23 @@ class RecordingRunner(Runner):
     def calls(self) -> list[Call]:
         return [c for p in self.proxies.values() for c in p.calls]
 
+    def completed_steps(self) -> set[str]:
+        """Steps whose every planned execution ran and succeeded: only their calls are
+        expected of the tools (a failed or skipped step made few calls, or none)."""
+        planned = Counter(ex.step.name for ex in self.executions)
+        ran = Counter(r.step for r in self.results if r.ok)
+        return {name for name, n in planned.items() if ran[name] == n}
+
     def _annotate(self, run_info: dict[str, Any]) -> None:
+        ran = self.completed_steps()
+        if not ran:
+            run_info["contract"] = {
+                "recorded": bool(self.proxies),
+                "checked": False,
+                "reason": "no step completed, so there are no calls to compare",
+            }
+            return
+        complete = len(ran) == len({ex.step.name for ex in self.executions})
         contracts = contracts_from(
             self.calls(),
             run_info.get("tool_versions", {}),
@@ -95,7 +114,9 @@ class RecordingRunner(Runner):
             self.default_target,
             self.account,
         )
-        run_info["contract"] = run_drift(contracts, self.scenario.name, self.contracts_dir)
+        run_info["contract"] = run_drift(
+            contracts, self.scenario.name, self.contracts_dir, None if complete else ran
+        )
 
 
 @dataclass
@@ -172,16 +193,33 @@ def locked_for(tool: str, version: str, directory: Path = CONTRACTS_DIR) -> Cont
     return Contract.load(others[-1]) if others else None
 
 
+def only_steps(locked: Contract, scenario: str, steps: set[str]) -> Contract:
+    """``locked`` without the operations that, in ``scenario``, only steps outside ``steps``
+    made: those are not expected of a run in which those steps did not complete."""
+    kept = [
+        op
+        for op in locked.operations
+        if scenario not in op.scenarios or set(op.scenarios[scenario]) & steps
+    ]
+    return dataclasses.replace(locked, operations=kept)
+
+
 def drift_report(
     contracts: list[Contract],
     directory: Path = CONTRACTS_DIR,
     partial: bool = False,
     scenario: str | None = None,
+    ran_steps: set[str] | None = None,
 ) -> dict[str, list[Drift]]:
-    """tool slug -> drift lines against its locked contract (an unlocked tool is one line)."""
+    """tool slug -> drift lines against its locked contract (an unlocked tool is one line).
+
+    ``ran_steps`` (with ``scenario``): the steps that completed; operations only other steps of
+    the scenario made are not expected."""
     report: dict[str, list[Drift]] = {}
     for observed in contracts:
         locked = locked_for(observed.tool, observed.version, directory)
+        if locked is not None and scenario and ran_steps is not None:
+            locked = only_steps(locked, scenario, ran_steps)
         if locked is None:
             report[observed.slug] = [
                 Drift("unlocked-tool", observed.tool, f"no contract under {directory}")
@@ -197,7 +235,10 @@ def drift_report(
 
 
 def run_drift(
-    contracts: list[Contract], scenario: str, directory: Path = CONTRACTS_DIR
+    contracts: list[Contract],
+    scenario: str,
+    directory: Path = CONTRACTS_DIR,
+    ran_steps: set[str] | None = None,
 ) -> dict[str, Any]:
     """run.json's ``contract`` section: per tool, its drift lines from the locked contract, or
     the one line "no drift against <tool>-<version>".
@@ -206,16 +247,23 @@ def run_drift(
     locked from several, this one among them, the run exercised part of the tool's usage:
     vanished headers and parameters are not reported, but an operation the contract records
     for this scenario that the run no longer made is. A contract locked from other scenarios
-    only gets new operations, headers, parameters and values reported."""
+    only gets new operations, headers, parameters and values reported.
+
+    ``ran_steps``, for a run in which some steps failed or never ran: the steps that completed.
+    The diff is then partial, and only the operations those steps made are expected."""
     tools = []
     for observed in contracts:
         locked = locked_for(observed.tool, observed.version, directory)
-        partial = locked is not None and locked.scenarios != [scenario]
+        partial = locked is not None and (locked.scenarios != [scenario] or ran_steps is not None)
         scoped = partial and locked is not None and scenario in locked.scenarios
         lines = [
             d.line()
             for d in drift_report(
-                [observed], directory, partial=partial, scenario=scenario if scoped else None
+                [observed],
+                directory,
+                partial=partial,
+                scenario=scenario if scoped else None,
+                ran_steps=ran_steps if scoped else None,
             )[observed.slug]
         ]
         tools.append(
@@ -240,6 +288,8 @@ def run_drift(
         )
     return {
         "recorded": True,
+        "checked": True,
+        "steps": sorted(ran_steps) if ran_steps is not None else "all",
         "directory": str(directory),
         "drifted": sum(1 for t in tools if t["lines"]),
         "tools": tools,

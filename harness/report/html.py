@@ -59,8 +59,10 @@ def throughput_chart(
 ) -> str | None:
     """Median MiB/s per (step, driver) with min–max whiskers; one bar colour per target.
 
-    Steps that move no object bodies (list, remove: NaN throughput) are left out."""
+    Steps that move no object bodies (list, remove: NaN throughput) and failed steps (their
+    numbers measure no transfer) are left out."""
     summary = summary[pd.to_numeric(summary["throughput_mib_s"]).notna()]
+    summary = summary[summary["ok"].astype(bool)]
     if summary.empty:
         return None
     labels = list(dict.fromkeys(_bar_label(r.step, r.driver) for r in summary.itertuples()))

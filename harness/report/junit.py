@@ -20,9 +20,12 @@ def build_junit(data: RunData) -> ET.ElementTree:
         ("run_dir", str(data.run_dir)),
         ("git", str(data.info.get("git", {}).get("revision"))),
         ("targets", ",".join(data.info.get("targets", {}))),
+        # A run a signal stopped is marked so (its results are partial), with what failed first.
+        ("run_status", _run_status(data.info)),
+        ("first_failure", str(data.info.get("first_failure") or "")),
     ):
         ET.SubElement(props, "property", name=name, value=value)
-    tests = failures = 0
+    tests = failures = errors = 0
     total_time = 0.0
     for row in summary.to_dict("records"):
         tests += 1
@@ -62,7 +65,12 @@ def build_junit(data: RunData) -> ET.ElementTree:
             time="0",
         )
         ET.SubElement(case, "system-out").text = verdict["evidence"]
-        if not verdict["passed"]:
+        if verdict.get("errored"):  # not judged: a covered step failed, or nothing ran
+            errors += 1
+            ET.SubElement(
+                case, "error", message=verdict["evidence"], type="CriterionNotJudged"
+            ).text = verdict["expression"]
+        elif not verdict["passed"]:
             failures += 1
             ET.SubElement(
                 case, "failure", message=verdict["evidence"], type="CriterionFailed"
@@ -77,10 +85,16 @@ def build_junit(data: RunData) -> ET.ElementTree:
     for element in (suite, suites):
         element.set("tests", str(tests))
         element.set("failures", str(failures))
-        element.set("errors", "0")
+        element.set("errors", str(errors))
         element.set("time", f"{total_time:.3f}")
     ET.indent(suites)
     return ET.ElementTree(suites)
+
+
+def _run_status(info: dict) -> str:
+    if info.get("interrupted"):
+        return f"interrupted ({info.get('interrupted_by') or 'SIGINT'})"
+    return "passed" if info.get("passed") else "failed"
 
 
 def write_junit(data: RunData) -> Path:

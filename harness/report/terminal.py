@@ -76,7 +76,11 @@ def print_run(data: RunData, console: Console | None = None) -> None:
                 v["criterion"],
                 scope + (f"/{v['operation']}" if v.get("operation") else ""),
                 v["observed_text"],
-                "[green]PASS[/]" if v["passed"] else "[red]FAIL[/]",
+                "[green]PASS[/]"
+                if v["passed"]
+                else "[red]ERROR[/]"
+                if v.get("errored")
+                else "[red]FAIL[/]",
                 v["evidence"],
             )
         console.print(crit)
@@ -167,6 +171,9 @@ def drift_lines(drift: dict[str, Any]) -> list[str]:
 
 def print_drift(drift: dict[str, Any], console: Console | None = None) -> None:
     console = console or wide_console()
+    if drift.get("checked") is False:
+        console.print(f"[dim]contract: not checked ({drift.get('reason')})[/]")
+        return
     if not drift.get("recorded"):
         reason = drift.get("reason")
         console.print(f"[dim]contract: calls not recorded{f' ({reason})' if reason else ''}[/]")

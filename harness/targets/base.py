@@ -33,6 +33,13 @@ class Endpoint:
     virtual_host_url: str | None = None
     ca_bundle: Path | None = None  # lab CA when the endpoint speaks TLS
     extra: dict[str, Any] = field(default_factory=dict)
+    # The account URL the user knows when ``blob_url`` is a loopback proxy in front of it (the
+    # contract recorder's): errors name this one, not the proxy's port.
+    origin_url: str | None = None
+
+    @property
+    def display_url(self) -> str:
+        return self.origin_url or self.blob_url
 
     @property
     def connection_string(self) -> str:

@@ -117,6 +117,7 @@ def test_url_target_without_credentials_says_so_first(
         monkeypatch.delenv(name, raising=False)
     args = ["run", str(tiny), "--target", "url", "--endpoint", shared_server.account_url]
     result = cli.invoke(main, [*args, "--out", str(tmp_path), "--no-contract"])
-    assert result.exit_code == 1  # every step is refused by the server: NoAuthenticationInformation
+    # The preflight's anonymous request is refused, so the run stops before its first step.
+    assert result.exit_code == 2
     assert result.output.startswith(f"warning: no credentials for {shared_server.account_url}")
     assert "NoAuthenticationInformation" in result.output

@@ -171,3 +171,28 @@ def test_a_copy_from_another_target_is_recorded_at_its_destination(tmp_path: Pat
     assert all(v["passed"] for v in info["verdicts"]), info["verdicts"]
     azcopy = next(t for t in info["contract"]["tools"] if t["tool"] == "azcopy")
     assert azcopy["calls"] > 0  # the Put Blob From URL calls reached the edge's proxy
+
+
+def test_drift_leaves_out_the_operations_of_steps_that_failed(workspace: dict[str, Path]) -> None:
+    """`up` fails before its first Put Blob: that is no vanished operation of the SDK."""
+    code, output, run_dir = _run(*_args(workspace, "--set", "steps.up.container=Not_A_Name"))
+    assert code == 1, output
+    contract = json.loads((run_dir / "run.json").read_text())["contract"]
+    assert contract["checked"] is True and contract["steps"] == ["ls"]
+    [tool] = contract["tools"]
+    assert tool["partial"] and tool["scoped"]
+    assert not [line for line in tool["lines"] if line.startswith("vanished-")], tool["lines"]
+    assert "vanished-operation" not in output
+
+
+def test_only_steps_keeps_the_operations_of_completed_steps() -> None:
+    from harness.contract.model import Contract, Operation
+    from harness.contract.record import only_steps
+
+    ops = [
+        Operation("Put Blob", "PUT", "/{container}/{blob}", scenarios={"s": ["up"]}),
+        Operation("List Blobs", "GET", "/{container}", scenarios={"s": ["ls"], "o": ["x"]}),
+        Operation("Get Blob", "GET", "/{container}/{blob}", scenarios={"o": ["get"]}),
+    ]
+    kept = only_steps(Contract("sdk", "1", ops, "s, o"), "s", {"ls"})
+    assert [op.operation for op in kept.operations] == ["List Blobs", "Get Blob"]
