@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pandas as pd
@@ -10,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.report import RunData, grouped_verdicts, steady_state_notes, summarize, sweep
+from harness.results import UNSTABLE_SPREAD
 
 
 def _num(value: Any, digits: int = 1) -> str:
@@ -25,23 +27,61 @@ def _range(low: Any, high: Any) -> str:
 def wide_console() -> Console:
     """A console that keeps tables readable when output goes to a file or CI log."""
     console = Console()
-    return console if console.is_terminal else Console(width=160)
+    if console.is_terminal or os.environ.get("COLUMNS", "").isdigit():
+        return console  # a terminal, or a width the caller asked for (COLUMNS=80)
+    return Console(width=160)
+
+
+# Below this width the summary drops the columns a reader can do without (objects, MiB,
+# min–max, retries, ...) rather than let rich cut cells short.
+NARROW = 120
+
+
+def _step_cell(r: dict[str, Any]) -> str:
+    # Default step names already start with the driver (`sdk-upload`): do not say it twice.
+    step, driver = str(r["step"]), str(r["driver"])
+    return step if step.startswith(driver) else f"{step} [{driver}]"
+
+
+def _result_cell(r: dict[str, Any]) -> str:
+    mark = "[green]ok[/]" if r["ok"] else "[red]FAILED[/]"
+    return mark + (" [yellow]unstable[/]" if r.get("unstable") else "")
 
 
 def print_run(data: RunData, console: Console | None = None) -> None:
     console = console or wide_console()
     summary = summarize(data.results)
+    narrow = console.width < NARROW
     table = Table(title=f"{data.scenario} — {data.name}", title_justify="left")
-    for col in ("step", "driver", "op", "target"):
-        table.add_column(col)
-    columns = ("rep", "objects", "MiB", "MiB/s", "min–max", "ops/s", "failed", "retries")
-    for col in (*columns, "p99 ms", "result"):
-        table.add_column(col, justify="right")
+    # the step column is as wide as its longest name (up to 24), so names fold only when huge
+    widest = min(24, max((len(_step_cell(r)) for r in summary.to_dict("records")), default=4))
+    if narrow:
+        table.add_column("step", overflow="fold", min_width=widest)
+        table.add_column("target", overflow="fold")
+        for col in ("MiB/s", "ops/s", "p99 ms"):
+            table.add_column(col, justify="right", no_wrap=True)
+        table.add_column("result", overflow="fold", min_width=6)
+    else:
+        table.add_column("step", overflow="fold", min_width=widest)
+        table.add_column("target", overflow="fold")
+        columns = ("rep", "objects", "MiB", "MiB/s", "min–max", "ops/s", "failed", "retries")
+        for col in (*columns, "p99 ms"):
+            table.add_column(col, justify="right", no_wrap=True)
+        table.add_column("clock", overflow="fold")
+        table.add_column("result", no_wrap=True)
     for r in summary.to_dict("records"):
+        if narrow:
+            table.add_row(
+                _step_cell(r),
+                r["target"],
+                _num(r["throughput_mib_s"]),
+                _num(r["ops_s"]),
+                _num(r["p99_ms"], 2),
+                _result_cell(r) + (f" ({r['failed']} failed)" if r["failed"] else ""),
+            )
+            continue
         table.add_row(
-            r["step"],
-            r["driver"],
-            r["operation"],
+            _step_cell(r),
             r["target"],
             str(r["repeats"]),
             _num(r["objects"], 0),
@@ -52,9 +92,19 @@ def print_run(data: RunData, console: Console | None = None) -> None:
             str(r["failed"]),
             str(r["retries"]),
             _num(r["p99_ms"], 2),
-            "[green]ok[/]" if r["ok"] else "[red]FAILED[/]",
+            str(r["clock"]) + (f", latency: {r['latency_clock']}" if r["latency_clock"] else ""),
+            _result_cell(r),
         )
     console.print(table)
+    if any(r["unstable"] for r in summary.to_dict("records")):
+        console.print(
+            f"[yellow]unstable[/]: repeats differ by more than {UNSTABLE_SPREAD:g}× "
+            "(slowest/fastest); their medians are left out of ratios",
+            highlight=False,
+        )
+    if narrow and not summary.empty:
+        clocks = sorted(set(summary["clock"]))
+        console.print(f"[dim]clock: {', '.join(clocks)} (see README, KPIs and clocks)[/]")
     for r in summary.to_dict("records"):
         if r["error"]:
             console.print(
@@ -91,24 +141,27 @@ def print_comparison(
     labels: list[str], rows: list[dict[str, Any]], console: Console | None = None
 ) -> None:
     console = console or wide_console()
+    # Narrow terminals get MiB/s and its ratio only; wide ones ops/s as well.
+    metrics = ("throughput_mib_s",) if console.width < NARROW else ("throughput_mib_s", "ops_s")
     table = Table(
-        title="side by side (medians; × = ratio to the first; list and remove move no bodies)",
+        title="side by side (medians; × = ratio to the first; list and remove move no bodies;"
+        " ! = unstable repeats, no ratio)",
         title_justify="left",
     )
-    for col in ("step", "driver", "op"):
-        table.add_column(col)
+    table.add_column("step", overflow="fold")
     for i, label in enumerate(labels):
-        table.add_column(f"{label}\nMiB/s", justify="right")
-        if i:
-            table.add_column("×", justify="right")
-        table.add_column("ops/s", justify="right")
-        if i:
-            table.add_column("×", justify="right")
+        for metric in metrics:
+            unit = "MiB/s" if metric == "throughput_mib_s" else "ops/s"
+            table.add_column(f"{label}\n{unit}", justify="right", overflow="fold")
+            if i:
+                table.add_column("×", justify="right", no_wrap=True)
     for row in rows:
-        cells = [row["step"], row["driver"], row["operation"]]
+        cells = [_step_cell(row) + ("" if row["step"].endswith(row["operation"]) else
+                                    f" ({row['operation']})")]  # fmt: skip
         for i, label in enumerate(labels):
-            for metric in ("throughput_mib_s", "ops_s"):
-                cells.append(_num(row[f"{label}:{metric}"]))
+            flag = "!" if row.get(f"{label}:unstable") else ""
+            for metric in metrics:
+                cells.append(_num(row[f"{label}:{metric}"]) + flag)
                 if i:
                     cells.append(_num(row[f"{label}:{metric}:ratio"], 2))
         table.add_row(*cells)
