@@ -143,12 +143,19 @@ def resources_chart(samples: pd.DataFrame) -> str | None:
         name = "client" if role == "client" else f"server ({target})"
         cpu_ax.plot(part["t"] - t0, part["cpu_pct"], label=name)
         rss_ax.plot(part["t"] - t0, part["rss_mib"], label=name)
+    span = max(1e-9, float(samples["t"].max() - t0))
+    previous = -1.0
+    lift = 0
     for t, step in step_starts(samples):
         for ax in (cpu_ax, rss_ax):
             ax.axvline(t - t0, color="#888888", ls=":", lw=1)
+        # steps that start close together get their labels lifted apart, not stacked
+        lift = lift + 1 if previous >= 0 and (t - previous) / span < 0.06 else 0
+        previous = t
         cpu_ax.annotate(step, (t - t0, 1.0), xycoords=("data", "axes fraction"),
-                        xytext=(2, 2), textcoords="offset points", rotation=35,
-                        fontsize=7, color="#555555", ha="left", va="bottom")  # fmt: skip
+                        xytext=(2, 2 + 10 * (lift % 3)), textcoords="offset points",
+                        rotation=25, fontsize=7, color="#555555", ha="left",
+                        va="bottom")  # fmt: skip
     cpu_ax.set_ylabel("CPU % (100 = 1 core)")
     rss_ax.set_ylabel("RSS MiB")
     rss_ax.set_xlabel("seconds since start")
@@ -374,7 +381,7 @@ def write_compare_report(
         else pd.DataFrame()
     )
     html = _env.get_template("compare.html.j2").render(
-        title="Comparison of " + ", ".join(r.name for r in runs),
+        title="Comparison of " + ", ".join(names),
         runs=list(zip(runs, names, strict=True)),
         warnings=warnings,
         comparison=(columns, rows),

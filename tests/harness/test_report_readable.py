@@ -232,3 +232,15 @@ def test_run_writes_under_cwd_reports_and_takes_cache_dir(monkeypatch, tmp_path:
     assert seen["cache_dir"] == tmp_path / "env-cache"
     CliRunner().invoke(main, ["run", "smoke", "--no-contract", "--cache-dir", "c"])
     assert seen["cache_dir"] == Path("c")
+
+
+def test_sampler_samples_the_moment_a_step_starts() -> None:
+    from harness.metrics import Sampler
+
+    with Sampler(lambda: {}, interval=60) as sampler:  # no periodic sample during the test
+        before = len(sampler.samples)
+        sampler.step = "up"
+        assert len(sampler.samples) == before + 1
+        assert sampler.samples[-1].step == "up"
+        sampler.step = ""  # the end of a step takes none
+        assert len(sampler.samples) == before + 1
