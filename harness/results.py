@@ -23,6 +23,7 @@ CLOCKS = {
     "proxy": "first request to last response seen at the recording proxy",
     "client": "per request, timed inside the client process",
     "azcopy-log": "per request, AzCopy's own OpTime from its job log",
+    "rclone-log": "per request, rclone's logged request and response times (--dump headers)",
 }
 # Repeats whose slowest and fastest differ by more than this factor are flagged unstable and
 # left out of ratios: a median of bimodal repeats (e.g. AzCopy's 2 s status poll) is no KPI.
@@ -65,8 +66,8 @@ class StepResult:
     p99_ms: float | None = None
     p999_ms: float | None = None
     max_ms: float | None = None
-    # where the percentiles come from ("client" = timed in-process, "azcopy-log" = AzCopy's
-    # per-request OpTime, "proxy" = request to response at the recording proxy; None = none)
+    # where the percentiles come from ("client" = timed in-process, "azcopy-log" / "rclone-log"
+    # = the tool's own per-request times, "proxy" = at the recording proxy; None = none)
     latency_clock: str | None = None
     # errors by HTTP status ("503") and by x-ms-error-code ("ServerBusy")
     errors_by_status: dict[str, int] = field(default_factory=dict)

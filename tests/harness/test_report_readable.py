@@ -244,3 +244,27 @@ def test_sampler_samples_the_moment_a_step_starts() -> None:
         assert sampler.samples[-1].step == "up"
         sampler.step = ""  # the end of a step takes none
         assert len(sampler.samples) == before + 1
+
+
+# What rclone 1.75 writes with --use-json-log --dump headers (header blocks shortened).
+RCLONE_LOG = [
+    "2026/12/01 20:10:15 NOTICE: Automatically setting -vv as --dump is enabled",
+    {"time": "2026-12-01T20:10:15.894613585Z", "msg": "HTTP REQUEST (req 0xa1)"},
+    {"time": "2026-12-01T20:10:15.894627716Z", "msg": "HEAD /acct/ct/p HTTP/1.1\r\n"},
+    {"time": "2026-12-01T20:10:15.895000000Z", "msg": "HTTP REQUEST (req 0xb2)"},
+    {"time": "2026-12-01T20:10:15.896438755Z", "msg": "HTTP RESPONSE (req 0xa1)"},
+    {"time": "2026-12-01T20:10:15.925000000Z", "msg": "HTTP RESPONSE (req 0xb2)"},
+    {"time": "2026-12-01T20:10:16.000000000Z", "msg": "HTTP REQUEST (req 0xc3)"},  # no answer
+    {"time": "2026-12-01T20:10:16.1Z", "level": "notice", "stats": {"transfers": 2}},
+]
+
+
+def test_rclone_request_log_gives_per_request_latency(tmp_path: Path) -> None:
+    from harness.drivers.rclone import _parse_log
+
+    path = tmp_path / "rclone.log.jsonl"
+    lines = [e if isinstance(e, str) else json.dumps(e) for e in RCLONE_LOG]
+    path.write_text("\n".join(lines) + "\n")
+    stats, errors, latencies = _parse_log(path)
+    assert latencies == pytest.approx([1.825, 30.0], abs=0.002)
+    assert stats == {"transfers": 2} and errors == []
