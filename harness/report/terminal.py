@@ -141,8 +141,11 @@ def print_comparison(
     labels: list[str], rows: list[dict[str, Any]], console: Console | None = None
 ) -> None:
     console = console or wide_console()
-    # Narrow terminals get MiB/s and its ratio only; wide ones ops/s as well.
-    metrics = ("throughput_mib_s",) if console.width < NARROW else ("throughput_mib_s", "ops_s")
+    # Narrow terminals get one rate per label (MiB/s, or ops/s in parentheses for steps that
+    # move no bodies) and its ratio; wide ones both MiB/s and ops/s.
+    narrow = console.width < NARROW
+    metrics = ("rate",) if narrow else ("throughput_mib_s", "ops_s")
+    units = {"rate": "MiB/s (ops/s)", "throughput_mib_s": "MiB/s", "ops_s": "ops/s"}
     table = Table(
         title="side by side (medians; × = ratio to the first; list and remove move no bodies;"
         " ! = unstable repeats, no ratio)",
@@ -151,21 +154,27 @@ def print_comparison(
     table.add_column("step", overflow="fold")
     for i, label in enumerate(labels):
         for metric in metrics:
-            unit = "MiB/s" if metric == "throughput_mib_s" else "ops/s"
-            table.add_column(f"{label}\n{unit}", justify="right", overflow="fold")
+            table.add_column(f"{label}\n{units[metric]}", justify="right", overflow="fold")
             if i:
                 table.add_column("×", justify="right", no_wrap=True)
     for row in rows:
         cells = [_step_cell(row) + ("" if row["step"].endswith(row["operation"]) else
                                     f" ({row['operation']})")]  # fmt: skip
+        payload = any(_known(row.get(f"{label}:throughput_mib_s")) for label in labels)
         for i, label in enumerate(labels):
             flag = "!" if row.get(f"{label}:unstable") else ""
             for metric in metrics:
-                cells.append(_num(row[f"{label}:{metric}"]) + flag)
+                key = metric if metric != "rate" else "throughput_mib_s" if payload else "ops_s"
+                value = _num(row[f"{label}:{key}"])
+                cells.append((value if key != "ops_s" or not narrow else f"({value})") + flag)
                 if i:
-                    cells.append(_num(row[f"{label}:{metric}:ratio"], 2))
+                    cells.append(_num(row[f"{label}:{key}:ratio"], 2))
         table.add_row(*cells)
     console.print(table)
+
+
+def _known(value: Any) -> bool:
+    return value is not None and value == value  # neither None nor NaN
 
 
 def print_sweep(table: pd.DataFrame, console: Console | None = None, title: str = "") -> None:

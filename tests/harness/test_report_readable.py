@@ -268,3 +268,17 @@ def test_rclone_request_log_gives_per_request_latency(tmp_path: Path) -> None:
     stats, errors, latencies = _parse_log(path)
     assert latencies == pytest.approx([1.825, 30.0], abs=0.002)
     assert stats == {"transfers": 2} and errors == []
+
+
+def test_comparison_fits_80_columns_with_one_rate_per_label(tmp_path: Path) -> None:
+    rows = [_row("azcopy-download", "reference", 1.0), _row("sdk-remove", "reference", 0.5)]
+    twin = [_row("azcopy-download", "azurite", 2.0), _row("sdk-remove", "azurite", 0.25)]
+    a = _run_dir(tmp_path, "20261201T000000Z-sc", rows, ["reference"])
+    b = _run_dir(tmp_path, "20261201T000100Z-sc", twin, ["azurite"])
+    console = Console(width=80, record=True)
+    compare_runs([a, b], tmp_path / "cmp", console)
+    table = [line for line in console.export_text().splitlines() if line[:1] in "┏┃┡│└"]
+    assert max(len(line) for line in table) <= 80 and table[0].endswith("┓")
+    cells = {line.split("│")[1].strip(): line for line in table if line.startswith("│")}
+    assert "0.50" in cells["azcopy-download"]  # 100 vs 50 MiB/s
+    assert "(20.0)" in cells["sdk-remove"] and "2.00" in cells["sdk-remove"]  # ops/s, no body
