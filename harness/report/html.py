@@ -83,7 +83,7 @@ def throughput_chart(
     targets = list(dict.fromkeys(summary["target"]))
     fig, ax = plt.subplots(figsize=(min(18, max(6, 0.9 * len(labels) * len(targets) + 2)), 4.5))
     width = 0.8 / max(1, len(targets))
-    bar_groups: list[tuple[Any, list[float]]] = []
+    bar_groups: list[tuple[list[float], list[float], list[float]]] = []
     for t_index, target in enumerate(targets):
         part = summary[summary["target"] == target]
         xs, ys, lo, hi = [], [], [], []
@@ -92,8 +92,8 @@ def throughput_chart(
             ys.append(r.throughput_mib_s)
             lo.append(r.throughput_mib_s - r.throughput_min)
             hi.append(r.throughput_max - r.throughput_mib_s)
-        bars = ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=target)
-        bar_groups.append((bars, ys))
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=target)
+        bar_groups.append((xs, ys, hi))
     ax.set_xticks(
         [i + width * (len(targets) - 1) / 2 for i in range(len(labels))],
         labels,
@@ -103,8 +103,12 @@ def throughput_chart(
         rotation_mode="anchor",
     )
     top = ax.get_ylim()[1]
-    for bars, ys in bar_groups:
-        ax.bar_label(bars, small_bar_labels(ys, top), padding=2, fontsize=8)
+    for xs, ys, hi in bar_groups:
+        # above the whisker, so the number never sits on the error bar
+        for x, y, up, text in zip(xs, ys, hi, small_bar_labels(ys, top), strict=True):
+            if text:
+                ax.annotate(text, (x, y + up), xytext=(0, 3), textcoords="offset points",
+                            ha="center", va="bottom", fontsize=8)  # fmt: skip
     ax.set_ylabel("MiB/s (median of repeats)")
     ax.set_title(title)
     ax.legend(title="target")
