@@ -21,6 +21,7 @@ NO_PAYLOAD_OPERATIONS = frozenset(
 CLOCKS = {
     "wall": "harness wall clock around the client (process start to exit, or the call)",
     "proxy": "first request to last response seen at the recording proxy",
+    "steady-window": "Locust's steady-state windows (whole seconds after each level's ramp)",
     "client": "per request, timed inside the client process",
     "azcopy-log": "per request, AzCopy's own OpTime from its job log",
     "rclone-log": "per request, rclone's logged request and response times (--dump headers)",
@@ -51,7 +52,7 @@ class StepResult:
     duration_s: float = 0.0
     # Which clock measured duration_s (and so MiB/s and ops/s): "wall" = the harness's clock
     # around the client (process start to exit, or the in-process call); "proxy" = first request
-    # to last response seen at the recording proxy; see CLOCKS.
+    # to last response seen at the recording proxy; "steady-window" = Locust's; see CLOCKS.
     clock: str = "wall"
     bytes: int = 0
     objects: int = 0

@@ -86,6 +86,7 @@ def test_level_rows_are_rows_of_the_one_results_table(run_dir: Path) -> None:
     put = levels[levels.operation == "put_block"]
     assert (put.bytes == put.objects * 8 * 1024).all()
     assert list(summarize(df)["step"]) == ["sweep"]  # summaries never count level rows
+    assert set(df.clock) == {"steady-window"}  # every row names the clock of its KPIs
 
 
 @pytest.mark.locust
