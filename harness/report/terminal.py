@@ -35,6 +35,9 @@ def wide_console() -> Console:
 # Below this width the summary drops the columns a reader can do without (objects, MiB,
 # min–max, retries, ...) rather than let rich cut cells short.
 NARROW = 120
+PERCENTILE_COLUMNS = ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")
+PERCENTILE_NAMES = {"p50_ms": "p50", "p90_ms": "p90", "p99_ms": "p99", "p999_ms": "p99.9"}
+PERCENTILE_NAMES["max_ms"] = "max ms"
 
 
 def _step_cell(r: dict[str, Any]) -> str:
@@ -119,7 +122,7 @@ def print_run(data: RunData, console: Console | None = None) -> None:
     if data.verdicts:
         crit = Table(title="criteria", title_justify="left")
         for col in ("criterion", "scope", "observed", "verdict", "evidence"):
-            crit.add_column(col)
+            crit.add_column(col, overflow="fold")  # long scopes wrap, never end in "…"
         for v in grouped_verdicts(data.verdicts):
             scope = f"{v['step']}/{v['driver']}/{v['target']}"
             crit.add_row(
@@ -183,13 +186,18 @@ def print_sweep(table: pd.DataFrame, console: Console | None = None, title: str 
         return
     console = console or wide_console()
     out = Table(title=title or "load sweep (steady windows)", title_justify="left")
+    # Narrow terminals keep the median and the tail (p50, p99, max); wide ones every percentile.
+    narrow = console.width < NARROW
+    percentiles = ("p50_ms", "p99_ms", "max_ms") if narrow else PERCENTILE_COLUMNS
     for col in ("target", "op"):
-        out.add_column(col)
-    for col in ("users", "ops/s", "MiB/s", "p50", "p90", "p99", "p99.9", "max ms"):
-        out.add_column(col, justify="right")
-    for col in ("errors", "503 %", "gen CPU %"):
-        out.add_column(col, justify="right")
-    out.add_column("mark")
+        out.add_column(col, overflow="fold")
+    for col in ("users", "ops/s", "MiB/s", *(PERCENTILE_NAMES[c] for c in percentiles)):
+        out.add_column(col, justify="right", no_wrap=True)
+    out.add_column("errors", justify="right", overflow="fold")
+    if not narrow:
+        for col in ("503 %", "gen CPU %"):
+            out.add_column(col, justify="right")
+    out.add_column("mark", overflow="fold")
     previous = None
     for r in table.to_dict("records"):
         group = (r["target"], r["operation"])
@@ -197,16 +205,18 @@ def print_sweep(table: pd.DataFrame, console: Console | None = None, title: str 
         mark = "[red]client-bound[/]" if r["client_bound"] else ""
         if not r["ok"]:
             mark += (" " if mark else "") + "[red]FAILED[/]"
+        wide = (
+            [] if narrow else [_num(r["server_busy_share"] * 100, 2), _num(r["generator_cpu_pct"])]
+        )
         out.add_row(
             str(r["target"]) if group != previous else "",
             str(r["operation"]) if group != previous else "",
             f"{r['users']:,}",
             _num(r["ops_s"]),
             _num(r["throughput_mib_s"]),
-            *(_num(r[c], 2) for c in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")),
+            *(_num(r[c], 2) for c in percentiles),
             f"{r['failed']}" + (f" ({errors})" if errors else ""),
-            _num(r["server_busy_share"] * 100, 2),
-            _num(r["generator_cpu_pct"]),
+            *wide,
             mark,
             end_section=False,
         )
