@@ -282,3 +282,18 @@ def test_comparison_fits_80_columns_with_one_rate_per_label(tmp_path: Path) -> N
     cells = {line.split("│")[1].strip(): line for line in table if line.startswith("│")}
     assert "0.50" in cells["azcopy-download"]  # 100 vs 50 MiB/s
     assert "(20.0)" in cells["sdk-remove"] and "2.00" in cells["sdk-remove"]  # ops/s, no body
+
+
+def test_report_refuses_a_label_count_that_does_not_match_the_runs(tmp_path: Path) -> None:
+    from harness.cli import main
+
+    a = _run_dir(tmp_path, "a", [_row("sdk-upload", "reference", 1.0)], ["reference"])
+    b = _run_dir(tmp_path, "b", [_row("sdk-upload", "azurite", 1.0)], ["azurite"])
+    result = CliRunner().invoke(main, ["report", str(a), str(b), "--label", "only-one"])
+    assert result.exit_code == 2 and "1 --label for 2 runs" in result.output
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(
+        main, ["report", str(a), str(b), "--label", "old", "--label", "new", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "old = " in result.output and "new" in (out / "report.html").read_text()
