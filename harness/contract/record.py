@@ -14,7 +14,6 @@ from harness.contract.table import to_markdown
 from harness.drivers.base import StepContext
 from harness.http import BlobHttp
 from harness.metrics import latency_summary
-from harness.progress import RunProgress
 from harness.results import StepResult
 from harness.runner import Execution, Runner, RunOutcome
 from harness.targets.base import Endpoint
@@ -79,11 +78,11 @@ class RecordingRunner(Runner):
         return ctx
 
     def _run_bounded(
-        self, driver_name: str, ctx: StepContext, progress: RunProgress, workdir: Path
+        self, driver_name: str, ctx: StepContext, *args: Any, **kwargs: Any
     ) -> StepResult:
         proxy = self.proxies.get(ctx.endpoint.target)
         first = len(proxy.calls) if proxy is not None else 0
-        result = super()._run_bounded(driver_name, ctx, progress, workdir)
+        result = super()._run_bounded(driver_name, ctx, *args, **kwargs)
         if proxy is not None and driver_name not in UNRECORDED_DRIVERS:
             apply_proxy_timing(result, [c for c in proxy.calls[first:] if not is_harness_call(c)])
         return result

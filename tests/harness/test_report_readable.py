@@ -297,3 +297,47 @@ def test_report_refuses_a_label_count_that_does_not_match_the_runs(tmp_path: Pat
     )
     assert result.exit_code == 0, result.output
     assert "old = " in result.output and "new" in (out / "report.html").read_text()
+
+
+RECORDED = """\
+name: clocks
+repeats: 2
+datasets:
+  - name: d
+    seed: 4
+    files:
+      - {count: 6, size: 64KiB}
+      - {count: 1, size: 9MiB, prefix: big}
+steps:
+  - {driver: azcopy, operation: upload, dataset: d, prefix: a/, concurrency: 4}
+  - {driver: rclone, operation: download, dataset: d, prefix: a/, concurrency: 4}
+"""
+
+
+@pytest.mark.azcopy
+@pytest.mark.rclone
+def test_a_recorded_run_times_azcopy_by_the_proxy_and_both_tools_by_their_logs(
+    tmp_path: Path,
+) -> None:
+    from harness import scenario
+    from harness.contract.record import RecordingRunner
+
+    (tmp_path / "s.yaml").write_text(RECORDED)
+    runner = RecordingRunner(
+        scenario.load(tmp_path / "s.yaml"), out=tmp_path / "reports", cache_dir=tmp_path / "c"
+    )
+    outcome = runner.run()
+    rows = outcome.results[outcome.results.row_kind == "step"]
+    assert rows.ok.all(), list(rows.error)
+    azcopy = rows[rows.driver == "azcopy"]
+    assert set(azcopy.clock) == {"proxy"} and set(azcopy.latency_clock) == {"azcopy-log"}
+    for extra, duration in zip(azcopy.extra, azcopy.duration_s, strict=True):
+        # AzCopy's own process never ends before its 2 s status poll; the proxy saw the work
+        assert extra["wall_duration_s"] > 1.9 and duration < extra["wall_duration_s"]
+        assert (
+            duration == pytest.approx(extra["proxy_span_s"], abs=1e-5)
+            and extra["requests_timed"] >= 8
+        )
+    rclone = rows[rows.driver == "rclone"]
+    assert set(rclone.clock) == {"wall"} and set(rclone.latency_clock) == {"rclone-log"}
+    assert (rclone.p50_ms > 0).all() and (rclone.max_ms >= rclone.p99_ms).all()
