@@ -341,3 +341,12 @@ def test_a_recorded_run_times_azcopy_by_the_proxy_and_both_tools_by_their_logs(
     rclone = rows[rows.driver == "rclone"]
     assert set(rclone.clock) == {"wall"} and set(rclone.latency_clock) == {"rclone-log"}
     assert (rclone.p50_ms > 0).all() and (rclone.max_ms >= rclone.p99_ms).all()
+
+
+def test_columns_80_is_honoured_off_a_terminal(monkeypatch) -> None:
+    from harness.report.terminal import wide_console
+
+    monkeypatch.setenv("COLUMNS", "80")
+    assert wide_console().width == 80
+    monkeypatch.delenv("COLUMNS")
+    assert wide_console().width == 160  # a CI log without COLUMNS keeps the wide table
