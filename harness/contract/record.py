@@ -11,6 +11,7 @@ from typing import Any
 from harness.contract.model import Contract, Drift, diff, merge, summarize_calls
 from harness.contract.proxy import Call, RecordingProxy, timing_of
 from harness.contract.table import to_markdown
+from harness.datasets import default_cache_dir
 from harness.drivers.base import StepContext
 from harness.http import BlobHttp
 from harness.metrics import latency_summary
@@ -164,7 +165,9 @@ def record_scenario(
     scenario, out: Path, target: str | None = None, endpoint: str | None = None
 ) -> Recording:
     """Run ``scenario`` with every driver behind the recording proxy."""
-    runner = RecordingRunner(scenario, out=out, target=target, endpoint=endpoint)
+    runner = RecordingRunner(
+        scenario, out=out, target=target, endpoint=endpoint, cache_dir=default_cache_dir()
+    )
     outcome = runner.run()
     versions = {name: driver.versions() for name, driver in runner.drivers.items()}
     account = (

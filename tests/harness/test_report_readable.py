@@ -350,3 +350,18 @@ def test_columns_80_is_honoured_off_a_terminal(monkeypatch) -> None:
     assert wide_console().width == 80
     monkeypatch.delenv("COLUMNS")
     assert wide_console().width == 160  # a CI log without COLUMNS keeps the wide table
+
+
+@pytest.mark.sdk
+def test_contract_recording_caches_datasets_in_the_user_cache(monkeypatch, tmp_path: Path) -> None:
+    from harness import scenario
+    from harness.contract.record import record_scenario
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "s.yaml").write_text(
+        "name: cache-check\ndatasets:\n  - {name: d, seed: 1, files: [{count: 2, size: 1KiB}]}\n"
+        "steps:\n  - {driver: sdk, operation: upload, dataset: d, prefix: c}\n"
+    )
+    rec = record_scenario(scenario.load(tmp_path / "s.yaml"), tmp_path / "reports")
+    assert rec.outcome.exit_code == 0
+    assert [p.name.split("-")[0] for p in (tmp_path / "cache").iterdir()] == ["d"]
