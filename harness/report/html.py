@@ -84,6 +84,7 @@ def throughput_chart(
     fig, ax = plt.subplots(figsize=(min(18, max(6, 0.9 * len(labels) * len(targets) + 2)), 4.5))
     width = 0.8 / max(1, len(targets))
     bar_groups: list[tuple[list[float], list[float], list[float]]] = []
+    any_unstable = False
     for t_index, target in enumerate(targets):
         part = summary[summary["target"] == target]
         xs, ys, lo, hi = [], [], [], []
@@ -92,7 +93,13 @@ def throughput_chart(
             ys.append(r.throughput_mib_s)
             lo.append(r.throughput_mib_s - r.throughput_min)
             hi.append(r.throughput_max - r.throughput_mib_s)
-        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=target)
+        bars = ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=target)
+        unstable = part["unstable"] if "unstable" in part else [False] * len(part)
+        for bar, flagged in zip(bars, unstable, strict=True):
+            if flagged:  # hatched: repeats too far apart for the median to be a KPI
+                bar.set_hatch("///")
+                bar.set_edgecolor("#ffffff")
+        any_unstable |= any(bool(u) for u in unstable)
         bar_groups.append((xs, ys, hi))
     ax.set_xticks(
         [i + width * (len(targets) - 1) / 2 for i in range(len(labels))],
@@ -111,7 +118,13 @@ def throughput_chart(
                             ha="center", va="bottom", fontsize=8)  # fmt: skip
     ax.set_ylabel("MiB/s (median of repeats)")
     ax.set_title(title)
-    ax.legend(title="target")
+    handles, names = ax.get_legend_handles_labels()
+    if any_unstable:
+        handles.append(plt.Rectangle((0, 0), 1, 1, facecolor="#bbbbbb", hatch="///",
+                                     edgecolor="#ffffff"))  # fmt: skip
+        names.append(f"unstable (slowest > {UNSTABLE_SPREAD:g}× fastest)")
+    # beside the axes, never over a bar
+    ax.legend(handles, names, title="target", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)
 
