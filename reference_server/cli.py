@@ -34,6 +34,35 @@ def parse_args(argv: Sequence[str] | None, prog: str = "reference_server") -> ar
     p.add_argument(
         "--io-threads", type=int, help="threads per worker for file I/O and commits (default 8)"
     )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        help="connections per worker; over it the one idle the longest is closed (default 8192)",
+    )
+    p.add_argument(
+        "--head-timeout",
+        type=float,
+        metavar="S",
+        help="seconds from a request's first byte to the end of its headers (default 60)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        metavar="S",
+        help="seconds a request body may send nothing before its connection closes (default 120)",
+    )
+    p.add_argument(
+        "--body-stall",
+        type=float,
+        metavar="S",
+        help="seconds without body bytes after which a request leaves --max-inflight (default 5)",
+    )
+    p.add_argument(
+        "--keepalive-timeout",
+        type=float,
+        metavar="S",
+        help="seconds an idle connection stays open between requests (default 75)",
+    )
     p.add_argument("--config", type=Path, help="YAML: accounts (name, keys, allow_anonymous_read)")
     p.add_argument(
         "--account",
@@ -66,6 +95,11 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         ("workers", "workers"),
         ("max_inflight", "max_inflight"),
         ("io_threads", "io_threads"),
+        ("max_connections", "max_connections"),
+        ("head_timeout", "head_timeout_s"),
+        ("body_timeout", "body_timeout_s"),
+        ("body_stall", "body_stall_s"),
+        ("keepalive_timeout", "keepalive_timeout_s"),
         ("loop", "event_loop"),
         ("log_level", "log_level"),
     ):
@@ -78,11 +112,12 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
 
 async def _serve(config: ServerConfig, on_ready: Callable[[int], None]) -> None:
     from reference_server.app import create_app
+    from reference_server.connections import FacadeRunner
 
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(max_workers=config.io_threads))
     # Bodies are stored as sent: Content-Encoding is a blob property, never decoded here.
-    runner = web.AppRunner(
+    runner = FacadeRunner(
         create_app(config), access_log=None, handle_signals=False, auto_decompress=False
     )
     await runner.setup()
