@@ -22,6 +22,7 @@ from aiohttp import web
 from reference_server.auth.sas import redact
 from reference_server.config import Account, ServerConfig, add_account, load_yaml
 from reference_server.store import Store
+from reference_server.supervision import DataRootClaim, die_with_parent, hold_worker_lock
 
 
 def parse_args(argv: Sequence[str] | None, prog: str = "reference_server") -> argparse.Namespace:
@@ -110,7 +111,9 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
     return config
 
 
-async def _serve(config: ServerConfig, on_ready: Callable[[int], None]) -> None:
+async def _serve(
+    config: ServerConfig, on_ready: Callable[[int], None], supervisor: int | None
+) -> None:
     from reference_server.app import create_app
     from reference_server.connections import FacadeRunner
 
@@ -130,6 +133,8 @@ async def _serve(config: ServerConfig, on_ready: Callable[[int], None]) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if supervisor is not None:  # the supervisor's pipe reads EOF when it dies
+        loop.add_reader(supervisor, stop.set)
     on_ready(port)
     await stop.wait()
     await runner.cleanup()
@@ -143,7 +148,10 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-def run_worker(config: ServerConfig, on_ready: Callable[[int], None]) -> None:
+def run_worker(
+    config: ServerConfig, on_ready: Callable[[int], None], supervisor: int | None = None
+) -> None:
+    """Serve until SIGTERM/SIGINT (or until the ``supervisor`` pipe closes)."""
     handler = logging.StreamHandler()
     handler.setFormatter(
         RedactingFormatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
@@ -153,11 +161,11 @@ def run_worker(config: ServerConfig, on_ready: Callable[[int], None]) -> None:
         try:
             import uvloop
 
-            uvloop.run(_serve(config, on_ready))
+            uvloop.run(_serve(config, on_ready, supervisor))
             return
         except ImportError:
             pass
-    asyncio.run(_serve(config, on_ready))
+    asyncio.run(_serve(config, on_ready, supervisor))
 
 
 def _announce(host: str, port: int) -> None:
@@ -165,7 +173,9 @@ def _announce(host: str, port: int) -> None:
 
 
 def _child(config: ServerConfig, ready: multiprocessing.synchronize.Event) -> None:
-    run_worker(config, lambda _port: ready.set())
+    supervisor = die_with_parent()
+    hold_worker_lock(config.data_root)
+    run_worker(config, lambda _port: ready.set(), supervisor)
 
 
 def supervise(config: ServerConfig) -> int:
@@ -187,6 +197,7 @@ def supervise(config: ServerConfig) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    store = Store(config.data_root, [a.name for a in config.accounts])
     procs = [start() for _ in range(config.workers)]
     _announce(config.host, config.port)
     while not stopping:
@@ -194,6 +205,8 @@ def supervise(config: ServerConfig) -> int:
         for i, p in enumerate(procs):
             if not p.is_alive() and not stopping:
                 logging.warning("worker %d exited with %s; restarting", p.pid, p.exitcode)
+                # what the dead worker left half-written in staging is nobody's any more
+                store.sweep_staging(pid=p.pid)
                 procs[i] = start()
     for p in procs:
         p.terminate()
@@ -207,12 +220,15 @@ def supervise(config: ServerConfig) -> int:
 def main(argv: Sequence[str] | None = None, prog: str = "reference_server") -> int:
     config = build_config(parse_args(argv, prog))
     config.data_root.mkdir(parents=True, exist_ok=True)
+    if config.workers > 1 and config.port == 0:
+        raise SystemExit("--workers > 1 needs an explicit --port")
+    claim = DataRootClaim(config.data_root)  # refuses a data root another façade serves
     # Before any worker serves: what a crash left half-written in staging is nobody's any more.
     Store(config.data_root, [a.name for a in config.accounts]).sweep_staging()
+    claim.release_workers_lock()
     if config.workers > 1:
-        if config.port == 0:
-            raise SystemExit("--workers > 1 needs an explicit --port")
         return supervise(config)
+    hold_worker_lock(config.data_root)
     run_worker(config, lambda port: _announce(config.host, port))
     return 0
 

@@ -4,8 +4,6 @@ the HTTP layer refuses (malformed framing) still carries Azure's error shape."""
 
 from __future__ import annotations
 
-import http.client
-import select
 import socket
 import time
 import xml.etree.ElementTree as ET
@@ -14,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from facade_raw import Raw
+from raw_sockets import assert_azure_error, closed_by_server, read_response, wait_closed
 
 from tests.conftest import RunningServer, start_server, stop_server
 
@@ -42,48 +41,12 @@ def connect(srv: RunningServer) -> socket.socket:
     return socket.create_connection(("127.0.0.1", srv.port), timeout=10)
 
 
-def closed_by_server(sock: socket.socket) -> bool:
-    """True once the server has closed the connection (EOF or reset); never blocks."""
-    ready, _, _ = select.select([sock], [], [], 0)
-    if not ready:
-        return False
-    try:
-        return sock.recv(65536, socket.MSG_PEEK) == b""
-    except (ConnectionResetError, BrokenPipeError):
-        return True
-
-
-def wait_closed(socks: list[socket.socket], what: str, limit_s: float = 30) -> None:
-    """Poll until the server closed every socket; the limit only bounds a hung test."""
-    deadline = time.monotonic() + limit_s
-    while not all(closed_by_server(s) for s in socks):
-        if time.monotonic() > deadline:
-            open_ = sum(not closed_by_server(s) for s in socks)
-            raise AssertionError(f"{open_} of {len(socks)} {what} still open")
-        time.sleep(0.05)
-
-
 def stalled_upload(raw: Raw, container: str, blob: str) -> socket.socket:
     """A signed Put Blob of 1 MiB whose client sends 16 bytes of the body and then nothing."""
     req = raw.prepare("PUT", container, blob, headers=PUT_BLOB, content_length=MIB)
     sock = connect(raw.server)
     sock.sendall(req.head() + b"x" * 16)
     return sock
-
-
-def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    resp = http.client.HTTPResponse(sock)
-    resp.begin()
-    body = resp.read()
-    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
-
-
-def assert_azure_error(status: int, headers: dict[str, str], body: bytes, code: str) -> None:
-    assert headers.get("x-ms-error-code") == code, (status, headers, body)
-    assert headers["content-type"].startswith("application/xml")
-    assert headers["x-ms-request-id"] and headers["x-ms-version"] and headers["date"]
-    root = ET.fromstring(body)
-    assert root.tag == "Error" and root.findtext("Code") == code and root.findtext("Message")
 
 
 def serve_normally(raw: Raw, container: str, name: str) -> None:
