@@ -145,7 +145,7 @@ def test_idle_flood_beyond_the_connection_limit_sheds_the_oldest(launcher) -> No
 def test_stalled_signed_uploads_do_not_make_others_get_503(launcher) -> None:
     """Stalled bodies leave the in-flight budget after --body-stall: other clients are served,
     and a stalled upload whose client resumes still completes."""
-    srv = launcher("--max-inflight", "8", "--body-stall", "0.5", "--body-timeout", "60")
+    srv = launcher("--max-inflight", "8", "--body-stall", "2", "--body-timeout", "60")
     raw = Raw(srv)
     ct = raw.create_container()
     held = [stalled_upload(raw, ct, f"held-{i}") for i in range(8)]
