@@ -168,11 +168,14 @@ async def _collect_blocks(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _watch_connections(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(app[CONNECTIONS].watch())
+    connections = app[CONNECTIONS]
+    task = asyncio.create_task(connections.watch())
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    if connections.stats:  # timeouts and shedding, for the operator
+        log.info("connections closed by the façade: %s", dict(connections.stats))
 
 
 @web.middleware

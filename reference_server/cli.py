@@ -134,7 +134,12 @@ async def _serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     if supervisor is not None:  # the supervisor's pipe reads EOF when it dies
-        loop.add_reader(supervisor, stop.set)
+
+        def supervisor_gone() -> None:
+            loop.remove_reader(supervisor)  # level-triggered: it would fire on every turn
+            stop.set()
+
+        loop.add_reader(supervisor, supervisor_gone)
     on_ready(port)
     await stop.wait()
     await runner.cleanup()
