@@ -268,6 +268,8 @@ class FacadeProtocol(RequestHandler):
         self._head_since = None
         self._progress_at = self._loop.time()
         self._guard.busy(self)
+        if self._messages and not self._body_done():  # the body broke before we got here
+            self._fail_body()
 
     def end(self) -> None:
         self._in_request = False
