@@ -71,7 +71,6 @@ def protocol_error_response(
     stamps those, so the standard headers are set here."""
     response = error_response(err, request)
     _stamp(request, response, api_version)
-    response.headers["Server"] = "blob-facade-reference"
     return response
 
 
@@ -98,7 +97,7 @@ async def _dispatch(request: web.Request, config: ServerConfig) -> web.StreamRes
         return error_response(err, request)
     except (ConnectionError, asyncio.CancelledError):
         raise
-    except web.RequestPayloadError as exc:  # body framing (chunks, short body) gone wrong
+    except web.RequestPayloadError as exc:  # the body's framing broke (a bad chunk)
         if request.get("started"):
             raise
         log.debug("bad request body from %s: %s", request.remote, exc)

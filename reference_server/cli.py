@@ -1,7 +1,9 @@
 """``python -m reference_server`` / ``harness serve``: start the reference façade.
 
 One worker serves in this process; ``--workers N`` starts N processes that share the port
-(SO_REUSEPORT) and the data root, restarting any that dies. SIGTERM or SIGINT stops cleanly.
+(SO_REUSEPORT) and the data root, restarting any that dies; they stop when the supervisor dies,
+and a second façade refuses a data root in use (``supervision.py``). SIGTERM or SIGINT stops
+cleanly.
 """
 
 from __future__ import annotations
