@@ -4,7 +4,6 @@ and responses read off them."""
 from __future__ import annotations
 
 import http.client
-import select
 import socket
 import time
 import xml.etree.ElementTree as ET
@@ -12,13 +11,16 @@ import xml.etree.ElementTree as ET
 
 def closed_by_server(sock: socket.socket) -> bool:
     """True once the server has closed the connection (EOF or reset); never blocks."""
-    ready, _, _ = select.select([sock], [], [], 0)
-    if not ready:
-        return False
+    timeout = sock.gettimeout()
+    sock.setblocking(False)  # (select(2) cannot take descriptors past 1,024)
     try:
-        return sock.recv(65536, socket.MSG_PEEK) == b""
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
     except (ConnectionResetError, BrokenPipeError):
         return True
+    finally:
+        sock.settimeout(timeout)
 
 
 def wait_closed(socks: list[socket.socket], what: str, limit_s: float = 30) -> None:

@@ -4,7 +4,10 @@ the HTTP layer refuses (malformed framing) still carries Azure's error shape."""
 
 from __future__ import annotations
 
+import resource
 import socket
+import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -14,7 +17,8 @@ import pytest
 from facade_raw import Raw
 from raw_sockets import assert_azure_error, closed_by_server, read_response, wait_closed
 
-from tests.conftest import RunningServer, start_server, stop_server
+from reference_server.connections import FD_RESERVE
+from tests.conftest import ROOT, RunningServer, free_port, start_server, stop_server
 
 MIB = 1024 * 1024
 PUT_BLOB = {"x-ms-blob-type": "BlockBlob"}
@@ -35,6 +39,13 @@ def launcher(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     for srv in started:
         if srv.process.poll() is None:
             stop_server(srv)
+
+
+def wait_listening(srv: RunningServer, limit_s: float = 30) -> None:
+    deadline = time.monotonic() + limit_s
+    while "listening on" not in srv.log():
+        assert srv.process.poll() is None and time.monotonic() < deadline, srv.log()
+        time.sleep(0.05)
 
 
 def connect(srv: RunningServer) -> socket.socket:
@@ -140,6 +151,38 @@ def test_idle_flood_beyond_the_connection_limit_sheds_the_oldest(launcher) -> No
         for sock in flood:
             sock.close()
         raw.close()
+
+
+def test_the_descriptor_limit_bounds_connections_too(tmp_path: Path) -> None:
+    """With ``ulimit -n`` 4,700, more idle connections than descriptors: the façade keeps the
+    count under its descriptor budget (shedding the oldest) instead of failing accept(2), so a
+    new client is still served."""
+    port, log_path = free_port(), tmp_path / "server.log"
+    argv = [sys.executable, "-m", "reference_server", "--data-root", str(tmp_path / "data")]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [*argv, "--port", str(port), "--keepalive-timeout", "60"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (4700, 4700)),
+        )
+    srv = RunningServer(port, tmp_path / "data", proc, log_path)
+    flood: list[socket.socket] = []
+    try:
+        wait_listening(srv)
+        budget = 4700 - FD_RESERVE
+        assert f"max_connections lowered to {budget}" in srv.log()
+        flood = [connect(srv) for _ in range(4800)]
+        wait_closed(flood[: 4800 - budget], "connections over the descriptor budget")
+        raw = Raw(srv)
+        serve_normally(raw, raw.create_container(), "newcomer")
+        raw.close()
+    finally:
+        for sock in flood:
+            sock.close()
+        stop_server(srv)
+    assert "Traceback" not in srv.log()
 
 
 def test_stalled_signed_uploads_do_not_make_others_get_503(launcher) -> None:
