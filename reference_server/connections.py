@@ -134,9 +134,6 @@ class Connections:
         self._stalled: dict[FacadeProtocol, None] = {}
         self.stats: Counter[str] = Counter()
 
-    def __len__(self) -> int:
-        return len(self._all)
-
     @property
     def tick_s(self) -> float:
         """How often the sweep runs: a quarter of the shortest timeout, within [0.05, 1] s."""
@@ -160,10 +157,11 @@ class Connections:
     def idle(self, conn: FacadeProtocol) -> None:
         self._stalled.pop(conn, None)
         self._idle.pop(conn, None)
-        self._idle[conn] = None  # to the end: idle the shortest
+        if conn in self._all:  # (a request can end after its connection was closed)
+            self._idle[conn] = None  # to the end: idle the shortest
 
     def stalled(self, conn: FacadeProtocol, is_stalled: bool) -> None:
-        if is_stalled:
+        if is_stalled and conn in self._all:
             self._stalled.setdefault(conn, None)
         else:
             self._stalled.pop(conn, None)
