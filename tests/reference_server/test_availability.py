@@ -4,6 +4,7 @@ the HTTP layer refuses (malformed framing) still carries Azure's error shape."""
 
 from __future__ import annotations
 
+import http.client
 import resource
 import socket
 import subprocess
@@ -152,6 +153,42 @@ def test_idle_flood_beyond_the_connection_limit_sheds_the_oldest(launcher) -> No
         assert sum(not closed_by_server(s) for s in flood[150:]) >= 45
     finally:
         for sock in flood:
+            sock.close()
+        raw.close()
+
+
+def test_at_the_connection_limit_the_longest_stalled_upload_makes_room(launcher) -> None:
+    """No idle connection to shed: a newcomer closes the upload stalled the longest."""
+    srv = launcher("--max-connections", "20", "--body-stall", "0.5", "--body-timeout", "60")
+    raw = Raw(srv)
+    ct = raw.create_container()
+    raw.close()  # its connection would be the idle one shed first
+    staging = srv.data_root / ".staging"
+    # 2 MiB and a bit of a 4 MiB body: each upload is in its handler once a batch is in staging
+    held = [stalled_upload(raw, ct, f"held-{i}", 4 * MIB, 2 * MIB + 16) for i in range(20)]
+    try:
+        deadline = time.monotonic() + 30
+        while len(list(staging.glob("up-*"))) < len(held):
+            assert time.monotonic() < deadline, "the held uploads never reached the handler"
+            time.sleep(0.02)
+        # until the bodies have stalled past --body-stall, a newcomer finds nothing to shed
+        # and is closed itself; then it sheds the longest-stalled upload and is served
+        raw = Raw(srv)
+        while True:
+            try:
+                status = raw.request("GET", ct, query={"restype": "container"}).status
+                break
+            except (ConnectionError, http.client.HTTPException):
+                raw.close()
+                assert time.monotonic() < deadline, "never room for a newcomer"
+                time.sleep(0.1)
+        assert status == 200
+        serve_normally(raw, ct, "newcomer")
+        closed = [closed_by_server(s) for s in held]
+        assert closed[0] and sum(closed) <= 3, closed  # the oldest first, one per newcomer
+        assert raw.request("HEAD", ct, "held-0").status == 404
+    finally:
+        for sock in held:
             sock.close()
         raw.close()
 
