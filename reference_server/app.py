@@ -189,6 +189,19 @@ async def _azure_shape(request: web.Request, handler: Any) -> web.StreamResponse
         return error_response(StorageError("InternalError", http_status=exc.status), request)
 
 
+async def _expect(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue`` as aiohttp answers it; any other expectation in Azure's error
+    shape (aiohttp's own answer is a plain-text 417)."""
+    expect = request.headers.get("Expect", "")
+    if expect.lower() != "100-continue":
+        err = StorageError("UnsupportedHeader", details={"HeaderName": "Expect"})
+        return error_response(err, request)
+    if request.version >= (1, 1):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0
+    return None
+
+
 def create_app(config: ServerConfig) -> web.Application:
     app = web.Application(client_max_size=MAX_XML_BODY, middlewares=[_azure_shape])
     app[CONFIG] = config
@@ -203,5 +216,5 @@ def create_app(config: ServerConfig) -> web.Application:
     app.cleanup_ctx.append(copy.lifecycle)
     app.cleanup_ctx.append(_watch_connections)
     # [\s\S]: a decoded path may hold a newline (%0A), which "." would not match
-    app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch, expect_handler=_expect)
     return app
