@@ -58,7 +58,7 @@ def parse_args(argv: Sequence[str] | None, prog: str = "reference_server") -> ar
         "--body-stall",
         type=float,
         metavar="S",
-        help="seconds without body bytes after which a request leaves --max-inflight (default 5)",
+        help="window in which a body under 16 KiB leaves --max-inflight (default 5)",
     )
     p.add_argument(
         "--keepalive-timeout",

@@ -26,7 +26,7 @@ class ServerConfig:
     max_inflight: int = 4096  # requests in progress per worker before 503 ServerBusy
     # Nothing waits forever (reference_server/connections.py). A request head must be complete
     # this long after its first byte; a body that gets no byte this long closes its connection;
-    # after body_stall_s without a byte it stops counting toward max_inflight.
+    # one that gets under 16 KiB in a body_stall_s window stops counting toward max_inflight.
     head_timeout_s: float = 60.0
     body_timeout_s: float = 120.0
     body_stall_s: float = 5.0

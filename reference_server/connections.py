@@ -7,9 +7,10 @@ aiohttp runs one ``RequestHandler`` per TCP connection; ``FacadeProtocol`` adds 
 - request head: from the first byte of a request, its head (request line and headers) must be
   complete within ``head_timeout_s`` (slowloris);
 - body progress: a request body that receives no byte for ``body_timeout_s`` while the server
-  waits for it closes the connection (the upload is aborted, as on a client hang-up). After
-  ``body_stall_s`` without a byte it already leaves the ``--max-inflight`` budget (``InFlight``),
-  so stalled uploads cannot make everyone else get 503; a byte brings it back.
+  waits for it closes the connection (the upload is aborted, as on a client hang-up). A body
+  that receives less than 16 KiB in a ``body_stall_s`` window (nothing at all, or a trickle)
+  leaves the ``--max-inflight`` budget (``InFlight``) until it does again, so stalled uploads
+  cannot make everyone else get 503.
 - errors the HTTP layer itself answers (malformed framing) get Azure's error shape.
 
 ``Connections`` (one per worker) knows every connection, sweeps them for the timeouts, and keeps
@@ -50,6 +51,9 @@ log = logging.getLogger("reference_server")
 
 Render = Callable[[StorageError, web.BaseRequest], web.StreamResponse]
 FD_RESERVE = MAX_CACHED_LOCKS + 512  # descriptors kept for lock files, temp files, threads
+# A body that receives less than this in a body_stall_s window is not making progress (a trickle
+# of a byte now and then must not hold a place in the budget). Parking costs a request nothing.
+MIN_PROGRESS_BYTES = 16 * 1024
 
 
 class InFlight:
@@ -206,6 +210,8 @@ class FacadeProtocol(RequestHandler):
         "_payload",
         "_progress_at",
         "_ticket",
+        "_window_bytes",
+        "_window_start",
     )
 
     def __init__(self, manager: web.Server, *, guard: Connections, **kwargs: Any) -> None:
@@ -217,6 +223,8 @@ class FacadeProtocol(RequestHandler):
         self._head_since: float | None = None
         self._head_start = b""
         self._progress_at = 0.0
+        self._window_start = 0.0  # the current body_stall_s window and its body bytes
+        self._window_bytes = 0
 
     # ---- lifecycle --------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -230,8 +238,10 @@ class FacadeProtocol(RequestHandler):
     def data_received(self, data: bytes) -> None:
         now = self._loop.time()
         self._progress_at = now
-        if self._ticket is not None and self._ticket.parked:
-            self._ticket.unpark()
+        self._window_bytes += len(data)
+        ticket = self._ticket
+        if ticket is not None and ticket.parked and self._window_bytes >= MIN_PROGRESS_BYTES:
+            ticket.unpark()
             self._guard.stalled(self, False)
         if self._head_since is None and data and not self._in_request and self._body_done():
             self._head_since = now  # the first byte of the next request head
@@ -251,8 +261,10 @@ class FacadeProtocol(RequestHandler):
             self.close()
 
     def resume_reading(self, resume_parser: bool = True) -> None:
-        # the server held the body back; waiting on the client starts again now
-        self._progress_at = self._loop.time()
+        if self._reading_paused:  # (aiohttp calls this after every read, paused or not)
+            # the server held the body back; waiting on the client starts again now
+            self._progress_at = self._window_start = self._loop.time()
+            self._window_bytes = 0
         super().resume_reading(resume_parser)
 
     def _body_done(self) -> bool:
@@ -264,7 +276,8 @@ class FacadeProtocol(RequestHandler):
         self._payload = request.content
         self._ticket = ticket
         self._head_since = None
-        self._progress_at = self._loop.time()
+        self._progress_at = self._window_start = self._loop.time()
+        self._window_bytes = 0
         self._guard.busy(self)
         if self._messages and not self._body_done():  # the body broke before we got here
             self._fail_body()
@@ -279,11 +292,12 @@ class FacadeProtocol(RequestHandler):
         if self._in_request:
             if self._body_done() or self._reading_paused:
                 return None  # no body owed, or the server (not the client) is behind
-            waited = now - self._progress_at
-            if waited >= self._guard.body_timeout_s:
+            if now - self._progress_at >= self._guard.body_timeout_s:
                 return "body_timeout"
-            if waited >= self._guard.body_stall_s and self._ticket is not None:
-                if not self._ticket.parked:
+            if now - self._window_start >= self._guard.body_stall_s:
+                slow = self._window_bytes < MIN_PROGRESS_BYTES
+                self._window_start, self._window_bytes = now, 0
+                if slow and self._ticket is not None and not self._ticket.parked:
                     self._ticket.park()
                     self._guard.stalled(self, True)
         elif self._head_since is not None and now - self._head_since >= self._guard.head_timeout_s:

@@ -4,6 +4,7 @@ the HTTP layer refuses (malformed framing) still carries Azure's error shape."""
 
 from __future__ import annotations
 
+import http.client
 import resource
 import socket
 import subprocess
@@ -52,11 +53,14 @@ def connect(srv: RunningServer) -> socket.socket:
     return socket.create_connection(("127.0.0.1", srv.port), timeout=10)
 
 
-def stalled_upload(raw: Raw, container: str, blob: str) -> socket.socket:
-    """A signed Put Blob of 1 MiB whose client sends 16 bytes of the body and then nothing."""
-    req = raw.prepare("PUT", container, blob, headers=PUT_BLOB, content_length=MIB)
+def stalled_upload(
+    raw: Raw, container: str, blob: str, size: int = MIB, sent: int = 16
+) -> socket.socket:
+    """A signed Put Blob of ``size`` bytes whose client sends ``sent`` bytes of the body (all
+    ``x``) and then nothing."""
+    req = raw.prepare("PUT", container, blob, headers=PUT_BLOB, content_length=size)
     sock = connect(raw.server)
-    sock.sendall(req.head() + b"x" * 16)
+    sock.sendall(req.head() + b"x" * sent)
     return sock
 
 
@@ -153,6 +157,42 @@ def test_idle_flood_beyond_the_connection_limit_sheds_the_oldest(launcher) -> No
         raw.close()
 
 
+def test_at_the_connection_limit_the_longest_stalled_upload_makes_room(launcher) -> None:
+    """No idle connection to shed: a newcomer closes the upload stalled the longest."""
+    srv = launcher("--max-connections", "20", "--body-stall", "0.5", "--body-timeout", "60")
+    raw = Raw(srv)
+    ct = raw.create_container()
+    raw.close()  # its connection would be the idle one shed first
+    staging = srv.data_root / ".staging"
+    # 2 MiB and a bit of a 4 MiB body: each upload is in its handler once a batch is in staging
+    held = [stalled_upload(raw, ct, f"held-{i}", 4 * MIB, 2 * MIB + 16) for i in range(20)]
+    try:
+        deadline = time.monotonic() + 30
+        while len(list(staging.glob("up-*"))) < len(held):
+            assert time.monotonic() < deadline, "the held uploads never reached the handler"
+            time.sleep(0.02)
+        # until the bodies have stalled past --body-stall, a newcomer finds nothing to shed
+        # and is closed itself; then it sheds the longest-stalled upload and is served
+        raw = Raw(srv)
+        while True:
+            try:
+                status = raw.request("GET", ct, query={"restype": "container"}).status
+                break
+            except (ConnectionError, http.client.HTTPException):
+                raw.close()
+                assert time.monotonic() < deadline, "never room for a newcomer"
+                time.sleep(0.1)
+        assert status == 200
+        serve_normally(raw, ct, "newcomer")
+        closed = [closed_by_server(s) for s in held]
+        assert closed[0] and sum(closed) <= 3, closed  # the oldest first, one per newcomer
+        assert raw.request("HEAD", ct, "held-0").status == 404
+    finally:
+        for sock in held:
+            sock.close()
+        raw.close()
+
+
 def test_the_descriptor_limit_bounds_connections_too(tmp_path: Path) -> None:
     """With ``ulimit -n`` 4,700, more idle connections than descriptors: the façade keeps the
     count under its descriptor budget (shedding the oldest) instead of failing accept(2), so a
@@ -185,31 +225,43 @@ def test_the_descriptor_limit_bounds_connections_too(tmp_path: Path) -> None:
     assert "Traceback" not in srv.log()
 
 
-def test_stalled_signed_uploads_do_not_make_others_get_503(launcher) -> None:
-    """Stalled bodies leave the in-flight budget after --body-stall: other clients are served,
-    and a stalled upload whose client resumes still completes."""
+@pytest.mark.parametrize("trickle", [False, True], ids=["stalled", "trickling"])
+def test_stalled_signed_uploads_do_not_make_others_get_503(launcher, trickle: bool) -> None:
+    """Bodies that send nothing, or a byte now and then, leave the in-flight budget after
+    --body-stall: other clients are served, and such an upload whose client resumes still
+    completes."""
     srv = launcher("--max-inflight", "8", "--body-stall", "2", "--body-timeout", "60")
     raw = Raw(srv)
     ct = raw.create_container()
-    held = [stalled_upload(raw, ct, f"held-{i}") for i in range(8)]
+    # 2 MiB and a bit of each 4 MiB body: the server writes a first batch to staging, which
+    # shows that all 8 requests hold a place in the budget before anything else is sent
+    size, sent = 4 * MIB, [2 * MIB + 16] * 8
+    held = [stalled_upload(raw, ct, f"held-{i}", size, sent[i]) for i in range(8)]
+    staging = srv.data_root / ".staging"
     try:
-        statuses: list[int] = []
         deadline = time.monotonic() + 30
-        # first the budget fills (the held requests are parsed and counted), then they stall
-        # out of it; the limit only bounds a hung test
+        while len(list(staging.glob("up-*"))) < len(held):
+            assert time.monotonic() < deadline, "the held uploads never reached the handler"
+            time.sleep(0.02)
+        statuses: list[int] = []
+        # the budget is full, then the bodies stall out of it; the limit only bounds a hung test
         while 503 not in statuses or statuses[-1] == 503:
             assert time.monotonic() < deadline, f"never full, then free: {statuses[-20:]}"
             statuses.append(raw.request("GET", ct, query={"restype": "container"}).status)
+            if trickle:  # one byte per upload every turn: progress, but no real progress
+                for i, sock in enumerate(held):
+                    sock.sendall(b"x")
+                    sent[i] += 1
             time.sleep(0.02)
-        assert statuses[-1] == 200
+        assert statuses[0] == 503 and statuses[-1] == 200
         for i in range(20):  # and it stays so: the budget is free for requests making progress
             assert raw.put_blob(ct, f"other-{i}", b"x" * 1000).status == 201
         assert not any(closed_by_server(s) for s in held)
         for i, sock in enumerate(held):  # the clients resume: every upload completes
-            sock.sendall(bytes([i]) * (MIB - 16))
+            sock.sendall(bytes([i]) * (size - sent[i]))
             assert read_response(sock)[0] == 201
         got = raw.request("GET", ct, "held-3")
-        assert got.body == b"x" * 16 + bytes([3]) * (MIB - 16)
+        assert got.body == b"x" * sent[3] + bytes([3]) * (size - sent[3])
     finally:
         for sock in held:
             sock.close()
