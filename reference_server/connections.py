@@ -45,7 +45,7 @@ from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
 from reference_server.config import ServerConfig
 from reference_server.errors import StorageError
-from reference_server.store.blobstore import MAX_CACHED_LOCKS
+from reference_server.store.locks import MAX_CACHED_LOCKS
 
 log = logging.getLogger("reference_server")
 
