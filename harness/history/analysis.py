@@ -205,6 +205,8 @@ def analyse(
             all_series.append(s)
         last = all_series[-1]
         if len(last.raw) > 1 and (since is None or last.nights[-1] >= since):
-            verdict = ab_verdict(last.raw[-1], last.raw[:-1], kpi_sense(key["kpi"]), ab)
+            # Tonight against the level it should have now: the nights since the last change.
+            start = max([0, *(last.nights.index(c.first_night) for c in last.changes)])
+            verdict = ab_verdict(last.raw[-1], last.raw[start:-1], kpi_sense(key["kpi"]), ab)
             tonight.append(Tonight(label, key["kpi"], last.nights[-1], verdict))
     return Analysis(all_series, changes, new_series, tonight)
