@@ -15,7 +15,7 @@ import pandas as pd
 
 from harness.cli_common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from harness.history.records import COLUMNS, STEP_LEVEL, night_of, normalize
-from harness.history.store import DEFAULT_HISTORY, HistoryError, HistoryStore
+from harness.history.store import DEFAULT_HISTORY, HistoryError, HistoryStore, display
 from harness.paths import ROOT
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -108,7 +108,7 @@ def add(run_dirs: tuple[Path, ...], location: str) -> None:
             n = store.add(rows)
             series = rows[["step", "target", "operation", "level"]].drop_duplicates()
             click.echo(f"{run_dir.name}: {n} KPI rows ({len(series)} step/target/level series)")
-    click.echo(f"history: {location}")
+    click.echo(f"history: {display(location)}")
 
 
 @history.command(name="list")
@@ -118,13 +118,13 @@ def list_(location: str) -> None:
     with _open(location) as store:
         runs = store.runs()
     if runs.empty:
-        click.echo(f"{location}: no runs yet")
+        click.echo(f"{display(location)}: no runs yet")
         return
     click.echo(f"{'night':<21} {'run':<44} {'scenario':<18} {'façade build':<16} rows")
     for r in runs.itertuples(index=False):
         build = r.build_min if r.build_min == r.build_max else f"{r.build_min}…{r.build_max}"
         click.echo(f"{r.night:<21} {r.run_id:<44} {r.scenario:<18} {build:<16} {r.rows}")
-    click.echo(f"{len(runs)} run(s) in {location}")
+    click.echo(f"{len(runs)} run(s) in {display(location)}")
 
 
 @history.command(name="export")
@@ -206,7 +206,7 @@ def report(location: str, out: Path, since: str | None) -> None:
 
     with _open(location) as store:
         rows = store.frame(parse_since(since))
-    path = write_page(analyse(rows), out, location)
+    path = write_page(analyse(rows), out, display(location))
     click.echo(f"report: {path}")
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
@@ -33,6 +34,15 @@ def is_postgres(location: str) -> bool:
     return location.startswith(("postgresql://", "postgres://"))
 
 
+def display(location: str) -> str:
+    """``location`` fit to print: a URL's password is replaced by ***."""
+    parts = urlsplit(location)
+    if not is_postgres(location) or parts.password is None:
+        return location
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 class HistoryStore:
     """A connection to the history table: ``add`` replaces a run's rows, ``frame`` reads."""
 
@@ -50,7 +60,7 @@ class HistoryStore:
                 Path(self.location).parent.mkdir(parents=True, exist_ok=True)
                 self._con = duckdb.connect(self.location)
         except Exception as exc:
-            raise HistoryError(f"cannot open history {self.location}: {exc}") from exc
+            raise HistoryError(f"cannot open history {display(self.location)}: {exc}") from exc
         self._execute(_DDL)
         self._execute(_INDEX)
 
