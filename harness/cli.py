@@ -41,7 +41,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("scenario")
+@click.argument("scenarios", nargs=-1, required=True, metavar="SCENARIO...")
 @click.option(
     "--target",
     type=click.Choice(TARGET_NAMES),
@@ -93,7 +93,7 @@ def main() -> None:
     help="Locked contracts to diff the recorded calls against [default: fixtures/contracts].",
 )
 def run(
-    scenario: str,
+    scenarios: tuple[str, ...],
     target: str | None,
     endpoint: str | None,
     out: Path,
@@ -102,7 +102,8 @@ def run(
     no_contract: bool,
     contracts_dir: Path | None,
 ) -> None:
-    """Run SCENARIO (a YAML path or a shipped name such as `smoke`).
+    """Run SCENARIO (a YAML path or a shipped name such as `smoke`); several run one after
+    the other, each in its own run directory, and the exit status is the worst of them.
 
     Writes reports/<UTC time>-<scenario>/ with results.parquet, samples.parquet, run.json,
     report.html and junit.xml, prints a summary table and, last, the report's path. Client
@@ -114,31 +115,48 @@ def run(
     from harness.report.terminal import print_run
     from harness.runner import Runner
 
-    sc = load_scenario(scenario, overrides)
-    if (target or sc.target.kind) == "url":
-        _check_url_target(endpoint or sc.target.endpoint)
-    source = {
-        "scenario": str(scenario_mod.resolve_path(scenario)),
-        "overrides": list(overrides),
-        "target": target,
-        "endpoint": endpoint,
-        "contract": not no_contract,
-    }
-    options = dict(
-        out=out, target=target, endpoint=endpoint, sample_interval=sample_interval, source=source
-    )
-    runner = (
-        Runner(sc, **options)
-        if no_contract
-        else RecordingRunner(sc, contracts_dir=contracts_dir or CONTRACTS_DIR, **options)
-    )
-    outcome = runner.run()
-    paths = render_run(outcome.run_dir)
-    print_run(load_run(outcome.run_dir))
-    click.echo(f"junit: {paths['junit']}")
-    click.echo(f"report: {paths['html']}")
-    # 0 passed, 1 failed, 2 a target failed its preflight, 130 Ctrl-C, 143 SIGTERM.
-    sys.exit(outcome.exit_code)
+    # Every scenario is checked before the first one runs: a typo in the third is exit 2 now,
+    # not after the first two have run for an hour.
+    loaded = [(name, load_scenario(name, overrides)) for name in scenarios]
+    for _, sc in loaded:
+        if (target or sc.target.kind) == "url":
+            _check_url_target(endpoint or sc.target.endpoint)
+    outcomes: list[tuple[str, int, Path]] = []
+    for scenario, sc in loaded:
+        source = {
+            "scenario": str(scenario_mod.resolve_path(scenario)),
+            "overrides": list(overrides),
+            "target": target,
+            "endpoint": endpoint,
+            "contract": not no_contract,
+        }
+        options = dict(
+            out=out,
+            target=target,
+            endpoint=endpoint,
+            sample_interval=sample_interval,
+            source=source,
+        )
+        runner = (
+            Runner(sc, **options)
+            if no_contract
+            else RecordingRunner(sc, contracts_dir=contracts_dir or CONTRACTS_DIR, **options)
+        )
+        outcome = runner.run()
+        paths = render_run(outcome.run_dir)
+        print_run(load_run(outcome.run_dir))
+        click.echo(f"junit: {paths['junit']}")
+        click.echo(f"report: {paths['html']}")
+        outcomes.append((sc.name, outcome.exit_code, paths["html"]))
+        if outcome.interrupted:  # Ctrl-C or SIGTERM stops the whole invocation
+            break
+    if len(scenarios) > 1:
+        for name, code, html in outcomes:
+            click.echo(f"{name}: exit {code} ({html})")
+        for name in [sc.name for _, sc in loaded][len(outcomes) :]:
+            click.echo(f"{name}: not run (interrupted)")
+    # 0 passed, 1 failed, 2 a target failed its preflight, 130 Ctrl-C, 143 SIGTERM: the worst.
+    sys.exit(max(code for _, code, _ in outcomes))
 
 
 def _check_url_target(endpoint: str | None) -> None:
