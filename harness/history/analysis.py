@@ -23,12 +23,16 @@ SERIES_KEY = ["scenario", "step", "target", "driver", "operation", "level", "kpi
 COMPARABLE = ["tool_versions", "hardware"]
 
 
-def series_label(key: dict[str, Any]) -> str:
+def step_label(key: dict[str, Any]) -> str:
     level = "" if key["level"] == STEP_LEVEL else f" level {key['level']}"
     return (
         f"{key['scenario']} / {key['step']}{level} @{key['target']} "
-        f"[{key['driver']} {key['operation']}] {key['kpi']}"
+        f"[{key['driver']} {key['operation']}]"
     )
+
+
+def series_label(key: dict[str, Any]) -> str:
+    return f"{step_label(key)} {key['kpi']}"
 
 
 @dataclass
@@ -45,27 +49,32 @@ class Change:
     first_run: str
     previous_night: str
     builds: list[str]  # "façade 0.1.0 → 0.1.1", "harness abc → def"
+    recovered: str | None = None  # night a later change brought the level back
 
     def line(self) -> str:
         low, high = self.interval
         builds = "; ".join(self.builds) or "no build or revision change there"
-        return (
-            f"{self.kind.upper():<11} {self.series}: {self.relative:+.1%} "
+        first = "first bad night" if self.kind == "regression" else "from night"
+        kind = "RECOVERED" if self.recovered else self.kind.upper()
+        text = (
+            f"{kind:<11} {self.series}: {self.relative:+.1%} "
             f"[{low:+.1%}, {high:+.1%}] ({self.before:,.4g} → {self.after:,.4g}), "
-            f"first bad night {self.first_night} (run {self.first_run}), p={self.p_value:.3g}; "
-            f"{builds}"
+            f"{first} {self.first_night} (run {self.first_run}), p={self.p_value:.3g}; {builds}"
         )
+        return text + (f"; back to its level from {self.recovered}" if self.recovered else "")
 
 
 @dataclass
 class NewSeries:
-    series: str
+    step: str  # every KPI of this step, target and level starts anew
     night: str
     what: str  # "azcopy 10.32.2 → 10.33.0" / "hardware ... → ..."
+    kpis: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         return (
-            f"NEW SERIES  {self.series}: from {self.night}, {self.what} (not compared with before)"
+            f"NEW SERIES  {self.step} ({len(self.kpis)} KPIs): from {self.night}, {self.what} "
+            "(not compared with before)"
         )
 
 
@@ -103,7 +112,16 @@ class Analysis:
 
     @property
     def regressions(self) -> list[Change]:
-        return [c for c in self.changes if c.kind == "regression"]
+        """Regressions still open: not brought back to their level by a later change."""
+        return [c for c in self.changes if c.kind == "regression" and not c.recovered]
+
+    @property
+    def improvements(self) -> list[Change]:
+        return [c for c in self.changes if c.kind == "improvement"]
+
+    @property
+    def recovered(self) -> list[Change]:
+        return [c for c in self.changes if c.recovered]
 
     @property
     def worse_tonight(self) -> list[Tonight]:
@@ -111,7 +129,8 @@ class Analysis:
 
     @property
     def confirmed(self) -> bool:
-        """A regression the exit status reports: a change point, or tonight worse by the test."""
+        """A regression the exit status reports: an open change point for the worse, or
+        tonight worse than the last nights by the rank test."""
         return bool(self.regressions or self.worse_tonight)
 
     def to_json(self) -> dict[str, Any]:
@@ -148,6 +167,19 @@ def _changes_at(s: Series, i: int) -> list[str]:
     return out
 
 
+def _mark_recoveries(s: Series, sense: int, tolerance: float = 0.03) -> None:
+    """A regression is recovered once a later level is within ``tolerance`` of the level
+    before it, or better: a fixed build no longer fails the night."""
+    for i, change in enumerate(s.changes):
+        if change.kind != "regression":
+            continue
+        for later in s.changes[i + 1 :]:
+            back = (later.after - change.before) / abs(change.before) if change.before else 0.0
+            if back * sense >= -tolerance:
+                change.recovered = later.first_night
+                break
+
+
 def analyse(
     rows: pd.DataFrame,
     since: str | None = None,
@@ -171,7 +203,15 @@ def analyse(
         for a, b in zip(starts, [*starts[1:], len(group)], strict=True):
             if a:
                 what = _describe_cut(group.iloc[a - 1], group.iloc[a])
-                new_series.append(NewSeries(label, group["night"][a], what))
+                cut = NewSeries(step_label(key), group["night"][a], what)
+                same = [
+                    n
+                    for n in new_series
+                    if (n.step, n.night, n.what) == (cut.step, cut.night, what)
+                ]
+                (same[0] if same else cut).kpis.append(key["kpi"])
+                if not same:
+                    new_series.append(cut)
             part = group.iloc[a:b]
             s = Series(
                 key=key,
@@ -202,6 +242,7 @@ def analyse(
                 s.changes.append(change)
                 if since is None or change.first_night >= since:
                     changes.append(change)
+            _mark_recoveries(s, sense)
             all_series.append(s)
         last = all_series[-1]
         if len(last.raw) > 1 and (since is None or last.nights[-1] >= since):

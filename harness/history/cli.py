@@ -240,8 +240,8 @@ def regress(location: str, since: str | None, as_json: bool) -> None:
                 click.echo(t.line())
         click.echo(
             f"{len(result.series)} series over {rows['night'].nunique()} night(s): "
-            f"{len(result.regressions)} regression(s), "
-            f"{len(result.changes) - len(result.regressions)} improvement(s), "
+            f"{len(result.regressions)} regression(s), {len(result.recovered)} recovered, "
+            f"{len(result.improvements)} improvement(s), "
             f"{len(result.worse_tonight)} worse tonight, {len(result.new_series)} new series"
         )
     sys.exit(EXIT_FAILED if result.confirmed else EXIT_OK)

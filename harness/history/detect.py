@@ -5,10 +5,10 @@ Point Analysis of Multivariate Data", JASA 2014), the method of Apache Otava and
 signal-processing-algorithms, written once here because neither fits the lab's dependency set
 (Otava pins numpy 2.2 / scipy < 1.17, MongoDB's package numpy 1.x):
 
-- for a segment, the split τ that maximises the energy statistic
-  Q(τ) = m·n/(m+n) · (2/(m·n)·Σ|x−y| − 1/C(m,2)·Σ|x−x'| − 1/C(n,2)·Σ|y−y'|)
-  over left part X (m points) and right part Y (n points), both at least ``min_segment`` long, so
-  a single spike can never be a segment of its own;
+- for a segment, the split τ (and end κ) that maximises the energy statistic
+  Q(τ, κ) = m·n/(m+n) · (2/(m·n)·Σ|x−y| − 1/C(m,2)·Σ|x−x'| − 1/C(n,2)·Σ|y−y'|)
+  between X = the segment up to τ (m points) and Y = from τ to κ (n points), both at least
+  ``min_segment`` long, so a single spike can never be a segment of its own;
 - its significance by a permutation test (the segment shuffled ``permutations`` times with a
   seeded generator, so the same history always gives the same answer); Otava's t-test shortcut
   is not used: testing the best of many splits with a plain t-test over-states significance;
@@ -51,24 +51,31 @@ class ChangePoint:
     interval: tuple[float, float]  # 95% bootstrap interval of ``relative``
 
 
-def _best_split(values: np.ndarray, min_segment: int) -> tuple[int, float]:
-    """(τ, Q(τ)) of the best split of ``values`` (τ relative to its start), or (-1, 0)."""
+def _best_split(values: np.ndarray, min_segment: int) -> tuple[int, int, float]:
+    """(τ, κ, Q) of the best split: X = values[:τ] against Y = values[τ:κ] (Matteson & James
+    search the end κ too, so a level that comes back, a bad build later fixed, is still found);
+    (-1, -1, 0) when there is none."""
     n = len(values)
     if n < 2 * min_segment:
-        return -1, 0.0
+        return -1, -1, 0.0
     dist = np.abs(values[:, None] - values[None, :])
     cum = np.zeros((n + 1, n + 1))
     cum[1:, 1:] = dist.cumsum(0).cumsum(1)
-    # Every split at once, from the 2-D prefix sums of the distance matrix.
-    tau = np.arange(min_segment, n - min_segment + 1)
-    m, k = tau.astype(float), (n - tau).astype(float)
-    between = cum[tau, n] - cum[tau, tau]
+    # Every (τ, κ) at once, from the 2-D prefix sums of the distance matrix.
+    tau = np.arange(min_segment, n - min_segment + 1)[:, None]
+    kappa = np.arange(2 * min_segment, n + 1)[None, :]
+    valid = kappa - tau >= min_segment
+    kappa_ = np.where(valid, kappa, n)
+    m, k = tau.astype(float), np.maximum(kappa_ - tau, 2).astype(float)
+    between = cum[tau, kappa_] - cum[tau, tau]
     within_x = cum[tau, tau] / 2
-    within_y = (cum[n, n] - cum[tau, n] - cum[n, tau] + cum[tau, tau]) / 2
+    within_y = (cum[kappa_, kappa_] - cum[tau, kappa_] - cum[kappa_, tau] + cum[tau, tau]) / 2
     energy = 2 * between / (m * k) - within_x / (m * (m - 1) / 2) - within_y / (k * (k - 1) / 2)
-    q = m * k / (m + k) * energy
-    best = int(np.argmax(q))
-    return (int(tau[best]), float(q[best])) if q[best] > 0 else (-1, 0.0)
+    q = np.where(valid, m * k / (m + k) * energy, -np.inf)
+    t, c = np.unravel_index(int(np.argmax(q)), q.shape)
+    if q[t, c] <= 0:
+        return -1, -1, 0.0
+    return int(tau[t, 0]), int(kappa[0, c]), float(q[t, c])
 
 
 def _permutation_p(
@@ -79,7 +86,7 @@ def _permutation_p(
     the full count."""
     exceed, limit = 0, cfg.p_value * (cfg.permutations + 1) - 1
     for done in range(1, cfg.permutations + 1):
-        _, q_perm = _best_split(rng.permutation(values), cfg.min_segment)
+        *_, q_perm = _best_split(rng.permutation(values), cfg.min_segment)
         exceed += q_perm >= q
         if exceed > limit:
             return (exceed + 1) / (done + 1)
@@ -133,16 +140,17 @@ def change_points(
         for start, end in itertools.pairwise(cuts):
             if (start, end) in rejected:
                 continue
-            tau, q = _best_split(values[start:end], cfg.min_segment)
+            tau, kappa, q = _best_split(values[start:end], cfg.min_segment)
             if tau > 0:
-                candidates.append((q, start, end, start + tau))
+                candidates.append((q, start, end, start + tau, start + kappa))
         if not candidates:
             break
-        q, start, end, at = max(candidates)
+        q, start, end, at, stop = max(candidates)
         segment = values[start:end]
         p = _permutation_p(segment, q, cfg, rng)
-        shift = _relative(values[start:at].mean(), values[at:end].mean())
-        if p > cfg.p_value or abs(shift) < cfg.min_effect or _is_trend(segment, at - start):
+        shift = _relative(values[start:at].mean(), values[at:stop].mean())
+        trend = _is_trend(values[start:stop], at - start)
+        if p > cfg.p_value or abs(shift) < cfg.min_effect or trend:
             rejected.add((start, end))
             continue
         found[at] = p

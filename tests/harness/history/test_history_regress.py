@@ -68,6 +68,27 @@ def test_a_slower_build_is_a_regression_pinned_on_its_first_night(
     assert "0 regression(s)" in later.output
 
 
+def test_a_regression_a_later_build_undoes_is_recovered_and_exits_0(
+    make_run: MakeRun, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(7)
+    levels = [100.0] * 8 + [80.0] * 6 + [101.0] * 6
+    builds = ["1.0"] * 8 + ["1.1"] * 6 + ["1.2"] * 6
+    runs = [
+        make_run(i, _noisy(rng, v), build=b)
+        for i, (v, b) in enumerate(zip(levels, builds, strict=True))
+    ]
+    result = CliRunner().invoke(main, ["regress", "--history", _history(tmp_path, runs)])
+    assert result.exit_code == 0, result.output
+    line = next(
+        x
+        for x in result.output.splitlines()
+        if x.endswith("2026-11-15T01:00:00Z") and "throughput_mib_s" in x
+    )
+    assert line.startswith("RECOVERED   ") and "façade 1.0 → 1.1" in line
+    assert "back to its level from 2026-11-15T01:00:00Z" in line
+
+
 def test_latency_down_is_an_improvement_and_exits_0(make_run: MakeRun, tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     runs = [
@@ -93,7 +114,7 @@ def test_a_new_client_version_starts_a_new_series_instead_of_a_regression(
     assert result.exit_code == 0, result.output
     assert "REGRESSION" not in result.output
     assert (
-        "NEW SERIES  nightly / sdk-upload @reference [sdk upload] throughput_mib_s: from "
+        "NEW SERIES  nightly / sdk-upload @reference [sdk upload] (10 KPIs): from "
         "2026-11-09T01:00:00Z, azure-storage-blob 12.31.1 → 12.32.0 (not compared with before)"
     ) in result.output
 
@@ -103,7 +124,7 @@ def test_a_single_bad_night_is_not_a_change_point(make_run: MakeRun, tmp_path: P
     runs = [make_run(i, _noisy(rng, 60.0 if i == 7 else 100.0)) for i in range(15)]
     result = CliRunner().invoke(main, ["regress", "--history", _history(tmp_path, runs)])
     assert result.exit_code == 0, result.output
-    assert "0 regression(s), 0 improvement(s), 0 worse tonight" in result.output
+    assert "0 regression(s), 0 recovered, 0 improvement(s), 0 worse tonight" in result.output
 
 
 def test_tonight_worse_than_the_last_nights_needs_five_repeats(
