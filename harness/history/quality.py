@@ -121,9 +121,13 @@ def main() -> int:
         s = score(series)
         for name in ("true_positives", "false_positives", "false_negatives", "series"):
             setattr(overall, name, getattr(overall, name) + getattr(s, name))
+        # Kinds without a true step have no precision or recall of their own: their false
+        # alarms count in the total.
+        real = s.true_positives + s.false_negatives
+        figures = f"{s.precision:>9.2f} {s.recall:>7.2f}" if real else f"{'–':>9} {'–':>7}"
         print(
             f"{kind:<11} {s.series:>4} {s.true_positives:>4} {s.false_positives:>4} "
-            f"{s.false_negatives:>4} {s.precision:>9.2f} {s.recall:>7.2f}"
+            f"{s.false_negatives:>4} {figures}"
         )
     print(
         f"{'all':<11} {overall.series:>4} {overall.true_positives:>4} "
