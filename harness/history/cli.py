@@ -16,7 +16,6 @@ import pandas as pd
 from harness.cli_common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from harness.history.records import COLUMNS, STEP_LEVEL, night_of, normalize
 from harness.history.store import DEFAULT_HISTORY, HistoryError, HistoryStore, display
-from harness.paths import ROOT
 
 F = TypeVar("F", bound=Callable[..., Any])
 # Columns a CSV must have; the others get defaults (older results rarely kept their repeats).
@@ -40,16 +39,15 @@ def history_option(f: F) -> F:
         "location",
         metavar="URL_OR_PATH",
         envvar="HARNESS_HISTORY",
-        default=str(DEFAULT_HISTORY.relative_to(ROOT)),
+        default=str(DEFAULT_HISTORY),
         show_default=True,
         help="A DuckDB file, or a postgresql:// URL (env HARNESS_HISTORY).",
     )(f)
 
 
 def _open(location: str) -> HistoryStore:
-    path = location if "://" in location else str(ROOT / location)
     try:
-        return HistoryStore(path)
+        return HistoryStore(location)
     except HistoryError as exc:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_BAD_INPUT)
@@ -194,9 +192,8 @@ def import_(csv_file: Path, location: str) -> None:
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    default=ROOT / "reports" / "history",
-    show_default=True,
-    help="Directory that receives history.html.",
+    default=None,
+    help="Directory that receives history.html [default: ./reports/history].",
 )
 @click.option("--since", default=None, help="Only nights from this date (2026-11-20, or 30d).")
 def report(location: str, out: Path, since: str | None) -> None:
@@ -206,7 +203,7 @@ def report(location: str, out: Path, since: str | None) -> None:
 
     with _open(location) as store:
         rows = store.frame(parse_since(since))
-    path = write_page(analyse(rows), out, display(location))
+    path = write_page(analyse(rows), out or Path.cwd() / "reports" / "history", display(location))
     click.echo(f"report: {path}")
 
 

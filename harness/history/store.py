@@ -13,9 +13,9 @@ from urllib.parse import urlsplit, urlunsplit
 import pandas as pd
 
 from harness.history.records import COLUMNS, normalize
-from harness.paths import ROOT
 
-DEFAULT_HISTORY = ROOT / "reports" / "history.duckdb"
+# Relative: under ./reports of the current directory, beside the run directories.
+DEFAULT_HISTORY = Path("reports") / "history.duckdb"
 TABLE = "kpi_history"
 _TYPES = {"level": "INTEGER", "value": "DOUBLE PRECISION", "repeats": "INTEGER"}
 _DDL = (
