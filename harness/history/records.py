@@ -130,10 +130,15 @@ def run_rows(run_dir: Path) -> pd.DataFrame:
         level=[STEP_LEVEL if pd.isna(v) else int(v) for v in measured["level"]],
         row_kind=measured["row_kind"].fillna("step"),
     )
+    # A load step's summary row is the sum of its levels: its per-level rows are the KPIs.
+    swept = set(
+        measured.loc[measured["row_kind"] == LEVEL_ROW, ["scenario", "step", "target"]].itertuples(
+            index=False, name=None
+        )
+    )
     for key, group in measured.groupby(keys, sort=True, dropna=False):
         fields = dict(zip(keys, key, strict=True))
-        # A load step's summary row is the sum of its levels: its per-level rows are the KPIs.
-        if fields["level"] == STEP_LEVEL and (group["row_kind"] == LEVEL_ROW).any():
+        if fields["level"] == STEP_LEVEL and key[:3] in swept:
             continue
         for kpi in KPI_SENSE:
             if kpi in PAYLOAD_KPIS and not moves_payload(fields["operation"]):

@@ -98,3 +98,36 @@ def test_add_refuses_a_directory_that_is_not_a_run(tmp_path: Path) -> None:
         main, ["history", "add", str(tmp_path), "--history", str(tmp_path / "h.duckdb")]
     )
     assert result.exit_code == 2 and "not a run directory (no run.json)" in result.output
+
+
+def test_a_load_sweep_is_kept_per_level_and_operation(tmp_path: Path) -> None:
+    from harness.results import StepResult
+    from harness.runner import results_frame, write_results
+
+    def level(i: int, op: str, ops: int, warmup: bool) -> dict:
+        return StepResult(
+            scenario="sweep", step="load", driver="locust", operation=op, target="reference",
+            warmup=warmup, objects=ops, duration_s=10.0, p99_ms=5.0 * (i + 1),
+            concurrency=16 * 4**i, extra={"level": i},
+        ).to_row()  # fmt: skip
+
+    results = []
+    for repeat, warmup in ((0, True), (0, False), (1, False)):
+        summary = StepResult(
+            scenario="sweep", step="load", driver="locust", operation="load", target="reference",
+            repeat=repeat, warmup=warmup, objects=1, duration_s=1.0,
+        )  # fmt: skip
+        ops = 10 if warmup else 1000 + repeat
+        summary.extra["levels"] = [level(i, "put_block", ops * (i + 1), warmup) for i in range(2)]
+        results.append(summary)
+    run_dir = tmp_path / "20261101T010000Z-sweep"
+    run_dir.mkdir()
+    write_results(run_dir, results_frame(results))
+    (run_dir / "run.json").write_text(json.dumps({"started_at": "2026-11-01T01:00:00+00:00"}))
+    rows = run_rows(run_dir)
+    # The summary row of the step is left out: its levels are the series.
+    assert set(rows["level"]) == {0, 1} and set(rows["operation"]) == {"put_block"}
+    ops = rows[rows["kpi"] == "ops_s"].set_index("level")
+    assert ops.loc[0, "value"] == pytest.approx(100.05) and ops.loc[1, "repeats"] == 2
+    assert json.loads(ops.loc[1, "raw_values"]) == pytest.approx([200.0, 200.2])  # no warm-up
+    assert rows["facade_build"].eq("unknown").all()  # run.json without target facts
