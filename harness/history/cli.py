@@ -15,7 +15,13 @@ import pandas as pd
 
 from harness.cli_common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from harness.history.records import COLUMNS, STEP_LEVEL, night_of, normalize
-from harness.history.store import DEFAULT_HISTORY, HistoryError, HistoryStore, display
+from harness.history.store import (
+    DEFAULT_HISTORY,
+    HistoryError,
+    HistoryStore,
+    display,
+    is_postgres,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 # Columns a CSV must have; the others get defaults (older results rarely kept their repeats).
@@ -45,7 +51,12 @@ def history_option(f: F) -> F:
     )(f)
 
 
-def _open(location: str) -> HistoryStore:
+def _open(location: str, create: bool = False) -> HistoryStore:
+    """The store; a DuckDB file that does not exist is created only by commands that add to
+    it (a mistyped path must not read as an empty history that passes)."""
+    if not create and not is_postgres(location) and not Path(location).is_file():
+        click.echo(f"no history at {location} (`harness history add RUN_DIR` creates it)", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     try:
         return HistoryStore(location)
     except HistoryError as exc:
@@ -93,7 +104,7 @@ def add(run_dirs: tuple[Path, ...], location: str) -> None:
         click.echo(f"{d}: not a run directory (no run.json)", err=True)
     if bad:
         sys.exit(EXIT_BAD_INPUT)
-    with _open(location) as store:
+    with _open(location, create=True) as store:
         for run_dir in run_dirs:
             info = json.loads((run_dir / "run.json").read_text())
             if info.get("interrupted"):
@@ -182,7 +193,7 @@ def import_(csv_file: Path, location: str) -> None:
     except ValueError as exc:
         click.echo(f"{csv_file}: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    with _open(location) as store:
+    with _open(location, create=True) as store:
         n = store.add(frame)
     click.echo(f"{csv_file}: {n} KPI rows of {frame['run_id'].nunique()} run(s) imported")
 
@@ -219,8 +230,9 @@ def report(location: str, out: Path, since: str | None) -> None:
 def regress(location: str, since: str | None, as_json: bool) -> None:
     """Change points in every KPI series of the history, and tonight against the last nights.
 
-    Exit status 1 on a confirmed regression (a change point for the worse, or tonight worse
-    than the last nights by the rank test), 0 otherwise, 2 when the history cannot be read.
+    Exit status 1 on a confirmed regression (a change point for the worse that no later
+    change undid, or tonight worse than the last nights by the rank test), 0 otherwise, 2 when
+    the history cannot be read.
     """
     from harness.history.analysis import analyse
 

@@ -164,7 +164,12 @@ def test_ab_floor_grows_with_the_spread_between_nights() -> None:
     assert ab_verdict(tonight, steady, sense=-1).verdict == "better"  # e.g. latency down
 
 
-def test_empty_history_has_nothing_to_report(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["regress", "--history", str(tmp_path / "h.duckdb")])
-    assert result.exit_code == 0 and "0 series over 0 night(s)" in result.output
+def test_a_missing_history_is_bad_input_and_an_empty_one_reports_nothing(tmp_path: Path) -> None:
+    missing = str(tmp_path / "typo.duckdb")
+    result = CliRunner().invoke(main, ["regress", "--history", missing])
+    assert result.exit_code == 2 and f"no history at {missing}" in result.output
+    assert not Path(missing).exists()
+    HistoryStore(tmp_path / "h.duckdb").close()
+    empty = CliRunner().invoke(main, ["regress", "--history", str(tmp_path / "h.duckdb")])
+    assert empty.exit_code == 0 and "0 series over 0 night(s)" in empty.output
     assert analyse(HistoryStore(tmp_path / "h.duckdb").frame()).series == []
