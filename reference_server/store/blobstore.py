@@ -983,17 +983,24 @@ class Store:
                             removed += 1
         return removed
 
-    def sweep_staging(self, max_age_s: float = 0) -> int:
+    def sweep_staging(self, max_age_s: float = 0, pid: int | None = None) -> int:
         """Delete staging leftovers (bodies, commits, sidecar temps, trash) untouched for
         ``max_age_s``; returns how many. A crash leaves them behind. With 0 (at start, before any
-        worker serves) everything goes; live uploads touch their file with every batch."""
+        worker serves: the data root lock guarantees it) everything goes; live uploads touch
+        their file with every batch. With ``pid`` (a worker that died), only the temp files
+        named after that process go, whatever their age."""
         cutoff = time.time() - max_age_s
         removed = 0
         with os.scandir(self.staging) as it:
             entries = list(it)
+        owner = f"-{pid}-"
         for e in entries:
             with contextlib.suppress(FileNotFoundError):
-                if max_age_s and e.stat(follow_symlinks=False).st_mtime >= cutoff:
+                if pid is not None:
+                    # temp names: <kind>-<pid>-<tag>-<n> (_open_temp)
+                    if owner not in e.name or e.name.index(owner) != e.name.index("-"):
+                        continue
+                elif max_age_s and e.stat(follow_symlinks=False).st_mtime >= cutoff:
                     continue
                 if e.is_dir(follow_symlinks=False):
                     shutil.rmtree(e.path, ignore_errors=True)
