@@ -18,8 +18,8 @@ from harness.drivers.common import (
     is_ip_host,
     local_dir,
 )
+from harness.lab_proxy import LabProxy, routes_for, virtual_host_url
 from harness.metrics import latency_summary
-from harness.proxy import LabProxy, routes_for, virtual_host_url
 from harness.results import StepResult
 from harness.targets.base import Endpoint
 from harness.tools import Tool, azcopy_path
