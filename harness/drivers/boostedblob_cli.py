@@ -30,7 +30,7 @@ import boostedblob.request as bbb_request
 from boostedblob.cli import run_bbb
 from boostedblob.globals import config
 
-from harness.proxy import virtual_host
+from harness.lab_proxy import virtual_host
 
 AZURE_SUFFIX = ".blob.core.windows.net"
 
