@@ -50,7 +50,7 @@ from rich.markup import escape
 from harness import criteria as criteria_mod
 from harness import scenario as scenario_mod
 from harness.cli_common import run_dir_for
-from harness.datasets import Dataset, generate_dataset
+from harness.datasets import Dataset, default_cache_dir, generate_dataset
 from harness.drivers.base import Driver, StepContext
 from harness.drivers.common import local_dir
 from harness.http import BlobHttp
@@ -65,7 +65,6 @@ from harness.targets.base import Endpoint
 from harness.targets.preflight import PreflightError, preflight
 from harness.verify import remote_listing, verify_listing, verify_tree
 
-DEFAULT_CACHE = ROOT / ".cache" / "datasets"
 JSON_COLUMNS = ("errors_by_status", "errors_by_code", "extra")
 STEP_ROW, LEVEL_ROW = "step", "level"
 # How long an overrun step's client gets to wind down once stopped, before it is abandoned.
@@ -174,7 +173,7 @@ class Runner:
         out: Path = ROOT / "reports",
         target: str | None = None,
         endpoint: str | None = None,
-        cache_dir: Path = DEFAULT_CACHE,
+        cache_dir: Path | None = None,
         sample_interval: float = 1.0,
         progress: RunProgress | None = None,
         source: dict[str, Any] | None = None,
@@ -184,7 +183,7 @@ class Runner:
         self.hooks = list(hooks)
         self.default_target = target or scenario.target.kind
         self.endpoint_url = endpoint or scenario.target.endpoint
-        self.cache_dir = cache_dir
+        self.cache_dir = cache_dir or default_cache_dir()
         self.sample_interval = sample_interval
         self.run_dir = run_dir_for(out, scenario.name)
         self.source = source or {}
