@@ -7,9 +7,14 @@ An expression is parsed by a small grammar, never ``eval``::
     p99_ms < 50
     max(failed) == 0            # aggregate over repeats: median (default), min, max, mean, sum
     extra.ServerBusyPercentage <= 1
+    ratio(throughput_mib_s, reference/azurite) >= 3   # one target's aggregate over another's
+    ratio(max(ops_s), reference/nginx) >= 0.7
 
 Each criterion is scoped to a step (and optionally a driver and a target); without a step it
 applies to every step. One verdict is produced per (step, driver, target) group it matches.
+A ratio names its two targets itself (a criterion's ``target`` is not used): one verdict per
+(step, driver) that ran on both, observed = the numerator target's aggregate over the
+denominator's (a benchmark's goal against an anchor target).
 
 Load steps (steps with per-level rows, ``row_kind == "level"``) are judged per operation over
 their levels: every level must hold, the verdict shows the worst one. Levels where the load
@@ -30,7 +35,7 @@ import math
 import operator
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pandas as pd
@@ -62,8 +67,11 @@ KPIS: tuple[str, ...] = (
 
 _NUMBER = r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _NAME = r"[A-Za-z_][A-Za-z0-9_.]*"
+_TARGET = r"[A-Za-z0-9][A-Za-z0-9_-]*"
+_AGG_KPI = rf"(?:(?P<agg>[a-z]+)\(\s*(?P<akpi>{_NAME})\s*\)|(?P<kpi>{_NAME}))"
+_RATIO = rf"ratio\(\s*{_AGG_KPI}\s*,\s*(?P<num>{_TARGET})\s*/\s*(?P<den>{_TARGET})\s*\)"
 _EXPR = re.compile(
-    rf"^\s*(?:(?P<agg>[a-z]+)\(\s*(?P<akpi>{_NAME})\s*\)|(?P<kpi>{_NAME}))"
+    rf"^\s*(?:{_RATIO}|{_AGG_KPI.replace('?P<', '?P<r')})"
     rf"\s*(?P<op>==|!=|<=|>=|<|>)\s*(?P<value>{_NUMBER}|true|false)\s*$"
 )
 
@@ -82,6 +90,12 @@ class Expression:
     kpi: str
     op: str
     value: float
+    numerator: str = ""  # for ratio(KPI, NUMERATOR/DENOMINATOR): the two targets
+    denominator: str = ""
+
+    @property
+    def is_ratio(self) -> bool:
+        return bool(self.numerator)
 
     def holds(self, observed: float) -> bool:
         return OPERATORS[self.op](observed, self.value)
@@ -92,19 +106,29 @@ def parse(text: str) -> Expression:
     match = _EXPR.match(text)
     if not match:
         raise ValueError(
-            f"cannot parse {text!r}: expected `KPI OP NUMBER` or `AGG(KPI) OP NUMBER` "
-            f"with OP one of {' '.join(OPERATORS)}"
+            f"cannot parse {text!r}: expected `KPI OP NUMBER`, `AGG(KPI) OP NUMBER` or "
+            f"`ratio(KPI, TARGET/TARGET) OP NUMBER` with OP one of {' '.join(OPERATORS)}"
         )
-    aggregate = match["agg"] or "median"
-    kpi = match["akpi"] or match["kpi"]
+    ratio = match["num"] is not None
+    prefix = "" if ratio else "r"
+    aggregate = match[f"{prefix}agg"] or "median"
+    kpi = match[f"{prefix}akpi"] or match[f"{prefix}kpi"]
     if aggregate not in AGGREGATES:
         raise ValueError(f"unknown aggregate {aggregate!r}; valid: {', '.join(AGGREGATES)}")
     if kpi not in KPIS and not (kpi.startswith("extra.") and len(kpi) > 6):
         raise ValueError(f"unknown KPI {kpi!r}; valid: {', '.join(KPIS)}, extra.<counter>")
     raw = match["value"]
     value = {"true": 1.0, "false": 0.0}.get(raw)
+    if ratio and match["num"] == match["den"]:
+        raise ValueError(f"cannot parse {text!r}: a ratio needs two different targets")
     return Expression(
-        text.strip(), aggregate, kpi, match["op"], float(raw) if value is None else value
+        text.strip(),
+        aggregate,
+        kpi,
+        match["op"],
+        float(raw) if value is None else value,
+        match["num"] or "",
+        match["den"] or "",
     )
 
 
@@ -131,6 +155,11 @@ class Verdict:
     operation: str = ""  # the Blob operation of a load step's verdict ("" for a whole step)
     # Not judged: a covered execution failed, or nothing ran (``passed`` is then False).
     errored: bool = False
+    # A judged row had its client above 90% CPU (``extra.client_bound``): the number measured
+    # the client as much as the server.
+    client_bound: bool = False
+    # A ratio's two targets and their aggregates (None where not measured): what was divided.
+    sides: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -164,6 +193,9 @@ def evaluate(
     verdicts: list[Verdict] = []
     for crit in criteria:
         expr = parse(crit.expect)
+        if expr.is_ratio:
+            verdicts += _judge_ratio(crit, expr, steps, not_run)
+            continue
         rows, level_rows = steps, levels
         for column in ("step", "driver", "target"):
             wanted = getattr(crit, column)
@@ -254,6 +286,74 @@ def _judge_repeats(label: str, expr: Expression, group: pd.DataFrame) -> Verdict
         not math.isnan(observed) and expr.holds(observed),
         f"{expr.aggregate}({expr.kpi}) = {observed:.4g} over {len(values)} repeat(s) [{shown}]",
     )
+
+
+def _judge_ratio(
+    crit: CriterionLike, expr: Expression, steps: pd.DataFrame, not_run: str
+) -> list[Verdict]:
+    """One verdict per (step, driver) that ran on the ratio's targets: the numerator target's
+    aggregate over the denominator's, against the threshold."""
+    pair = (expr.numerator, expr.denominator)
+    targets = f"{expr.numerator}/{expr.denominator}"
+    rows = steps
+    for column in ("step", "driver"):
+        wanted = getattr(crit, column)
+        if wanted is not None and len(rows):
+            rows = rows[rows[column] == wanted]
+    if len(rows):
+        rows = rows[rows["target"].isin(pair)]
+    if not len(rows):
+        why = f"not run: {not_run}" if not_run else f"no measured results of {' or '.join(pair)}"
+        return [
+            Verdict(
+                crit.label,
+                expr.text,
+                crit.step or "*",
+                crit.driver or "*",
+                targets,
+                None,
+                False,
+                why,
+                errored=bool(not_run),
+            )
+        ]
+    verdicts = []
+    for (step, driver), group in rows.groupby(["step", "driver"], sort=False):
+        failed = _failed_executions(crit.label, expr, group)
+        if failed is not None:
+            verdicts.append(dataclasses.replace(failed, target=targets))
+            continue
+        sides: list[tuple[str, float | None, str]] = []  # (target, aggregate, evidence)
+        for target in pair:
+            values = _kpi_values(group[group["target"] == target], expr.kpi).dropna()
+            if values.empty:
+                sides.append((target, None, f"{target}: {expr.kpi} not measured"))
+                continue
+            agg = AGGREGATES[expr.aggregate](values)
+            shown = ", ".join(f"{v:.4g}" for v in values)
+            sides.append((target, agg, f"{target} {agg:.4g} over {len(values)} [{shown}]"))
+        bound = sorted(set(group[_client_bound(group)]["target"]))
+        (_, num, num_text), (_, den, den_text) = sides
+        observed = num / den if num is not None and den else None
+        evidence = f"{expr.aggregate}({expr.kpi}): {num_text} / {den_text}"
+        evidence += f" = {observed:.3g}" if observed is not None else ": no ratio"
+        if bound:
+            evidence += f"; client-bound: {', '.join(bound)}"
+        verdicts.append(
+            Verdict(
+                crit.label,
+                expr.text,
+                str(step),
+                str(driver),
+                targets,
+                observed,
+                observed is not None and expr.holds(observed),
+                evidence,
+                client_bound=bool(bound),
+                sides={target: value for target, value, _ in sides},
+            )
+        )
+    return verdicts
 
 
 def _client_bound(rows: pd.DataFrame) -> pd.Series:

@@ -111,10 +111,18 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def plan(scenario: Scenario, default_target: str) -> list[Execution]:
-    """Every execution in order: step by step, target by target, warm-ups before repeats."""
+    """Every execution in order: step by step, target by target, warm-ups before repeats.
+
+    With ``interleave`` the targets alternate within a step instead (warm-ups, then repeat 1 on
+    A, B, ..., then repeat 2 on A, B, ...)."""
     executions = []
     for step in scenario.steps:
-        for target in step.target or [default_target]:
+        targets = step.target or [default_target]
+        if scenario.interleave:
+            for warmup, count in ((True, step.warmup or 0), (False, step.repeats or 1)):
+                executions += [Execution(step, t, i, warmup) for i in range(count) for t in targets]
+            continue
+        for target in targets:
             executions += [Execution(step, target, i, True) for i in range(step.warmup or 0)]
             executions += [Execution(step, target, i, False) for i in range(step.repeats or 1)]
     return executions
@@ -223,7 +231,8 @@ class Runner:
         """Every target answers an authenticated request before the first step, or the run
         ends here (PreflightError) naming the target's URL, the status and the error code."""
         for kind, target in self.targets.items():
-            self.preflight[kind] = preflight(kind, target.endpoint())
+            if getattr(target, "blob_api", True):  # a static-file server has no account to ask
+                self.preflight[kind] = preflight(kind, target.endpoint())
 
     def _prepare_datasets(self) -> None:
         for name in {s.dataset for s in self.scenario.steps if s.dataset}:
@@ -247,6 +256,11 @@ class Runner:
                     options=spec.options if own else None,
                 )
             self.targets[kind] = target  # registered before start so a failed start is stopped
+            peer = getattr(target, "serves", None)  # serves the files of another target (nginx)
+            if peer:
+                if peer not in self.targets:
+                    raise ValueError(f"target {kind} serves {peer}: list {peer} before {kind}")
+                target.bind(self.targets[peer])
             target.start(self.run_dir / "targets" / kind)
 
     def _stop_targets(self) -> dict[str, Any]:
@@ -260,6 +274,8 @@ class Runner:
                 target.stop()
             except Exception as exc:
                 self.notes.append(f"stopping {kind} failed: {exc}")
+            if not self.scenario.keep_data:
+                shutil.rmtree(self.run_dir / "targets" / kind / "data", ignore_errors=True)
         return facts
 
     def _server_pids(self) -> dict[str, list[int]]:
