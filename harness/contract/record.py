@@ -22,9 +22,9 @@ from harness.runner import Execution, Runner, RunOutcome
 from harness.targets.base import Endpoint
 
 CONTRACTS_DIR = ROOT / "fixtures" / "contracts"
-# Drivers whose requests are the lab's own (Locust's locustfile), not a client's contract; they
-# also reach the target directly so a load test does not measure the proxy.
-UNRECORDED_DRIVERS = {"locust"}
+# Drivers whose requests are the lab's own (Locust's locustfile, the REST bench client), not a
+# client's contract; they also reach the target directly so a load test does not measure the proxy.
+UNRECORDED_DRIVERS = {"locust", "rest-bench"}
 # Drivers built on the Python SDK: around any other tool, an SDK call is the lab's own setup
 # (e.g. the AzCopy driver creating a container first), not part of that tool's contract.
 SDK_DRIVERS = {"sdk", "sdk-aio", "checkpoint"}

@@ -20,6 +20,8 @@ _DRIVERS: dict[str, tuple[str, str]] = {
     "checkpoint": ("harness.drivers.checkpoint", "CheckpointDriver"),
     # Locust itself only ever runs in subprocesses; this module just drives them
     "locust": ("harness.drivers.locust", "LocustDriver"),
+    # raw REST workloads of the benchmark client (harness bench server)
+    "rest-bench": ("harness.drivers.rest_bench", "RestBenchDriver"),
 }
 
 
