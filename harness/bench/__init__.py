@@ -1,1 +1,1 @@
-"""`harness bench server`: the reference façade's speed against Azurite and nginx, in one run."""
+"""Benchmarks: the REST bench client, and `harness bench` aliases of the shipped bench scenarios."""

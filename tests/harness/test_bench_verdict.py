@@ -4,35 +4,31 @@ footnote appears only when a row carries the mark."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from harness.bench import cli as bench_cli
-from harness.bench.run import BenchConfig, BenchRun
+from harness.criteria import Verdict
+from harness.runner import RunOutcome
 
 
-def _summary(label: str, ratio: float, goal: float, bound: bool = False) -> dict[str, Any]:
-    return {
-        "label": label,
-        "step": label,
-        "unit": "MiB/s",
-        "reference": 100.0 * ratio,
-        "baseline": "azurite",
-        "baseline_value": 100.0,
-        "ratio": ratio,
-        "goal": goal,
-        "met": ratio >= goal,
-        "client_bound": bound,
-    }
+def _goal(label: str, ratio: float, goal: float, bound: bool = False) -> Verdict:
+    expression = f"ratio(throughput_mib_s, reference/azurite) >= {goal}"
+    sides = {"reference": 100.0 * ratio, "azurite": 100.0}
+    return Verdict(
+        label, expression, label, "rest-bench", "reference/azurite", ratio, ratio >= goal, "",
+        client_bound=bound, sides=sides,
+    )  # fmt: skip
 
 
 def _invoke(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, rows: list[dict[str, Any]]
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, verdicts: list[Verdict]
 ) -> tuple[int, str]:
-    run = BenchRun(tmp_path, BenchConfig(), [], rows, {}, [], [])
-    monkeypatch.setattr(bench_cli, "run_bench", lambda cfg, report: run)
+    code = 0 if all(v.passed for v in verdicts) else 1  # what the runner decides
+    outcome = RunOutcome(tmp_path, pd.DataFrame(), verdicts, code)
+    monkeypatch.setattr(bench_cli, "run_scenario", lambda scenario, out, source: outcome)
     result = CliRunner(env={"COLUMNS": "200"}).invoke(bench_cli.bench, ["server"])
     return result.exit_code, result.output
 
@@ -41,7 +37,7 @@ def test_a_missed_goal_exits_1_and_names_it(monkeypatch: pytest.MonkeyPatch, tmp
     code, output = _invoke(
         monkeypatch,
         tmp_path,
-        [_summary("Put Block throughput", 3.4, 3.0), _summary("Get Blob throughput", 1.5, 3.0)],
+        [_goal("Put Block throughput", 3.4, 3.0), _goal("Get Blob throughput", 1.5, 3.0)],
     )
     assert code == 1
     assert "1 of 2 goal(s) missed: Get Blob throughput 1.50× (goal ≥ 3.0×)" in output
@@ -52,7 +48,7 @@ def test_all_goals_met_exits_0_and_a_bound_row_gets_its_footnote(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     code, output = _invoke(
-        monkeypatch, tmp_path, [_summary("Put Block throughput", 3.4, 3.0, bound=True)]
+        monkeypatch, tmp_path, [_goal("Put Block throughput", 3.4, 3.0, bound=True)]
     )
     assert code == 0, output
     assert "* client-bound: a benchmark client process was above 90% CPU" in output
