@@ -9,12 +9,14 @@ An expression is parsed by a small grammar, never ``eval``::
     extra.ServerBusyPercentage <= 1
     ratio(throughput_mib_s, reference/azurite) >= 3   # one target's aggregate over another's
     ratio(max(ops_s), reference/nginx) >= 0.7
+    ratio(duration_s, relay-down+relay-up/s2s) >= 1   # steps: their aggregates add up
 
 Each criterion is scoped to a step (and optionally a driver and a target); without a step it
 applies to every step. One verdict is produced per (step, driver, target) group it matches.
-A ratio names its two targets itself (a criterion's ``target`` is not used): one verdict per
-(step, driver) that ran on both, observed = the numerator target's aggregate over the
-denominator's (a benchmark's goal against an anchor target).
+A ratio names its two sides itself: two targets (one verdict per (step, driver) that ran on
+both, observed = the numerator target's aggregate over the denominator's: a benchmark's goal
+against an anchor target), or two sets of steps joined by ``+`` (one verdict; the aggregates
+of a side's steps add up, e.g. the durations of a download and then an upload).
 
 Load steps (steps with per-level rows, ``row_kind == "level"``) are judged per operation over
 their levels: every level must hold, the verdict shows the worst one. Levels where the load
@@ -69,7 +71,8 @@ _NUMBER = r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _NAME = r"[A-Za-z_][A-Za-z0-9_.]*"
 _TARGET = r"[A-Za-z0-9][A-Za-z0-9_-]*"
 _AGG_KPI = rf"(?:(?P<agg>[a-z]+)\(\s*(?P<akpi>{_NAME})\s*\)|(?P<kpi>{_NAME}))"
-_RATIO = rf"ratio\(\s*{_AGG_KPI}\s*,\s*(?P<num>{_TARGET})\s*/\s*(?P<den>{_TARGET})\s*\)"
+_SIDE = rf"{_TARGET}(?:\s*\+\s*{_TARGET})*"  # one target or step, or steps joined by +
+_RATIO = rf"ratio\(\s*{_AGG_KPI}\s*,\s*(?P<num>{_SIDE})\s*/\s*(?P<den>{_SIDE})\s*\)"
 _EXPR = re.compile(
     rf"^\s*(?:{_RATIO}|{_AGG_KPI.replace('?P<', '?P<r')})"
     rf"\s*(?P<op>==|!=|<=|>=|<|>)\s*(?P<value>{_NUMBER}|true|false)\s*$"
@@ -119,16 +122,17 @@ def parse(text: str) -> Expression:
         raise ValueError(f"unknown KPI {kpi!r}; valid: {', '.join(KPIS)}, extra.<counter>")
     raw = match["value"]
     value = {"true": 1.0, "false": 0.0}.get(raw)
-    if ratio and match["num"] == match["den"]:
-        raise ValueError(f"cannot parse {text!r}: a ratio needs two different targets")
+    num, den = (re.sub(r"\s+", "", match[g] or "") for g in ("num", "den"))
+    if ratio and num == den:
+        raise ValueError(f"cannot parse {text!r}: a ratio needs two different sides")
     return Expression(
         text.strip(),
         aggregate,
         kpi,
         match["op"],
         float(raw) if value is None else value,
-        match["num"] or "",
-        match["den"] or "",
+        num,
+        den,
     )
 
 
@@ -291,66 +295,87 @@ def _judge_repeats(label: str, expr: Expression, group: pd.DataFrame) -> Verdict
 def _judge_ratio(
     crit: CriterionLike, expr: Expression, steps: pd.DataFrame, not_run: str
 ) -> list[Verdict]:
-    """One verdict per (step, driver) that ran on the ratio's targets: the numerator target's
-    aggregate over the denominator's, against the threshold."""
-    pair = (expr.numerator, expr.denominator)
-    targets = f"{expr.numerator}/{expr.denominator}"
+    """A ratio of two targets: one verdict per (step, driver) that ran on them. A ratio of
+    steps (each side one step or several joined by ``+``, whose aggregates add up, e.g. the
+    durations of a download and an upload): one verdict."""
+    sides = (expr.numerator.split("+"), expr.denominator.split("+"))
+    names = [*sides[0], *sides[1]]
+    by_step = bool(len(steps)) and set(names) <= set(steps["step"])
+    side_column = "step" if by_step else "target"
     rows = steps
-    for column in ("step", "driver"):
+    for column in ("step", "driver", "target"):
         wanted = getattr(crit, column)
-        if wanted is not None and len(rows):
+        if column != side_column and wanted is not None and len(rows):
             rows = rows[rows[column] == wanted]
     if len(rows):
-        rows = rows[rows["target"].isin(pair)]
+        rows = rows[rows[side_column].isin(names)]
+    pair = f"{expr.numerator}/{expr.denominator}"
     if not len(rows):
-        why = f"not run: {not_run}" if not_run else f"no measured results of {' or '.join(pair)}"
+        why = f"not run: {not_run}" if not_run else f"no measured results of {' or '.join(names)}"
+        scope = (pair, crit.driver or "*", crit.target or "*") if by_step else None
+        step, driver, target = scope or (crit.step or "*", crit.driver or "*", pair)
         return [
             Verdict(
-                crit.label,
-                expr.text,
-                crit.step or "*",
-                crit.driver or "*",
-                targets,
-                None,
-                False,
-                why,
+                crit.label, expr.text, step, driver, target, None, False, why,
                 errored=bool(not_run),
             )
-        ]
+        ]  # fmt: skip
+    if not by_step and crit.step is None:
+        # Unscoped, a ratio of targets judges the steps that ran on both of them.
+        both = rows.groupby("step")["target"].transform("nunique") == 2
+        rows = rows[both] if both.any() else rows
     verdicts = []
-    for (step, driver), group in rows.groupby(["step", "driver"], sort=False):
+    # steps: one verdict over their rows (they may run on different targets, a download from
+    # the lake and an upload to the edge; a criterion's ``target`` narrows them)
+    groups = [(("", ""), rows)] if by_step else rows.groupby(["step", "driver"], sort=False)
+    for key, group in groups:
+        if by_step:
+            step = pair
+            driver, target = (
+                "/".join(dict.fromkeys(map(str, group[c]))) for c in ("driver", "target")
+            )
+        else:
+            (step, driver), target = (str(k) for k in key), pair
         failed = _failed_executions(crit.label, expr, group)
         if failed is not None:
-            verdicts.append(dataclasses.replace(failed, target=targets))
+            verdicts.append(dataclasses.replace(failed, step=step, driver=driver, target=target))
             continue
-        sides: list[tuple[str, float | None, str]] = []  # (target, aggregate, evidence)
-        for target in pair:
-            values = _kpi_values(group[group["target"] == target], expr.kpi).dropna()
-            if values.empty:
-                sides.append((target, None, f"{target}: {expr.kpi} not measured"))
-                continue
-            agg = AGGREGATES[expr.aggregate](values)
-            shown = ", ".join(f"{v:.4g}" for v in values)
-            sides.append((target, agg, f"{target} {agg:.4g} over {len(values)} [{shown}]"))
-        bound = sorted(set(group[_client_bound(group)]["target"]))
-        (_, num, num_text), (_, den, den_text) = sides
+        values: dict[str, float | None] = {}
+        shown: list[str] = []
+        for side in sides:
+            total: float | None = 0.0
+            parts = []
+            for name in side:
+                series = _kpi_values(group[group[side_column] == name], expr.kpi).dropna()
+                if series.empty:
+                    total = None
+                    parts.append(f"{name}: {expr.kpi} not measured")
+                    continue
+                agg = AGGREGATES[expr.aggregate](series)
+                total = None if total is None else total + agg
+                listed = ", ".join(f"{v:.4g}" for v in series)
+                parts.append(f"{name} {agg:.4g} over {len(series)} [{listed}]")
+            values["+".join(side)] = total
+            shown.append(" + ".join(parts))
+        num, den = values.values()
         observed = num / den if num is not None and den else None
-        evidence = f"{expr.aggregate}({expr.kpi}): {num_text} / {den_text}"
+        evidence = f"{expr.aggregate}({expr.kpi}): {shown[0]} / {shown[1]}"
         evidence += f" = {observed:.3g}" if observed is not None else ": no ratio"
+        bound = sorted(set(group[_client_bound(group)][side_column]))
         if bound:
             evidence += f"; client-bound: {', '.join(bound)}"
         verdicts.append(
             Verdict(
                 crit.label,
                 expr.text,
-                str(step),
-                str(driver),
-                targets,
+                step,
+                driver,
+                target,
                 observed,
                 observed is not None and expr.holds(observed),
                 evidence,
                 client_bound=bool(bound),
-                sides={target: value for target, value, _ in sides},
+                sides=values,
             )
         )
     return verdicts

@@ -244,12 +244,15 @@ class Scenario(_Model):
                     f"steps: {', '.join(step_names)}"
                 )
             expr = criteria_mod.parse(crit.expect)
-            for ref in (expr.numerator, expr.denominator) if expr.is_ratio else ():
-                if ref not in TARGET_KINDS and ref not in self.targets:
-                    problems.append(
-                        f"criteria[{i}].expect: unknown target {ref!r} in the ratio; valid: "
-                        f"{', '.join([*TARGET_KINDS, *self.targets])}"
-                    )
+            sides = f"{expr.numerator}+{expr.denominator}".split("+") if expr.is_ratio else []
+            targets = [*TARGET_KINDS, *self.targets]
+            if sides and not (set(sides) <= set(targets) or set(sides) <= set(step_names)):
+                unknown = [n for n in sides if n not in targets and n not in step_names]
+                what = f"unknown {', '.join(unknown)}" if unknown else "a mix of both"
+                problems.append(
+                    f"criteria[{i}].expect: a ratio compares two targets or two sets of steps, "
+                    f"not {what} (targets {', '.join(targets)} | steps {', '.join(step_names)})"
+                )
         if problems:
             raise ValueError("; ".join(problems))
         return self
