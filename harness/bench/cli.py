@@ -18,7 +18,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from harness.bench.s2s import s2s_command
 from harness.cli_common import SIZE, load_scenario, out_option
 
 CLIENT_BOUND_PCT = 90
@@ -26,7 +25,7 @@ BUSY_LOAD_PER_CORE = 0.5  # load average per core before the run above which it 
 # Azurite on this 2-core box with the JS SDK (SPEC.md, "Facts learned"): a sanity check. An
 # Azurite far below these means the host, not the targets, set the pace of the run.
 AZURITE_EXPECTED = {"put-block": 208.0, "get-blob": 345.0, "put-small": 500.0, "get-small": 500.0}
-UNITS = {"throughput_mib_s": "MiB/s", "ops_s": "ops/s"}
+UNITS = {"throughput_mib_s": "MiB/s", "ops_s": "ops/s", "duration_s": "s"}
 SHOWN_OPS = {">=": "≥", "<=": "≤"}
 
 
@@ -55,20 +54,20 @@ def goals(verdicts: list[Any]) -> list[Any]:
 
 
 def render(verdicts: list[Any], console: Console) -> None:
-    """The goals as a table: façade value, baseline value, ratio, goal, met."""
+    """The goals as a table: each side's value (the façade's, the anchor's), ratio, goal, met."""
     from harness.criteria import parse
 
     bound = any(v.client_bound for v in verdicts)
     table = Table(
-        title="façade vs anchors (median of repeats)",
+        title="goals: ratios of medians of repeats",
         caption=f"* client-bound: a benchmark client process was above {CLIENT_BOUND_PCT}% CPU"
         if bound
         else None,
     )
-    for col in ("workload", "unit", "façade", "baseline", "ratio", "goal", "met"):
+    for col in ("workload", "unit", "measured", "baseline", "ratio", "goal", "met"):
         table.add_column(
             col,
-            justify="right" if col in ("façade", "ratio") else "left",
+            justify="right" if col == "ratio" else "left",
             no_wrap=col != "workload",
         )
     for v in verdicts:
@@ -80,7 +79,7 @@ def render(verdicts: list[Any], console: Console) -> None:
         table.add_row(
             v.criterion,
             UNITS.get(expr.kpi, expr.kpi),
-            _fmt(ours),
+            f"{expr.numerator} {_fmt(ours)}",
             f"{expr.denominator} {_fmt(base)}",
             "–" if v.observed is None else f"{v.observed:.2f}×",
             f"{SHOWN_OPS.get(expr.op, expr.op)} {expr.value}×",
@@ -156,6 +155,16 @@ def _set(key: str, value: Any) -> str:
     return f"{key}={json.dumps(value)}"
 
 
+def _overrides(mapping: dict[str, list[str]], options: dict[str, Any]) -> list[str]:
+    """The given flags as overrides: each flag sets every scenario key it maps to."""
+    return [
+        _set(key, options[flag])
+        for flag, keys in mapping.items()
+        if options[flag] is not None
+        for key in keys
+    ]
+
+
 @click.group()
 def bench() -> None:
     """Benchmarks: shipped scenarios (scenarios/bench-*.yaml) through the runner."""
@@ -213,15 +222,40 @@ def server(**options: Any) -> None:
         "repeats": ["repeats"],
         "workers": ["target.workers"],
     }
-    overrides = [
-        _set(key, options[flag])
-        for flag, keys in mapping.items()
-        if options[flag] is not None
-        for key in keys
-    ]
+    overrides = _overrides(mapping, options)
     if options["facade_args"]:
         overrides.append(_set("target.options.args", list(options["facade_args"])))
     _run_alias("bench-server", [*overrides, *options["extra"]], options["out"])
 
 
-bench.add_command(s2s_command)
+@bench.command("s2s")
+@click.option("--files", type=click.IntRange(min=1), help="large files [8]")
+@click.option("--file-size", type=SIZE, help="[128MiB]")
+@click.option("--small-files", type=click.IntRange(min=1), help="[200]")
+@click.option("--small-size", type=SIZE, help="[256KiB]")
+@click.option("--block-size-mib", type=int, help="[8]")
+@click.option("--concurrency", type=int, help="AZCOPY_CONCURRENCY [32]")
+@click.option("--repeats", type=click.IntRange(min=1), help="[3]")
+@click.option("--workers", type=int, help="per façade [1]")
+@out_option()
+@click.option(
+    "--set",
+    "extra",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="any other override of scenarios/bench-s2s.yaml (repeatable)",
+)
+def s2s(**options: Any) -> None:
+    """Lake → edge hydration by server-side copy vs download-then-upload through the client."""
+    azcopy = ("s2s", "relay-down", "relay-up")
+    mapping: dict[str, list[str]] = {
+        "files": ["datasets.0.files.0.count"],
+        "file_size": ["datasets.0.files.0.size"],
+        "small_files": ["datasets.0.files.1.count"],
+        "small_size": ["datasets.0.files.1.size"],
+        "block_size_mib": [f"steps.{s}.block_size_mib" for s in azcopy],
+        "concurrency": [f"steps.{s}.concurrency" for s in azcopy],
+        "repeats": ["repeats"],
+        "workers": ["target.workers", "targets.lake.workers"],
+    }
+    _run_alias("bench-s2s", [*_overrides(mapping, options), *options["extra"]], options["out"])
