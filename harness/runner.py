@@ -165,6 +165,7 @@ class Runner:
         self.executions = plan(scenario, self.default_target)
         self.progress = progress
         self.targets: dict[str, Target] = {}
+        self.profilers: dict[str, Any] = {}  # target -> py-spy sampling it (options.profile)
         self.drivers: dict[str, Driver] = {}
         self.datasets: dict[str, Dataset] = {}
         self.results: list[StepResult] = []
@@ -262,6 +263,13 @@ class Runner:
                     raise ValueError(f"target {kind} serves {peer}: list {peer} before {kind}")
                 target.bind(self.targets[peer])
             target.start(self.run_dir / "targets" / kind)
+            options = named.options if named is not None else spec.options if own else {}
+            if options.get("profile"):  # py-spy on the server while the run goes on
+                from harness.bench.profile import Profiler
+
+                pids = target.server_pids()
+                if pids:
+                    self.profilers[kind] = Profiler(pids[0], self.run_dir / "targets" / kind)
 
     def _stop_targets(self) -> dict[str, Any]:
         facts: dict[str, Any] = {}
@@ -270,6 +278,10 @@ class Runner:
                 facts[kind] = target.facts()
             except Exception as exc:
                 facts[kind] = {"error": str(exc)}
+            profiler = self.profilers.pop(kind, None)
+            if profiler is not None:
+                profile = profiler.stop()
+                facts[kind]["profile"] = str(profile) if profile else None
             try:
                 target.stop()
             except Exception as exc:

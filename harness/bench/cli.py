@@ -102,6 +102,22 @@ def missed_goals(verdicts: list[Any]) -> list[str]:
     return missed
 
 
+def print_hot_spots(run_dir: Path, console: Console) -> bool:
+    """The hot spots of every profiled target of the run (``options.profile``); any printed."""
+    from harness.bench.profile import hot_spots
+
+    targets = json.loads((run_dir / "run.json").read_text()).get("targets", {})
+    printed = False
+    for name, facts in targets.items():
+        if isinstance(facts, dict) and facts.get("profile"):
+            profile = Path(facts["profile"])
+            console.print(f"{name} hot spots (self time, {profile}):", soft_wrap=True)
+            for frame, share in hot_spots(profile, top=10):
+                console.print(f"  {share:5.1f}% {frame}", soft_wrap=True)
+            printed = True
+    return printed
+
+
 def notes(verdicts: list[Any], load_before: float) -> list[str]:
     """What makes the numbers of this run less telling: a busy host, a slow Azurite."""
     out = []
@@ -128,7 +144,7 @@ def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:,.1f}"
 
 
-def _run_alias(name: str, overrides: list[str], out: Path | None) -> None:
+def _run_alias(name: str, overrides: list[str], out: Path | None, profile: bool = False) -> None:
     """Load the shipped scenario with the overrides, run it, print the goals, exit."""
     scenario = load_scenario(name, tuple(overrides))
     source = {"scenario": f"scenarios/{name}.yaml", "overrides": overrides, "command": name}
@@ -137,9 +153,17 @@ def _run_alias(name: str, overrides: list[str], out: Path | None) -> None:
     outcome = run_scenario(scenario, out, source)
     verdicts = goals(outcome.verdicts)
     render(verdicts, console)
-    for note in notes(verdicts, load_before):
-        console.print(f"[yellow]note:[/] {note}")
     run_dir = outcome.run_dir
+    found = [
+        *notes(verdicts, load_before),
+        *(
+            ["profiled run: py-spy sampled the façade, so its numbers are slightly low"]
+            if profile and print_hot_spots(run_dir, console)
+            else []
+        ),
+    ]
+    for note in found:
+        console.print(f"[yellow]note:[/] {note}")
     console.print(f"junit: {run_dir / 'junit.xml'}", soft_wrap=True)
     console.print(f"report: {run_dir / 'report.html'}", soft_wrap=True)
     missed = missed_goals(verdicts)
@@ -195,6 +219,7 @@ def bench() -> None:
     help="client processes the Put Block / Get Blob throughput workloads are split across [2]",
 )
 @out_option()
+@click.option("--profile", is_flag=True, help="sample the façade with py-spy during the run")
 @click.option(
     "--facade-arg",
     "facade_args",
@@ -225,7 +250,9 @@ def server(**options: Any) -> None:
     overrides = _overrides(mapping, options)
     if options["facade_args"]:
         overrides.append(_set("target.options.args", list(options["facade_args"])))
-    _run_alias("bench-server", [*overrides, *options["extra"]], options["out"])
+    if options["profile"]:
+        overrides.append(_set("target.options.profile", True))
+    _run_alias("bench-server", [*overrides, *options["extra"]], options["out"], options["profile"])
 
 
 @bench.command("s2s")
