@@ -106,7 +106,8 @@ def print_hot_spots(run_dir: Path, console: Console) -> bool:
     """The hot spots of every profiled target of the run (``options.profile``); any printed."""
     from harness.bench.profile import hot_spots
 
-    targets = json.loads((run_dir / "run.json").read_text()).get("targets", {})
+    run_json = run_dir / "run.json"
+    targets = json.loads(run_json.read_text()).get("targets", {}) if run_json.exists() else {}
     printed = False
     for name, facts in targets.items():
         if isinstance(facts, dict) and facts.get("profile"):
