@@ -11,8 +11,8 @@ import psutil
 import pytest
 from click.testing import CliRunner
 
-from harness.bench.cli import bench
 from harness.bench.client import ChildResult, merge_children
+from harness.bench_cli import bench
 from harness.cli_common import SIZE as SIZE_OPTION
 from harness.criteria import parse
 from harness.http import block_id, block_list_xml

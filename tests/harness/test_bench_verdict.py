@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from harness.bench import cli as bench_cli
+from harness import bench_cli
 from harness.criteria import Verdict
 from harness.runner import RunOutcome
 
