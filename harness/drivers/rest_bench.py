@@ -1,7 +1,8 @@
 """`rest-bench`: raw Blob REST workloads from the benchmark client (aiohttp on uvloop).
 
-No tool between the lab and the server: each operation is one measured phase of
-``harness.bench.client.BenchClient`` (requests shaped and signed by ``harness.http``):
+No tool between the lab and the server: each step (operation ``load``) runs one workload,
+``options.workload``, as one measured phase of ``harness.bench.client.BenchClient`` (requests
+shaped and signed by ``harness.http``); its result rows name the workload as their operation:
 
 - ``put-block``: ``size`` bytes as Put Blocks of ``block_size``, ``concurrency`` in flight,
   then the Put Block List of blob ``blob``;
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from typing import Any
 
 import aiohttp
@@ -44,7 +46,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {  # per operation: count and object size
     "put-small": {"count": 2000, "object_size": 1 * KIB},
     "get-small": {"count": 2000, "object_size": 1 * KIB},
 }
-READS = ("get-blob",)  # the operations a static-file target answers
+WORKLOADS = ("put-block", "get-blob", "put-block-burst", "put-small", "get-small")
+READS = ("get-blob",)  # the workloads a static-file target answers
 
 
 def _size(value: Any, default: int) -> int:
@@ -53,15 +56,18 @@ def _size(value: Any, default: int) -> int:
 
 class RestBenchDriver:
     name = "rest-bench"
-    operations = ("put-block", "get-blob", "put-block-burst", "put-small", "get-small")
+    operations = ("load",)
 
     def __init__(self) -> None:
         self._warm: set[str] = set()  # account URLs warmed up by this driver
         self._pool: ClientPool | None = None
 
     def prepare(self, ctx: StepContext) -> None:
+        workload = ctx.options.get("workload")
+        if workload not in WORKLOADS:
+            raise ValueError(f"options.workload {workload!r}: valid {', '.join(WORKLOADS)}")
         static = bool(ctx.endpoint.extra.get("static"))
-        if static and ctx.operation not in READS:
+        if static and workload not in READS:
             raise ValueError(f"{ctx.endpoint.target} serves plain files: only {', '.join(READS)}")
         if static or ctx.endpoint.blob_url in self._warm:
             return
@@ -89,29 +95,30 @@ class RestBenchDriver:
         return [os.getpid(), *children]
 
     def run(self, ctx: StepContext) -> StepResult:
-        opts = {**DEFAULTS.get(ctx.operation, {}), **ctx.options}
+        workload = str(ctx.options.get("workload"))
+        opts = {**DEFAULTS.get(workload, {}), **ctx.options}
         procs = int(opts.get("procs", 1))
-        large = ctx.operation in ("put-block", "get-blob")
+        large = workload in ("put-block", "get-blob")
         try:
             if large and procs > 1:
                 # Spawned (imports done) before the measured phase, closed after it.
                 self._pool = ClientPool(procs)
-            phase, concurrency = uvloop.run(self._phase(ctx, opts, procs))
+            phase, concurrency = uvloop.run(self._phase(ctx, workload, opts, procs))
         finally:
             pool, self._pool = self._pool, None
             if pool is not None:
                 pool.close()
-        return to_step_result(ctx, phase, concurrency, self.name)
+        return to_step_result(ctx, workload, phase, concurrency, self.name)
 
     async def _phase(
-        self, ctx: StepContext, opts: dict[str, Any], procs: int
+        self, ctx: StepContext, op: str, opts: dict[str, Any], procs: int
     ) -> tuple[PhaseResult, int]:
         client = BenchClient(ctx.endpoint, list, self._pool)
         block_size = _size(opts.get("block_size"), ctx.block_size_mib * MIB)
         count, object_size = int(opts.get("count", 0)), _size(opts.get("object_size"), KIB)
         size = _size(opts.get("size"), 0)
         done = 0
-        total = size if ctx.operation in ("put-block", "get-blob") else count
+        total = size if op in ("put-block", "get-blob") else count
 
         def progress(n: int) -> None:
             nonlocal done
@@ -121,7 +128,7 @@ class RestBenchDriver:
         tag = f"{'w' if ctx.warmup else 'r'}{ctx.repeat}"
         blob = ctx.prefix + str(opts.get("blob", "large"))
         names = [f"{ctx.prefix}{tag}/{i:06d}" for i in range(count)]
-        op, c = ctx.operation, ctx.container
+        c = ctx.container
         if op in ("put-block", "get-blob") and size <= 0:
             raise ValueError(f"{op} needs options.size (bytes or e.g. '1GiB')")
         if op == "put-block":
@@ -134,21 +141,26 @@ class RestBenchDriver:
             burst = f"{ctx.prefix}burst-{tag}"
             return await client.put_block_burst(c, burst, count, object_size, progress), count
         if op == "put-small":
-            return await client.put_small(c, names, object_size, ctx.concurrency, progress), (
-                ctx.concurrency
-            )
+            phase = await client.put_small(c, names, object_size, ctx.concurrency, progress)
+            return phase, ctx.concurrency
         if op == "get-small":
             return await client.get_small(c, names, ctx.concurrency, progress), ctx.concurrency
         raise ValueError(f"rest-bench has no operation {op!r}")
 
 
 def to_step_result(
-    ctx: StepContext, phase: PhaseResult, concurrency: int, driver: str = "rest-bench"
+    ctx: StepContext,
+    workload: str,
+    phase: PhaseResult,
+    concurrency: int,
+    driver: str = "rest-bench",
 ) -> StepResult:
-    """One measured phase as the one results schema."""
+    """One measured phase as the one results schema, the workload as its operation."""
     by_status, by_code = count_errors(phase.errors)
     return ctx.result(
         driver=driver,
+        operation=workload,
+        started_at=time.time() - phase.duration_s,
         ok=not phase.errors,
         duration_s=phase.duration_s,
         bytes=phase.bytes,

@@ -6,7 +6,9 @@ from typing import Any
 
 from harness.targets.base import Endpoint, Target
 
-TARGET_NAMES = ("reference", "azurite", "url", "nginx")
+TARGET_NAMES = ("reference", "azurite", "url")  # targets that stand alone (`--target`)
+# nginx serves another target's files: only beside it, in a step's target list
+STEP_TARGETS = ("nginx",)
 
 
 def make_target(
@@ -32,7 +34,7 @@ def make_target(
         # nginx runs as many workers as the target it serves unless its options say otherwise
         opts = options or {}
         return NginxTarget(opts.get("workers"), str(opts.get("serves", "reference")))
-    raise ValueError(f"unknown target {kind!r}; valid: {', '.join(TARGET_NAMES)}")
+    raise ValueError(f"unknown target {kind!r}; valid: {', '.join(TARGET_NAMES + STEP_TARGETS)}")
 
 
 __all__ = ["TARGET_NAMES", "Endpoint", "Target", "make_target"]

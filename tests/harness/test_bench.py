@@ -66,6 +66,7 @@ def test_merge_children_is_exact() -> None:
 
 
 @pytest.mark.azurite
+@pytest.mark.nginx
 @pytest.mark.slow
 @pytest.mark.parametrize("client_procs", [1, 2])
 def test_bench_server_tiny_run(tmp_path: Path, client_procs: int) -> None:

@@ -134,10 +134,10 @@ repeats: 2
 interleave: true
 keep_data: false
 steps:
-  - {name: put-small, driver: rest-bench, operation: put-small, target: [reference, other],
-     prefix: small, concurrency: 4, options: {count: 20, object_size: 2KiB}}
-  - {name: get-small, driver: rest-bench, operation: get-small, target: [reference, other],
-     prefix: small, concurrency: 4, options: {count: 20}}
+  - {name: put-small, driver: rest-bench, operation: load, target: [reference, other],
+     prefix: small, concurrency: 4, options: {workload: put-small, count: 20, object_size: 2KiB}}
+  - {name: get-small, driver: rest-bench, operation: load, target: [reference, other],
+     prefix: small, concurrency: 4, options: {workload: get-small, count: 20}}
 criteria:
   - {name: within reach, step: put-small, expect: "ratio(ops_s, reference/other) >= 0.001"}
   - {name: out of reach, step: get-small, expect: "ratio(ops_s, reference/other) >= 1000"}
@@ -183,6 +183,7 @@ def test_a_tiny_benchmark_through_the_runner_judges_ratios_on_its_numbers(
         ("put-small", "other", 1),
     ]
     assert rows["ok"].all() and (rows["objects"] == 20).all()
+    assert list(rows["operation"].unique()) == ["put-small", "get-small"]  # the workloads
     assert (rows[rows["step"] == "get-small"]["bytes"] == 20 * 2048).all()
     verdicts = {v.criterion: v for v in outcome.verdicts}
 
@@ -221,10 +222,10 @@ def test_nginx_serves_the_file_the_facade_committed(tmp_path: Path) -> None:
         """\
 name: bench-nginx
 steps:
-  - {name: put, driver: rest-bench, operation: put-block, concurrency: 2,
-     options: {size: 3MiB, block_size: 1MiB, blob: big}}
-  - {name: get, driver: rest-bench, operation: get-blob, target: [reference, nginx],
-     concurrency: 2, options: {size: 3MiB, block_size: 1MiB, blob: big, procs: 2}}
+  - {name: put, driver: rest-bench, operation: load, concurrency: 2,
+     options: {workload: put-block, size: 3MiB, block_size: 1MiB, blob: big}}
+  - {name: get, driver: rest-bench, operation: load, target: [reference, nginx], concurrency: 2,
+     options: {workload: get-blob, size: 3MiB, block_size: 1MiB, blob: big, procs: 2}}
 criteria:
   - {name: read limit, expect: "ratio(throughput_mib_s, reference/nginx) > 0"}
 """,
