@@ -19,8 +19,8 @@ Options (a step's ``options``): ``size``, ``block_size`` (default the step's blo
 the pool is spawned before the measured phase and the shares are merged exactly, see
 ``harness.bench.client``). A static-file target (nginx) is only read from, by ``get-blob``.
 
-Before its first step on an endpoint the driver creates the container and makes a few small
-round trips, unmeasured (connection set-up, caches, the server's first requests).
+Before its first step on a container of an endpoint the driver creates the container and makes
+a few small round trips, unmeasured (connection set-up, caches, the server's first requests).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from harness.results import StepResult, count_errors
 
 CLIENT_BOUND_PCT = 90.0  # above this a client process, not the server, may set the pace
 WARMUP_OPS = 50
-DEFAULTS: dict[str, dict[str, Any]] = {  # per operation: count and object size
+DEFAULTS: dict[str, dict[str, Any]] = {  # per workload: count and object size
     "put-block-burst": {"count": 1000, "object_size": 64 * KIB},
     "put-small": {"count": 2000, "object_size": 1 * KIB},
     "get-small": {"count": 2000, "object_size": 1 * KIB},
@@ -59,7 +59,7 @@ class RestBenchDriver:
     operations = ("load",)
 
     def __init__(self) -> None:
-        self._warm: set[str] = set()  # account URLs warmed up by this driver
+        self._warm: set[tuple[str, str]] = set()  # (account URL, container) warmed up
         self._pool: ClientPool | None = None
 
     def prepare(self, ctx: StepContext) -> None:
@@ -69,7 +69,7 @@ class RestBenchDriver:
         static = bool(ctx.endpoint.extra.get("static"))
         if static and workload not in READS:
             raise ValueError(f"{ctx.endpoint.target} serves plain files: only {', '.join(READS)}")
-        if static or ctx.endpoint.blob_url in self._warm:
+        if static or (ctx.endpoint.blob_url, ctx.container) in self._warm:
             return
         client = BenchClient(ctx.endpoint, list)
         names = [f"warmup/{i}" for i in range(WARMUP_OPS)]
@@ -80,7 +80,7 @@ class RestBenchDriver:
             await client.get_small(ctx.container, names, 8)
 
         uvloop.run(warm_up())
-        self._warm.add(ctx.endpoint.blob_url)
+        self._warm.add((ctx.endpoint.blob_url, ctx.container))
 
     def versions(self) -> dict[str, str]:
         return {
@@ -90,6 +90,8 @@ class RestBenchDriver:
         }
 
     def pids(self) -> list[int]:
+        # The pool's processes too: the runner samples their CPU and stops them on a timeout
+        # (ProcessPoolExecutor names its workers only in ``_processes``).
         pool = self._pool
         children = list(pool.executor._processes or {}) if pool is not None else []
         return [os.getpid(), *children]
@@ -145,7 +147,7 @@ class RestBenchDriver:
             return phase, ctx.concurrency
         if op == "get-small":
             return await client.get_small(c, names, ctx.concurrency, progress), ctx.concurrency
-        raise ValueError(f"rest-bench has no operation {op!r}")
+        raise ValueError(f"rest-bench has no workload {op!r}")
 
 
 def to_step_result(
