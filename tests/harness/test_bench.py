@@ -162,3 +162,35 @@ def test_bench_server_tiny_run(tmp_path: Path, client_procs: int) -> None:
         if str(run_dir) in " ".join(p.info["cmdline"] or [])
     ]
     assert leftovers == []
+
+
+@pytest.mark.azcopy
+@pytest.mark.sdk
+@pytest.mark.slow
+def test_bench_s2s_tiny_run(tmp_path: Path) -> None:
+    args = ["s2s", "--files", "1", "--file-size", "4MiB", "--small-files", "3"]
+    args += [
+        "--small-size",
+        "64KiB",
+        "--repeats",
+        "1",
+        "--concurrency",
+        "4",
+        "--out",
+        str(tmp_path),
+    ]
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(bench, args)
+    assert result.exit_code in (0, 1), result.output + repr(result.exception)
+    (run_dir,) = tmp_path.glob("*-bench-s2s")
+    rows = step_rows(read_results(run_dir)).set_index("step")
+    assert rows["ok"].all(), rows["error"].tolist()
+    # Every object went lake -> edge both ways, and the S2S copy was read back against the MD5s.
+    assert (rows.loc[["s2s", "relay-down", "relay-up"], "objects"] == 4).all()
+    assert rows.loc["verify-s2s", "verified_objects"] == 4
+    data = json.loads((run_dir / "run.json").read_text())
+    (goal,) = [v for v in data["verdicts"] if parse(v["expression"]).is_ratio]
+    relay = rows.loc["relay-down", "duration_s"] + rows.loc["relay-up", "duration_s"]
+    assert goal["observed"] == pytest.approx(relay / rows.loc["s2s", "duration_s"])
+    assert result.exit_code == (0 if all(v["passed"] for v in data["verdicts"]) else 1)
+    assert "S2S faster than the client relay" in result.output
+    assert not (run_dir / "targets" / "lake" / "data").exists()
