@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -20,7 +20,11 @@ from rich.table import Table
 
 from harness.cli_common import SIZE, load_scenario, out_option
 
-CLIENT_BOUND_PCT = 90
+if TYPE_CHECKING:  # the runner, pandas and the drivers load only when a command runs
+    from harness.criteria import Verdict
+    from harness.runner import RunOutcome
+    from harness.scenario import Scenario
+
 BUSY_LOAD_PER_CORE = 0.5  # load average per core before the run above which it is flagged
 # Azurite on this 2-core box with the JS SDK (SPEC.md, "Facts learned"): a sanity check. An
 # Azurite far below these means the host, not the targets, set the pace of the run.
@@ -29,7 +33,7 @@ UNITS = {"throughput_mib_s": "MiB/s", "ops_s": "ops/s", "duration_s": "s"}
 SHOWN_OPS = {">=": "≥", "<=": "≤"}
 
 
-def run_scenario(scenario: Any, out: Path | None, source: dict[str, Any]) -> Any:
+def run_scenario(scenario: Scenario, out: Path | None, source: dict[str, Any]) -> RunOutcome:
     """Run ``scenario`` through the runner, write its report and JUnit, print its summary;
     the RunOutcome."""
     from harness.datasets import default_cache_dir
@@ -46,21 +50,22 @@ def run_scenario(scenario: Any, out: Path | None, source: dict[str, Any]) -> Any
     return outcome
 
 
-def goals(verdicts: list[Any]) -> list[Any]:
+def goals(verdicts: list[Verdict]) -> list[Verdict]:
     """The verdicts of ratio criteria: a benchmark's goals."""
     from harness.criteria import parse
 
     return [v for v in verdicts if parse(v.expression).is_ratio]
 
 
-def render(verdicts: list[Any], console: Console) -> None:
+def render(verdicts: list[Verdict], console: Console) -> None:
     """The goals as a table: each side's value (the façade's, the anchor's), ratio, goal, met."""
     from harness.criteria import parse
+    from harness.drivers.rest_bench import CLIENT_BOUND_PCT
 
     bound = any(v.client_bound for v in verdicts)
     table = Table(
         title="goals: ratios of medians of repeats",
-        caption=f"* client-bound: a benchmark client process was above {CLIENT_BOUND_PCT}% CPU"
+        caption=f"* client-bound: a benchmark client process was above {CLIENT_BOUND_PCT:.0f}% CPU"
         if bound
         else None,
     )
@@ -88,7 +93,7 @@ def render(verdicts: list[Any], console: Console) -> None:
     console.print(table)
 
 
-def missed_goals(verdicts: list[Any]) -> list[str]:
+def missed_goals(verdicts: list[Verdict]) -> list[str]:
     """The goals the table shows as not met, as "label ratio (goal ≥ N×)" lines."""
     from harness.criteria import parse
 
@@ -119,7 +124,7 @@ def print_hot_spots(run_dir: Path, console: Console) -> bool:
     return printed
 
 
-def notes(verdicts: list[Any], load_before: float) -> list[str]:
+def notes(verdicts: list[Verdict], load_before: float) -> list[str]:
     """What makes the numbers of this run less telling: a busy host, a slow Azurite."""
     out = []
     cores = os.cpu_count() or 1
