@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import threading
 import time
-
-from azure.core.exceptions import AzureError
-from azure.storage.blob import ContainerClient
+from typing import TYPE_CHECKING
 
 from harness.drivers.base import StepContext
+
+if TYPE_CHECKING:
+    from azure.storage.blob import ContainerClient
 
 POLL_INTERVAL_S = 0.02
 PAGE = 1000  # objects compared per poll: new or rewritten ones (new ETag) count
@@ -42,6 +43,10 @@ class FirstObjectProbe:
         return {b.name: b.etag for b in next(pages, [])}
 
     def _watch(self) -> None:
+        # the SDK is loaded only when a step asks for the probe: validating a scenario loads none
+        from azure.core.exceptions import AzureError
+        from azure.storage.blob import ContainerClient
+
         endpoint = self.ctx.endpoint
         credential = endpoint.key or endpoint.sas
         with ContainerClient(endpoint.blob_url, self.ctx.container, credential=credential) as ct:

@@ -72,6 +72,31 @@ def test_validating_scenarios_loads_no_client_library() -> None:
     assert seen["loaded"] == []
 
 
+_CLI_COMMANDS = """
+import json, sys
+from harness.cli import main
+for args in (["--help"], ["list"], ["validate", "smoke"], ["bench", "--help"]):
+    try:
+        main(args, standalone_mode=False)
+    except SystemExit:
+        pass
+libraries = ("azure.storage.blob", "azure.core", "boostedblob", "locust")
+print(json.dumps([m for m in libraries if m in sys.modules]))
+"""
+
+
+def test_help_list_and_validate_load_no_client_library() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _CLI_COMMANDS],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
 def test_unknown_driver_is_refused_without_importing_drivers(tmp_path: Path) -> None:
     code = (
         "import sys\nfrom harness import scenario\n"
