@@ -70,10 +70,12 @@ def render(verdicts: list[Verdict], console: Console) -> None:
         else None,
     )
     for col in ("workload", "unit", "measured", "baseline", "ratio", "goal", "met"):
-        table.add_column(
+        table.add_column(  # at 80 columns cells wrap (never "…"); numbers stay whole
             col,
             justify="right" if col == "ratio" else "left",
-            no_wrap=col != "workload",
+            no_wrap=col not in ("workload", "measured", "baseline"),
+            overflow="fold",
+            min_width=12 if col == "workload" else None,
         )
     for v in verdicts:
         expr = parse(v.expression)

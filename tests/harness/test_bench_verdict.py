@@ -101,3 +101,29 @@ def test_s2s_flags_become_overrides_of_the_shipped_scenario(
     assert [steps[s].concurrency for s in ("s2s", "relay-down", "relay-up")] == [4, 4, 4]
     assert sc.target.workers == sc.targets["lake"].workers == 2
     assert [c.expect for c in sc.criteria][-1] == "ratio(duration_s, relay-down+relay-up/s2s) > 1"
+
+
+def test_goals_table_at_80_columns_wraps_instead_of_cutting() -> None:
+    from rich.console import Console
+
+    verdicts = [
+        Verdict(
+            "Get Blob throughput vs nginx",
+            "ratio(throughput_mib_s, reference/nginx) >= 0.7",
+            "get-blob",
+            "rest-bench",
+            "reference",
+            0.61,
+            False,
+            "",
+            sides={"reference": 319.5, "nginx": 524.8},
+        )
+    ]
+    console = Console(width=80, record=True)
+    bench_cli.render(verdicts, console)
+    text = console.export_text()
+    assert "…" not in text
+    assert all(len(line) <= 80 for line in text.splitlines())
+    words = " ".join(text.replace("│", " ").split())
+    for value in ("throughput", "nginx", "319.5", "524.8", "0.61×", "≥ 0.7×"):
+        assert value in words
