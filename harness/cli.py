@@ -18,6 +18,7 @@ from harness.bench.cli import bench
 from harness.cli_common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, load_scenario
 from harness.conformance.cli import conformance
 from harness.contract.cli import contract
+from harness.identity.cli import token_service
 from harness.paths import ROOT
 from harness.targets import TARGET_NAMES
 
@@ -267,6 +268,7 @@ def serve(args: tuple[str, ...]) -> None:
 main.add_command(bench)
 main.add_command(conformance)
 main.add_command(contract)
+main.add_command(token_service)
 
 
 if __name__ == "__main__":
