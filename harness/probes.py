@@ -16,6 +16,7 @@ from azure.core.exceptions import AzureError
 from azure.storage.blob import ContainerClient
 
 from harness.drivers.base import StepContext
+from harness.drivers.common import sdk_transport
 
 POLL_INTERVAL_S = 0.02
 PAGE = 1000  # objects compared per poll: new or rewritten ones (new ETag) count
@@ -44,7 +45,9 @@ class FirstObjectProbe:
     def _watch(self) -> None:
         endpoint = self.ctx.endpoint
         credential = endpoint.key or endpoint.sas
-        with ContainerClient(endpoint.blob_url, self.ctx.container, credential=credential) as ct:
+        with ContainerClient(
+            endpoint.blob_url, self.ctx.container, credential=credential, **sdk_transport(endpoint)
+        ) as ct:
             try:
                 before = self._first_page(ct)  # a repeat finds the previous repeat's objects
             except AzureError:

@@ -91,6 +91,18 @@ class TargetSpec(_Model):
     workers: int = Field(default=1, ge=1)  # reference façade worker processes
     options: dict[str, Any] = Field(default_factory=dict)  # extra server flags / settings
 
+    @model_validator(mode="after")
+    def _tls_option(self) -> TargetSpec:
+        # `options.tls: true` serves the reference façade over https with the lab CA
+        tls = self.options.get("tls")
+        if tls is not None and not isinstance(tls, bool):
+            raise ValueError("options.tls: must be true or false")
+        if tls and self.kind != "reference":
+            raise ValueError(
+                f"options.tls: only the reference target serves https, not {self.kind}"
+            )
+        return self
+
 
 class Step(_Model):
     name: str = ""  # defaults to "<driver>-<operation>[-N]"

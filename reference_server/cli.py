@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import signal
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +49,8 @@ def parse_args(argv: Sequence[str] | None, prog: str = "reference_server") -> ar
         help="event loop (default uvloop); Get Blob uses sendfile(2) on either",
     )
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default), ERROR")
+    p.add_argument("--tls-cert", type=Path, help="PEM server certificate (chain): serve https")
+    p.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
     return p.parse_args(argv)
 
 
@@ -68,12 +71,32 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         ("io_threads", "io_threads"),
         ("loop", "event_loop"),
         ("log_level", "log_level"),
+        ("tls_cert", "tls_cert"),
+        ("tls_key", "tls_key"),
     ):
         value = getattr(args, flag)
         if value is not None:
             setattr(config, attr, value)
     config.data_root = Path(config.data_root).resolve()
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise SystemExit("--tls-cert and --tls-key go together")
+    if config.tls_cert and config.tls_key:
+        config.tls_cert, config.tls_key = config.tls_cert.resolve(), config.tls_key.resolve()
+        ssl_context(config)  # a bad pair fails here, with its reason, before any worker starts
     return config
+
+
+def ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
+    """The server side of https, or None for plain http. Each worker builds its own (an
+    SSLContext does not cross a spawn)."""
+    if not config.tls_cert or not config.tls_key:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise SystemExit(f"cannot load --tls-cert/--tls-key: {exc}") from exc
+    return context
 
 
 async def _serve(config: ServerConfig, on_ready: Callable[[int], None]) -> None:
@@ -87,7 +110,12 @@ async def _serve(config: ServerConfig, on_ready: Callable[[int], None]) -> None:
     )
     await runner.setup()
     site = web.TCPSite(
-        runner, config.host, config.port, backlog=4096, reuse_port=config.workers > 1
+        runner,
+        config.host,
+        config.port,
+        backlog=4096,
+        reuse_port=config.workers > 1,
+        ssl_context=ssl_context(config),
     )
     await site.start()
     server = site._server
@@ -125,8 +153,8 @@ def run_worker(config: ServerConfig, on_ready: Callable[[int], None]) -> None:
     asyncio.run(_serve(config, on_ready))
 
 
-def _announce(host: str, port: int) -> None:
-    print(f"listening on http://{host}:{port}", flush=True)
+def _announce(config: ServerConfig, port: int) -> None:
+    print(f"listening on {config.scheme}://{config.host}:{port}", flush=True)
 
 
 def _child(config: ServerConfig, ready: multiprocessing.synchronize.Event) -> None:
@@ -153,7 +181,7 @@ def supervise(config: ServerConfig) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     procs = [start() for _ in range(config.workers)]
-    _announce(config.host, config.port)
+    _announce(config, config.port)
     while not stopping:
         multiprocessing.connection.wait([p.sentinel for p in procs], timeout=0.5)
         for i, p in enumerate(procs):
@@ -178,7 +206,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "reference_server") -> i
         if config.port == 0:
             raise SystemExit("--workers > 1 needs an explicit --port")
         return supervise(config)
-    run_worker(config, lambda port: _announce(config.host, port))
+    run_worker(config, lambda port: _announce(config, port))
     return 0
 
 

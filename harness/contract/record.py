@@ -81,7 +81,9 @@ class RecordingRunner(Runner):
         not depend on which tool of a scenario happened to run first."""
         if not endpoint.key:
             return
-        http = BlobHttp(endpoint.blob_url, endpoint.account, endpoint.key)
+        http = BlobHttp(
+            endpoint.blob_url, endpoint.account, endpoint.key, ca_bundle=endpoint.ca_bundle
+        )
         try:
             http.request("PUT", container, query={"restype": "container"})  # 201 or 409
         finally:

@@ -78,6 +78,7 @@ class BoostedblobDriver:
             "AZURE_STORAGE_ACCOUNT": ctx.endpoint.account,
             "AZURE_STORAGE_ACCOUNT_KEY": ctx.endpoint.key or "",
             "BBB_DISABLE_CACHE": "1",  # no token cache in the user's home
+            "LAB_BBB_CA_BUNDLE": str(ctx.endpoint.ca_bundle or ""),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
         for key in ("AZURE_STORAGE_KEY", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_USE_IDENTITY"):

@@ -155,11 +155,19 @@ def sdk_credential(endpoint: Endpoint) -> Any:
     return None
 
 
+def sdk_transport(endpoint: Endpoint) -> dict[str, Any]:
+    """Client keywords that make azure-storage-blob (sync and aio) trust the endpoint's lab CA;
+    verification stays on. Empty for an endpoint without one (system CAs)."""
+    return {"connection_verify": str(endpoint.ca_bundle)} if endpoint.ca_bundle else {}
+
+
 def ensure_container(endpoint: Endpoint, container: str) -> None:
     """Create ``container`` unless it exists (what AzCopy skips for hosts it cannot classify)."""
     from azure.core.exceptions import ResourceExistsError
     from azure.storage.blob import BlobServiceClient
 
-    service = BlobServiceClient(endpoint.blob_url, credential=sdk_credential(endpoint))
+    service = BlobServiceClient(
+        endpoint.blob_url, credential=sdk_credential(endpoint), **sdk_transport(endpoint)
+    )
     with contextlib.suppress(ResourceExistsError):
         service.create_container(container)

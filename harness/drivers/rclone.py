@@ -50,13 +50,13 @@ class RcloneDriver:
             env[prefix + "KEY"] = ep.key
         elif ep.sas:
             env[prefix + "SAS_URL"] = f"{ep.blob_url}?{ep.sas.lstrip('?')}"
-        if ep.ca_bundle:
-            env["SSL_CERT_FILE"] = str(ep.ca_bundle)
         return env
 
     def _command(self, ctx: StepContext) -> list[str]:
         op = ctx.operation
         remote = f"{REMOTE}:{ctx.container}/{ctx.prefix}".rstrip("/")
+        # the lab CA on top of the system's: verification stays on
+        trust = ["--ca-cert", str(ctx.endpoint.ca_bundle)] if ctx.endpoint.ca_bundle else []
         tuning = [
             "--transfers",
             str(ctx.concurrency),
@@ -79,12 +79,22 @@ class RcloneDriver:
         elif op == "remove":
             args = ["delete", remote, "--checkers", str(max(8, ctx.concurrency))]
         elif op == "list":
-            return [str(rclone_path()), "lsf", "-R", "--files-only", "--format", "sp", remote]
+            return [
+                str(rclone_path()),
+                "lsf",
+                "-R",
+                "--files-only",
+                "--format",
+                "sp",
+                remote,
+                *trust,
+            ]
         else:
             raise ValueError(f"rclone does not support operation {op!r}")
         # JSON logs on stderr; the final stats object carries the counters
         stats = ["--use-json-log", "--stats", "1s", "--stats-log-level", "NOTICE", "-v"]
-        return [str(rclone_path()), *args, *stats, *map(str, ctx.options.get("extra_args", []))]
+        extra = map(str, ctx.options.get("extra_args", []))
+        return [str(rclone_path()), *args, *trust, *stats, *extra]
 
     def run(self, ctx: StepContext) -> StepResult:
         ctx.workdir.mkdir(parents=True, exist_ok=True)

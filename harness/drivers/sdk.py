@@ -22,7 +22,7 @@ from azure.storage.blob.aio import BlobServiceClient as AioBlobServiceClient
 
 from harness.datasets import Dataset, ManifestEntry
 from harness.drivers.base import StepContext
-from harness.drivers.common import apply_verify, local_dir, sdk_credential
+from harness.drivers.common import apply_verify, local_dir, sdk_credential, sdk_transport
 from harness.metrics import latency_summary
 from harness.results import StepResult, count_errors
 from harness.tools import tool_version
@@ -82,6 +82,7 @@ def _client_kwargs(ctx: StepContext, recorder: _Recorder) -> dict[str, Any]:
         "max_chunk_get_size": int(ctx.options.get("max_chunk_get_size", block)),
         "connection_timeout": 30,
         "read_timeout": int(min(ctx.timeout_s, 600)),
+        **sdk_transport(ctx.endpoint),
     }
 
 
