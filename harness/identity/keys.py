@@ -60,6 +60,20 @@ class KeyRing:
         self.directory = directory
         self.keys = sorted(keys, key=lambda k: k.signs_from)
         self.max_token_lifetime_s = max_token_lifetime_s
+        self._stamp = self._ring_stamp()
+
+    def _ring_stamp(self) -> int:
+        try:
+            return (self.directory / RING_FILE).stat().st_mtime_ns
+        except FileNotFoundError:
+            return 0
+
+    def refresh(self) -> None:
+        """Reload when another process rotated the ring on disk (``harness token-service
+        --rotate`` against the same state directory, or a test)."""
+        if self._ring_stamp() != self._stamp:
+            fresh = KeyRing.load_or_create(self.directory, self.max_token_lifetime_s)
+            self.keys, self._stamp = fresh.keys, fresh._stamp
 
     @classmethod
     def load_or_create(
@@ -107,6 +121,7 @@ class KeyRing:
         tmp = self.directory / f".{RING_FILE}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps({"keys": entries}, indent=1))
         os.replace(tmp, self.directory / RING_FILE)
+        self._stamp = self._ring_stamp()
 
     def rotate(self, lead_s: float, now: float | None = None) -> SigningKey:
         """Publish a new key now that starts signing ``lead_s`` later; drop keys whose tokens

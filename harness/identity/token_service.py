@@ -141,6 +141,7 @@ async def openid_configuration(request: web.Request) -> web.Response:
 async def jwks(request: web.Request) -> web.Response:
     if _tenant(request) is None and request.match_info["tenant"] != "common":
         return _no_tenant(request)
+    request.app[RING].refresh()
     return web.json_response(request.app[RING].jwks())
 
 
@@ -156,6 +157,7 @@ def _issue(request: web.Request, object_id: str, app_id: str, resource: str) -> 
         now=now,
     )
     request["principal"] = object_id
+    request.app[RING].refresh()
     return request.app[RING].sign(claims, now), claims["exp"]
 
 

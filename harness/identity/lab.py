@@ -1,0 +1,118 @@
+"""The lab identity as the rest of the harness uses it: start the token service, know its tenant
+and principals, mint tokens with its key material (for the negative checks), and describe the
+``bearer`` block a façade's accounts YAML needs to trust it."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.identity.config import TokenServiceConfig, load_config
+from harness.identity.keys import KeyRing
+from harness.identity.token_service import STORAGE_RESOURCE, make_claims
+from harness.paths import ROOT
+from harness.targets.base import ServerProcess, free_port
+
+DEFAULT_CONFIG = ROOT / "fixtures" / "identity" / "tenant.yaml"
+CONTRIBUTOR = "Storage Blob Data Contributor"
+READER = "Storage Blob Data Reader"
+
+
+@dataclass
+class LabIdentity:
+    """A running (or reachable) token service and what is known about it."""
+
+    authority: str  # https://127.0.0.1:PORT, what azure-identity takes as ``authority``
+    config: TokenServiceConfig
+    state_dir: Path  # its signing keys
+    ca_bundle: Path  # the CA its certificate chains to
+
+    @property
+    def tenant(self) -> str:
+        return self.config.tenant
+
+    @property
+    def issuer_url(self) -> str:
+        """The authority URL a façade trusts: discovery at ``<url>/.well-known/...``."""
+        return f"{self.authority}/{self.tenant}/v2.0"
+
+    def principal(self, name: str) -> tuple[str, str]:
+        """(object id, client id) of a client or managed identity by its name."""
+        for item in [*self.config.clients, *self.config.managed_identities]:
+            if item.name == name:
+                return item.object_id, item.client_id
+        raise KeyError(f"no client or managed identity named {name!r} in the lab tenant")
+
+    def claims(self, name: str, **overrides: Any) -> dict[str, Any]:
+        """The claims the service would issue to ``name`` for Storage, with ``overrides``."""
+        oid, appid = self.principal(name)
+        claims = make_claims(
+            self.tenant,
+            object_id=oid,
+            app_id=appid,
+            resource=STORAGE_RESOURCE,
+            lifetime_s=self.config.token_lifetime_s,
+        )
+        return claims | overrides
+
+    def mint(self, name: str, **overrides: Any) -> str:
+        """A token signed by the service's current key, as if it had issued it."""
+        ring = KeyRing.load_or_create(self.state_dir, self.config.token_lifetime_s)
+        return ring.sign(self.claims(name, **overrides), time.time())
+
+    def signing_key(self) -> Any:
+        """The service's current private key (for tokens a check tampers with)."""
+        return KeyRing.load_or_create(self.state_dir, self.config.token_lifetime_s).signer()
+
+    def bearer_block(self, roles: list[tuple[str, str, str]]) -> dict[str, Any]:
+        """An account's ``bearer`` mapping trusting this service; roles are
+        (principal name, role, scope) with scope ``account`` or ``containers/NAME``."""
+        assignments = []
+        for name, role, scope in roles:
+            oid, _ = self.principal(name)
+            assignments.append({"principal": oid, "role": role, "scope": scope})
+        return {"tenant": self.tenant, "issuers": [self.issuer_url], "roles": assignments}
+
+
+class TokenService:
+    """``harness token-service`` as a subprocess on a free loopback port."""
+
+    def __init__(
+        self, workdir: Path, ca_dir: Path, config_path: Path = DEFAULT_CONFIG, rotate: bool = False
+    ) -> None:
+        self.workdir = workdir
+        self.ca_dir = ca_dir
+        self.config_path = config_path
+        self.rotate = rotate
+        self.server: ServerProcess | None = None
+
+    def start(self) -> LabIdentity:
+        from harness.labca import LabCA
+
+        port = free_port()
+        state = self.workdir / "token-service"
+        argv = [sys.executable, "-m", "harness.cli", "token-service"]
+        argv += ["--config", str(self.config_path), "--state-dir", str(state)]
+        argv += ["--port", str(port), "--ca-dir", str(self.ca_dir)]
+        if self.rotate:
+            argv.append("--rotate")
+        self.server = ServerProcess(
+            "token service", argv, port, self.workdir / "token-service.log", cwd=ROOT
+        )
+        self.server.start()
+        return LabIdentity(
+            f"https://127.0.0.1:{port}",
+            load_config(self.config_path),
+            state,
+            LabCA.load_or_create(self.ca_dir).bundle_path,
+        )
+
+    def log(self) -> str:
+        return self.server.log_path.read_text(errors="replace") if self.server else ""
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.stop()
