@@ -35,7 +35,9 @@ def parse_args(argv: Sequence[str] | None, prog: str = "reference_server") -> ar
     p.add_argument(
         "--io-threads", type=int, help="threads per worker for file I/O and commits (default 8)"
     )
-    p.add_argument("--config", type=Path, help="YAML: accounts (name, keys, allow_anonymous_read)")
+    p.add_argument(
+        "--config", type=Path, help="YAML: accounts (name, keys, allow_anonymous_read, bearer)"
+    )
     p.add_argument(
         "--account",
         action="append",
@@ -51,6 +53,11 @@ def parse_args(argv: Sequence[str] | None, prog: str = "reference_server") -> ar
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default), ERROR")
     p.add_argument("--tls-cert", type=Path, help="PEM server certificate (chain): serve https")
     p.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    p.add_argument(
+        "--trust-ca",
+        type=Path,
+        help="PEM CA bundle the bearer token issuers' https certificates chain to",
+    )
     return p.parse_args(argv)
 
 
@@ -73,6 +80,7 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         ("log_level", "log_level"),
         ("tls_cert", "tls_cert"),
         ("tls_key", "tls_key"),
+        ("trust_ca", "trust_ca"),
     ):
         value = getattr(args, flag)
         if value is not None:
