@@ -16,19 +16,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.identity.lab import CONTRIBUTOR, READER, LabIdentity, TokenService
+from harness.identity.lab import (
+    LAB_ROLES,
+    SCOPED_CONTAINER,  # noqa: F401  (the tests import it from here)
+    LabIdentity,
+    TokenService,
+)
 from harness.labca import LabCA
 from harness.paths import ROOT
 from harness.targets.base import ServerProcess, free_port
 from reference_server.config import DEV_ACCOUNT, DEV_KEY
-
-SCOPED_CONTAINER = "scoped-ct"
-LAB_ROLES = [
-    ("writer", CONTRIBUTOR, "account"),
-    ("vm", CONTRIBUTOR, "account"),
-    ("reader", READER, "account"),
-    ("scoped", CONTRIBUTOR, f"containers/{SCOPED_CONTAINER}"),
-]
 
 
 @dataclass

@@ -87,7 +87,9 @@ def token_service(
         for name, value in info["env"].items():
             click.echo(f"  {name}={value}")
         if describe:
-            write_description(describe, info | {"ca_bundle": str(ca.bundle_path)})
+            # what `harness conformance --identity FILE` reads back to mint tokens
+            paths = {"config": str(config_path.resolve()), "state_dir": str(state_dir.resolve())}
+            write_description(describe, info | paths | {"ca_bundle": str(ca.bundle_path)})
         sys.stdout.flush()
 
     asyncio.run(

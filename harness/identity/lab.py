@@ -116,3 +116,83 @@ class TokenService:
     def stop(self) -> None:
         if self.server:
             self.server.stop()
+
+
+# The role layout the bearer conformance checks expect on the account under test.
+SCOPED_CONTAINER = "scoped-ct"
+LAB_ROLES = [
+    ("writer", CONTRIBUTOR, "account"),
+    ("vm", CONTRIBUTOR, "account"),
+    ("reader", READER, "account"),
+    ("scoped", CONTRIBUTOR, f"containers/{SCOPED_CONTAINER}"),
+]
+
+
+@dataclass
+class BearerEndpoint:
+    """An account that trusts the lab tenant, as the bearer checks reach it."""
+
+    identity: LabIdentity
+    url: str  # https account URL
+    account: str
+    key: str | None  # Shared Key, for fixtures; None when only tokens are known
+    ca_bundle: Path | None
+    http_url: str | None = None  # the same façade over plain http, when it listens there
+
+
+def identity_from_description(path: Path) -> LabIdentity:
+    """The LabIdentity a ``harness token-service --describe FILE`` run wrote."""
+    import json
+
+    data = json.loads(Path(path).read_text())
+    return LabIdentity(
+        data["authority"],
+        load_config(Path(data["config"])),
+        Path(data["state_dir"]),
+        Path(data["ca_bundle"]),
+    )
+
+
+class BearerReference:
+    """The lab token service plus the reference façade trusting it: https (bearer works) and a
+    second process over plain http (bearer must be refused), for the bearer checks."""
+
+    def __init__(self, workdir: Path, ca_dir: Path | None = None) -> None:
+        from harness.labca import default_ca_dir
+
+        self.workdir = workdir
+        self.ca_dir = ca_dir or default_ca_dir()
+        self.service = TokenService(workdir / "identity", self.ca_dir)
+        self.targets: list[Any] = []
+
+    def start(self) -> BearerEndpoint:
+        import yaml
+
+        from harness.labca import LabCA
+        from harness.targets.base import DEV_ACCOUNT, DEV_KEY
+        from harness.targets.reference import ReferenceTarget
+
+        identity = self.service.start()
+        config = self.workdir / "bearer-accounts.yaml"
+        account = {"name": DEV_ACCOUNT, "key": DEV_KEY, "bearer": identity.bearer_block(LAB_ROLES)}
+        config.write_text(yaml.safe_dump({"accounts": [account]}))
+        bundle = LabCA.load_or_create(self.ca_dir).bundle_path
+        args = ["--config", str(config), "--trust-ca", str(bundle)]
+        https = ReferenceTarget(extra_args=args, tls=True, ca_dir=self.ca_dir)
+        plain = ReferenceTarget(extra_args=args)
+        for target, name in ((https, "bearer-https"), (plain, "bearer-http")):
+            self.targets.append(target)
+            target.start(self.workdir / name)
+        return BearerEndpoint(
+            identity,
+            https.endpoint().blob_url,
+            DEV_ACCOUNT,
+            DEV_KEY,
+            bundle,
+            plain.endpoint().blob_url,
+        )
+
+    def stop(self) -> None:
+        for target in self.targets:
+            target.stop()
+        self.service.stop()
