@@ -87,6 +87,7 @@ async def prepare(view: RequestView, account: Account, config: ServerConfig) -> 
         from reference_server.auth import bearer
 
         await bearer.ensure_keys(
+            account.name,
             header[len("Bearer ") :].strip(),
             account.bearer,
             config.trust_ca,

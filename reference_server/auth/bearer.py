@@ -24,6 +24,7 @@ import asyncio
 import logging
 import ssl
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,12 @@ class IssuerKeys:
 
 
 _CACHE: dict[str, IssuerKeys] = {}  # issuer URL -> keys; one per worker process
+# Tokens whose signature and claims already passed, exact string -> claims: a client sends one
+# token for many requests, and the RSA verification and JSON decoding are most of the cost.
+# Time window, audience and roles are still checked on every request.
+# Keyed by account too: which issuers and tenant a token was checked against is per account.
+_VERIFIED: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+VERIFIED_MAX = 4096
 
 
 def _client_ssl(trust_ca: Path | None) -> ssl.SSLContext:
@@ -118,10 +125,12 @@ async def _refresh(issuer: str, entry: IssuerKeys, trust_ca: Path | None) -> Non
 
 
 async def ensure_keys(
-    token: str, bearer: BearerConfig, trust_ca: Path | None, refresh_floor_s: float
+    account: str, token: str, bearer: BearerConfig, trust_ca: Path | None, refresh_floor_s: float
 ) -> None:
     """Make sure the key the token names is cached when any trusted issuer publishes it:
     fetch discovery and JWKS the first time, refetch on an unknown kid (rate-limited)."""
+    if (account, token) in _VERIFIED:
+        return
     try:
         kid = jwt.get_unverified_header(token).get("kid")
     except jwt.PyJWTError:
@@ -143,6 +152,7 @@ async def ensure_keys(
 
 def clear_cache() -> None:
     _CACHE.clear()
+    _VERIFIED.clear()
 
 
 # ---- verification ------------------------------------------------------------------------------
@@ -212,6 +222,28 @@ def validate_token(
         raise _fail(bearer, "Bearer tokens are accepted over https only.")
     if view.headers.get("x-ms-version", "") < MIN_VERSION:
         raise _fail(bearer, f"Bearer tokens need x-ms-version {MIN_VERSION} or later.")
+    cache_key = (account.name, token)
+    claims = _VERIFIED.get(cache_key)
+    if claims is None:
+        claims = _verified_claims(token, bearer)
+        _VERIFIED[cache_key] = claims
+        if len(_VERIFIED) > VERIFIED_MAX:
+            _VERIFIED.popitem(last=False)
+    else:
+        _VERIFIED.move_to_end(cache_key)
+        current = time.time() if now is None else now
+        if current > claims["exp"] + SKEW_S:
+            raise _fail(bearer, "IDX10223: Lifetime validation failed. The token is expired.")
+        if current < claims["nbf"] - SKEW_S:
+            raise _fail(bearer, "IDX10222: Lifetime validation failed. The token is not yet valid.")
+    audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+    if not set(audiences) & _audiences(view, account):
+        raise _fail(bearer, f"Audience validation failed. Audience did not match: {audiences}.")
+    return claims
+
+
+def _verified_claims(token: str, bearer: BearerConfig) -> dict[str, Any]:
+    """Signature, lifetime, issuer and tenant of a token not seen before."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
@@ -255,9 +287,6 @@ def validate_token(
             f"Issuer validation failed. Issuer {claims['iss']!r} (tid {claims['tid']!r}) is not "
             f"the tenant {bearer.tenant} of this account.",
         )
-    audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
-    if not set(audiences) & _audiences(view, account):
-        raise _fail(bearer, f"Audience validation failed. Audience did not match: {audiences}.")
     return claims
 
 

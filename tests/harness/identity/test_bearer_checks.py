@@ -53,3 +53,14 @@ def test_a_facade_granting_a_role_too_many_fails_the_no_role_check(
     assert status["bearer.no-role"] == FAIL
     assert status["bearer.valid"] == PASS and status["bearer.expired"] == PASS
     assert status["bearer.over-http"] == SKIP  # no http listener was named
+
+
+def test_auth_cost_bench_measures_both_schemes(tmp_path: Path) -> None:
+    from harness.identity.bench import measure
+
+    results = measure(tmp_path, requests=40, warmup=5)
+    assert results["shared_key"]["requests"] == results["bearer"]["requests"] == 40
+    assert results["shared_key"]["server_cpu_us"] > 0 and results["bearer"]["server_cpu_us"] > 0
+    assert results["ratio_server_cpu"] == (
+        results["bearer"]["server_cpu_us"] / results["shared_key"]["server_cpu_us"]
+    )
