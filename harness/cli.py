@@ -18,7 +18,6 @@ from harness.bench.cli import bench
 from harness.cli_common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, load_scenario
 from harness.conformance.cli import conformance
 from harness.contract.cli import contract
-from harness.paths import ROOT
 from harness.targets import TARGET_NAMES
 
 
@@ -59,9 +58,16 @@ def main() -> None:
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    default=ROOT / "reports",
-    show_default=True,
-    help="Directory that receives the run directory.",
+    default=None,
+    help="Directory that receives the run directory [default: ./reports of the current directory].",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="HARNESS_CACHE_DIR",
+    default=None,
+    help="Where generated datasets are cached (env HARNESS_CACHE_DIR) [default: "
+    "$XDG_CACHE_HOME/blob-facade-lab/datasets or ~/.cache/blob-facade-lab/datasets].",
 )
 @click.option(
     "--set",
@@ -95,7 +101,8 @@ def run(
     scenario: str,
     target: str | None,
     endpoint: str | None,
-    out: Path,
+    out: Path | None,
+    cache_dir: Path | None,
     overrides: tuple[str, ...],
     sample_interval: float,
     no_contract: bool,
@@ -123,8 +130,15 @@ def run(
         "endpoint": endpoint,
         "contract": not no_contract,
     }
+    from harness.datasets import default_cache_dir
+
     options = dict(
-        out=out, target=target, endpoint=endpoint, sample_interval=sample_interval, source=source
+        out=out or Path.cwd() / "reports",
+        cache_dir=cache_dir or default_cache_dir(),
+        target=target,
+        endpoint=endpoint,
+        sample_interval=sample_interval,
+        source=source,
     )
     runner = (
         Runner(sc, **options)
@@ -212,7 +226,15 @@ def validate(scenario: str, overrides: tuple[str, ...]) -> None:
     help="Where the comparison goes [default: a new <time>-compare directory beside "
     "the first run].",
 )
-def report(run_dirs: tuple[Path, ...], out: Path | None) -> None:
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="NAME",
+    help="Column name of each run in a comparison, in order (repeat once per run) "
+    "[default: each run's target].",
+)
+def report(run_dirs: tuple[Path, ...], out: Path | None, labels: tuple[str, ...]) -> None:
     """Re-render the report of one RUN_DIR, or put several side by side with ratios."""
     from harness.report import load_run, render_run
     from harness.report.compare import compare_runs
@@ -228,7 +250,9 @@ def report(run_dirs: tuple[Path, ...], out: Path | None) -> None:
         print_run(runs[0])
         click.echo(f"report: {paths['html']}")
         sys.exit(EXIT_OK if runs[0].passed else EXIT_FAILED)
-    path = compare_runs(list(run_dirs), out)
+    if labels and len(labels) != len(runs):
+        raise click.UsageError(f"{len(labels)} --label for {len(runs)} runs: give one per run")
+    path = compare_runs(list(run_dirs), out, labels=list(labels) or None)
     click.echo(f"report: {path}")
     sys.exit(EXIT_OK if all(r.passed for r in runs) else EXIT_FAILED)
 

@@ -36,6 +36,18 @@ _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 10**6, "mb": 1
 _UNITS |= {"mib": 1024**2, "g": 10**9, "gb": 10**9, "gib": 1024**3, "tib": 1024**4}
 
 
+CACHE_ENV = "HARNESS_CACHE_DIR"  # where generated datasets are kept, when set
+
+
+def default_cache_dir() -> Path:
+    """``$HARNESS_CACHE_DIR``, else ``$XDG_CACHE_HOME/blob-facade-lab/datasets``, else
+    ``~/.cache/blob-facade-lab/datasets``: a user cache, never the install folder."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "blob-facade-lab" / "datasets"
+
+
 class DatasetError(RuntimeError):
     """The dataset cannot be generated (bad spec, not enough disk)."""
 

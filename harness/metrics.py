@@ -88,7 +88,7 @@ class Sampler:
         interval: float = 1.0,
     ) -> None:
         self.samples: list[Sample] = []
-        self.step = ""
+        self._step = ""
         self._server_pids = server_pids
         self._extra_client_pids = extra_client_pids
         self._interval = interval
@@ -97,6 +97,17 @@ class Sampler:
         self._client = _Tree()
         self._servers: dict[str, _Tree] = {}
         self._lock = threading.Lock()
+
+    @property
+    def step(self) -> str:
+        """The step running now ("" between steps); samples are labelled with it."""
+        return self._step
+
+    @step.setter
+    def step(self, name: str) -> None:
+        self._step = name
+        if name and self._thread is not None:
+            self.sample()  # one sample at the very start, so charts mark where each step begins
 
     def __enter__(self) -> Sampler:
         self.start()

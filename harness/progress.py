@@ -19,12 +19,24 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
+from rich.text import Text
+
+
+class MiBSpeedColumn(ProgressColumn):
+    """The transfer rate in MiB/s, the unit of every report (rich's own column says MB/s)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        if speed is None:
+            return Text("? MiB/s", style="progress.data.speed")
+        return Text(f"{speed / 2**20:,.1f} MiB/s", style="progress.data.speed")
 
 
 class RunProgress:
@@ -47,7 +59,7 @@ class RunProgress:
             TextColumn("  {task.description}"),
             BarColumn(),
             DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
+            MiBSpeedColumn(),
             TimeRemainingColumn(),
             TimeElapsedColumn(),  # steps that report no bytes (Locust, rclone) still tick
             console=self.console,

@@ -17,6 +17,20 @@ NO_PAYLOAD_OPERATIONS = frozenset(
 )
 
 
+# The clocks a row can name, in words (reports and the README say the same).
+CLOCKS = {
+    "wall": "harness wall clock around the client (process start to exit, or the call)",
+    "proxy": "first request to last response seen at the recording proxy",
+    "steady-window": "Locust's steady-state windows (whole seconds after each level's ramp)",
+    "client": "per request, timed inside the client process",
+    "azcopy-log": "per request, AzCopy's own OpTime from its job log",
+    "rclone-log": "per request, rclone's logged request and response times (--dump headers)",
+}
+# Repeats whose slowest and fastest differ by more than this factor are flagged unstable and
+# left out of ratios: a median of bimodal repeats (e.g. AzCopy's 2 s status poll) is no KPI.
+UNSTABLE_SPREAD = 1.5
+
+
 def moves_payload(operation: str) -> bool:
     """Whether a step operation transfers object bodies (MiB/s means something)."""
     return operation not in NO_PAYLOAD_OPERATIONS
@@ -36,6 +50,10 @@ class StepResult:
     ok: bool = True
     started_at: float = 0.0  # unix seconds
     duration_s: float = 0.0
+    # Which clock measured duration_s (and so MiB/s and ops/s): "wall" = the harness's clock
+    # around the client (process start to exit, or the in-process call); "proxy" = first request
+    # to last response seen at the recording proxy; "steady-window" = Locust's; see CLOCKS.
+    clock: str = "wall"
     bytes: int = 0
     objects: int = 0
     verified_bytes: int = 0
@@ -49,6 +67,9 @@ class StepResult:
     p99_ms: float | None = None
     p999_ms: float | None = None
     max_ms: float | None = None
+    # where the percentiles come from ("client" = timed in-process, "azcopy-log" / "rclone-log"
+    # = the tool's own per-request times, "proxy" = at the recording proxy; None = none)
+    latency_clock: str | None = None
     # errors by HTTP status ("503") and by x-ms-error-code ("ServerBusy")
     errors_by_status: dict[str, int] = field(default_factory=dict)
     errors_by_code: dict[str, int] = field(default_factory=dict)

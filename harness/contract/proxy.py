@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, urlsplit
 
@@ -44,6 +45,33 @@ class Call:
     tool: str = ""  # the client that made it
     error_code: str | None = None
     step: str = ""  # the scenario step's name
+    started: float = 0.0  # unix seconds when the request reached the proxy
+    elapsed_ms: float = 0.0  # request arrival to the upstream's last response byte
+
+
+@dataclass
+class CallTiming:
+    """What the proxy's clock says about a set of calls: their span and per-request times."""
+
+    first_start: float
+    last_end: float
+    latencies_ms: list[float]
+
+    @property
+    def span_s(self) -> float:
+        return self.last_end - self.first_start
+
+
+def timing_of(calls: list[Call]) -> CallTiming | None:
+    """First request to last response over ``calls`` (None when there were none)."""
+    timed = [c for c in calls if c.started]
+    if not timed:
+        return None
+    return CallTiming(
+        min(c.started for c in timed),
+        max(c.started + c.elapsed_ms / 1000 for c in timed),
+        [c.elapsed_ms for c in timed],
+    )
 
 
 class RecordingProxy:
@@ -135,6 +163,7 @@ class RecordingProxy:
     # ---- forwarding -------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
+        started, t0 = time.time(), time.perf_counter()
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
         target = URL(self.upstream + request.raw_path, encoded=True)
@@ -155,6 +184,7 @@ class RecordingProxy:
             status = upstream.status
             error_code = upstream.headers.get("x-ms-error-code")
             length = upstream.headers.get("Content-Length")
+        elapsed_ms = (time.perf_counter() - t0) * 1000
         path, _, qs = request.raw_path.partition("?")
         call = Call(
             method=request.method,
@@ -167,6 +197,8 @@ class RecordingProxy:
             tool=self.tool,
             step=self.step,
             error_code=error_code,
+            started=started,
+            elapsed_ms=elapsed_ms,
         )
         with self._lock:
             self.calls.append(call)

@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.contract.model import Contract, Drift, diff, merge, summarize_calls
-from harness.contract.proxy import Call, RecordingProxy
+from harness.contract.proxy import Call, RecordingProxy, timing_of
 from harness.contract.table import to_markdown
+from harness.datasets import default_cache_dir
 from harness.drivers.base import StepContext
 from harness.http import BlobHttp
+from harness.metrics import latency_summary
 from harness.paths import ROOT
+from harness.results import StepResult
 from harness.runner import Execution, Runner, RunOutcome
 from harness.targets.base import Endpoint
 
@@ -26,6 +29,9 @@ UNRECORDED_DRIVERS = {"locust"}
 # (e.g. the AzCopy driver creating a container first), not part of that tool's contract.
 SDK_DRIVERS = {"sdk", "sdk-aio", "checkpoint"}
 SDK_USER_AGENT = "azsdk-python-"
+# Drivers whose own clock is coarse (AzCopy ends a job only at its 2 s status poll): their
+# duration is the proxy's first request to last response instead.
+PROXY_TIMED_DRIVERS = {"azcopy"}
 
 
 def is_harness_call(call: Call) -> bool:
@@ -75,6 +81,16 @@ class RecordingRunner(Runner):
         )
         return ctx
 
+    def _run_bounded(
+        self, driver_name: str, ctx: StepContext, *args: Any, **kwargs: Any
+    ) -> StepResult:
+        proxy = self.proxies.get(ctx.endpoint.target)
+        first = len(proxy.calls) if proxy is not None else 0
+        result = super()._run_bounded(driver_name, ctx, *args, **kwargs)
+        if proxy is not None and driver_name not in UNRECORDED_DRIVERS:
+            apply_proxy_timing(result, [c for c in proxy.calls[first:] if not is_harness_call(c)])
+        return result
+
     def _ensure_container(self, endpoint: Endpoint, container: str) -> None:
         """Create the step's container directly on the target (not recorded): AzCopy does not
         create a missing container at a path-style IP endpoint, and a tool's contract should
@@ -121,6 +137,24 @@ class RecordingRunner(Runner):
         )
 
 
+def apply_proxy_timing(result: StepResult, calls: list[Call]) -> None:
+    """Time a step by what the recording proxy saw of it: per-request latency where the client
+    gave none, and the span from first request to last response for coarse-clocked drivers."""
+    timing = timing_of(calls)
+    if timing is None:
+        return
+    result.extra["proxy_calls"] = len(calls)
+    result.extra["proxy_span_s"] = round(timing.span_s, 6)
+    if result.p50_ms is None:
+        for key, value in latency_summary(timing.latencies_ms).items():
+            setattr(result, key, value)
+        result.latency_clock = "proxy"
+    if result.driver in PROXY_TIMED_DRIVERS and result.ok and timing.span_s > 0:
+        result.extra["wall_duration_s"] = result.duration_s
+        result.duration_s = timing.span_s
+        result.clock = "proxy"
+
+
 @dataclass
 class Recording:
     outcome: RunOutcome
@@ -154,7 +188,9 @@ def record_scenario(
     scenario, out: Path, target: str | None = None, endpoint: str | None = None
 ) -> Recording:
     """Run ``scenario`` with every driver behind the recording proxy."""
-    runner = RecordingRunner(scenario, out=out, target=target, endpoint=endpoint)
+    runner = RecordingRunner(
+        scenario, out=out, target=target, endpoint=endpoint, cache_dir=default_cache_dir()
+    )
     outcome = runner.run()
     versions = {name: driver.versions() for name, driver in runner.drivers.items()}
     account = (

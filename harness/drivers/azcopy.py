@@ -20,6 +20,7 @@ from harness.drivers.common import (
     is_ip_host,
     local_dir,
 )
+from harness.metrics import latency_summary
 from harness.proxy import LabProxy, routes_for, virtual_host_url
 from harness.results import StepResult
 from harness.targets.base import Endpoint
@@ -44,6 +45,16 @@ SUMMARY_FIELDS = (
 _STATUS_RE = re.compile(r"RESPONSE (?:Status|STATUS): (\d{3})")
 _CODE_RE = re.compile(r"X-Ms-Error-Code: (\S+)", re.IGNORECASE)
 _RETRY_RE = re.compile(r"\(Try=(\d+)")
+# Every request AzCopy logs (INFO and up) carries its own time, retries included:
+# "==> REQUEST/RESPONSE (Try=1/28.1ms, OpTime=28.6ms) -- RESPONSE SUCCESSFULLY RECEIVED"
+_OPTIME_RE = re.compile(r"OpTime=([0-9.]+(?:ns|us|µs|ms|s|m|h)(?:[0-9.]+(?:ns|us|µs|ms|s))*)")
+_GO_UNIT_MS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}
+_GO_PART_RE = re.compile(r"([0-9.]+)(ns|us|µs|ms|s|m|h)")
+
+
+def go_duration_ms(text: str) -> float:
+    """A Go ``time.Duration`` string (``28.6ms``, ``512µs``, ``1m2.5s``) in milliseconds."""
+    return sum(float(n) * _GO_UNIT_MS[unit] for n, unit in _GO_PART_RE.findall(text))
 
 
 def _number(value: Any) -> float | int | str:
@@ -263,10 +274,17 @@ class AzCopyDriver:
             for t in summary.get("FailedTransfers") or []
             if t.get("ErrorCode")
         )
-        by_status, by_code, retries = self._scan_logs(ctx.workdir / "azcopy-logs", job_ids)
+        log = self._scan_logs(ctx.workdir / "azcopy-logs", job_ids)
+        by_status, by_code, retries, latencies = log
         result.errors_by_status = dict(by_status or failed_statuses)
         result.errors_by_code = dict(by_code)
         result.retries = retries
+        if latencies:
+            # AzCopy's job log times every request itself: its percentiles, not the proxy's
+            for key, value in latency_summary(latencies).items():
+                setattr(result, key, value)
+            result.latency_clock = "azcopy-log"
+            result.extra["requests_timed"] = len(latencies)
 
         if outcome.timed_out:
             result.ok, result.error = False, f"azcopy timed out after {ctx.timeout_s:.0f}s"
@@ -279,11 +297,13 @@ class AzCopyDriver:
         return result
 
     @staticmethod
-    def _scan_logs(log_dir: Path, job_ids: list[str]) -> tuple[Counter, Counter, int]:
-        """Error responses by status and x-ms-error-code, and retried requests, from the job log."""
+    def _scan_logs(log_dir: Path, job_ids: list[str]) -> tuple[Counter, Counter, int, list[float]]:
+        """Error responses by status and x-ms-error-code, retried requests and every request's
+        OpTime in ms, from the job log."""
         by_status: Counter = Counter()
         by_code: Counter = Counter()
         retries = 0
+        latencies: list[float] = []
         for job in job_ids:
             path = log_dir / f"{job}.log"
             if not path.is_file():
@@ -293,6 +313,8 @@ class AzCopyDriver:
                 for line in fh:
                     if m := _RETRY_RE.search(line):
                         retries += int(m.group(1)) > 1 and "REQUEST" in line
+                    if m := _OPTIME_RE.search(line):
+                        latencies.append(go_duration_ms(m.group(1)))
                     if m := _STATUS_RE.search(line):
                         status = int(m.group(1))
                         if status >= 400:
@@ -300,4 +322,4 @@ class AzCopyDriver:
                     elif status >= 400 and (m := _CODE_RE.search(line)):
                         by_code[m.group(1)] += 1
                         status = 0
-        return by_status, by_code, retries
+        return by_status, by_code, retries, latencies

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from harness.drivers.base import StepContext
 from harness.drivers.common import ProcessRunner, apply_verify, local_dir
+from harness.metrics import latency_summary
 from harness.results import StepResult
 from harness.tools import rclone_path, tool_version
 
 REMOTE = "LAB"  # the remote's name: RCLONE_CONFIG_LAB_* in the environment
+# With --dump headers rclone logs "HTTP REQUEST (req 0x…)" and "HTTP RESPONSE (req 0x…)" with
+# nanosecond times: the pairs are its per-request latencies (Authorization is logged as XXXX).
+_HTTP_RE = re.compile(r"^HTTP (REQUEST|RESPONSE) \(req (0x[0-9a-f]+)\)$")
 
 
 class RcloneDriver:
@@ -93,6 +99,8 @@ class RcloneDriver:
             raise ValueError(f"rclone does not support operation {op!r}")
         # JSON logs on stderr; the final stats object carries the counters
         stats = ["--use-json-log", "--stats", "1s", "--stats-log-level", "NOTICE", "-v"]
+        if ctx.options.get("request_log", True):
+            stats += ["--dump", "headers"]  # per-request times (sets -vv)
         extra = map(str, ctx.options.get("extra_args", []))
         return [str(rclone_path()), *args, *trust, *stats, *extra]
 
@@ -107,8 +115,13 @@ class RcloneDriver:
         outcome = self._runner.run(
             argv, self.env(ctx), ctx.timeout_s, cwd=ctx.workdir, stderr_path=log_path
         )
-        stats, errors = _parse_log(log_path)
+        stats, errors, latencies = _parse_log(log_path)
         result = ctx.result(driver=self.name, duration_s=outcome.duration_s)
+        if latencies:
+            for key, value in latency_summary(latencies).items():
+                setattr(result, key, value)
+            result.latency_clock = "rclone-log"
+            result.extra["requests_timed"] = len(latencies)
         result.extra["argv"] = " ".join(argv[1:])
         if ctx.operation == "list":
             sizes = [ln.split(";", 1)[0] for ln in outcome.stdout_lines if ";" in ln]
@@ -134,21 +147,45 @@ class RcloneDriver:
         return result
 
 
-def _parse_log(path: Path) -> tuple[dict[str, Any], list[str]]:
-    """The last stats object and the error messages from rclone's JSON log."""
+def _parse_log(path: Path) -> tuple[dict[str, Any], list[str], list[float]]:
+    """The last stats object, the error messages and each request's latency in ms (from
+    ``--dump headers`` pairs) from rclone's JSON log."""
     stats: dict[str, Any] = {}
     errors: list[str] = []
+    latencies: list[float] = []
     if not path.is_file():
-        return stats, errors
+        return stats, errors, latencies
+    sent: dict[str, datetime] = {}
     for line in path.read_text(errors="replace").splitlines():
         try:
             entry = json.loads(line)
         except ValueError:
-            if line.strip():
+            if line.strip() and "NOTICE: Automatically setting -vv" not in line:
                 errors.append(line.strip())
             continue
         if isinstance(entry.get("stats"), dict):
             stats = entry["stats"]
         if entry.get("level") in ("error", "critical") or "Attempt" in str(entry.get("msg")):
             errors.append(str(entry.get("msg", "")).strip())
-    return stats, errors
+        if m := _HTTP_RE.match(str(entry.get("msg", ""))):
+            when = _log_time(str(entry.get("time", "")))
+            if when is None:
+                continue
+            if m.group(1) == "REQUEST":
+                sent[m.group(2)] = when
+            elif (start := sent.pop(m.group(2), None)) is not None:
+                latencies.append((when - start).total_seconds() * 1000)
+    return stats, errors, latencies
+
+
+def _log_time(text: str) -> datetime | None:
+    """rclone's RFC 3339 time with nanoseconds (Python keeps microseconds)."""
+    m = re.match(r"(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", text)
+    if not m:
+        return None
+    fraction = (m.group(2) or "0")[:6].ljust(6, "0")
+    zone = "+00:00" if m.group(3) == "Z" else m.group(3)
+    try:
+        return datetime.fromisoformat(f"{m.group(1)}.{fraction}{zone}")
+    except ValueError:
+        return None

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.results import moves_payload
+from harness.results import UNSTABLE_SPREAD, moves_payload
 from harness.runner import level_rows, read_results, step_rows
 
 GROUP = ["step", "driver", "operation", "target"]
@@ -170,6 +170,10 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
         "p99_ms",
         "client_cpu_pct_max",
         "client_rss_mib_max",
+        "clock",
+        "latency_clock",
+        "spread",
+        "unstable",
         "error",
     ]
     results = step_rows(results)
@@ -183,6 +187,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
         tp = pd.to_numeric(g["throughput_mib_s"]) if payload else pd.Series([float("nan")])
         gbit = pd.to_numeric(g["throughput_gbit_s"]) if payload else tp
         errors = [e for e in g["error"] if isinstance(e, str) and e]
+        spread = _spread(g["duration_s"])
         rows.append(
             {
                 **dict(zip(GROUP, key, strict=True)),
@@ -203,10 +208,31 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
                 "p99_ms": _median_or_none(g["p99_ms"]),
                 "client_cpu_pct_max": _median_or_none(g["client_cpu_pct_max"], agg="max"),
                 "client_rss_mib_max": _median_or_none(g["client_rss_mib_max"], agg="max"),
+                "clock": _labels(g, "clock", "wall"),
+                "latency_clock": _labels(g, "latency_clock", "client")
+                if _median_or_none(g["p50_ms"]) is not None
+                else "",
+                "spread": spread,
+                "unstable": spread is not None and spread > UNSTABLE_SPREAD,
                 "error": errors[0] if errors else "",
             }
         )
     return pd.DataFrame(rows, columns=columns)
+
+
+def _spread(durations: pd.Series) -> float | None:
+    """Slowest over fastest repeat (None with fewer than two timed repeats)."""
+    values = pd.to_numeric(durations, errors="coerce").dropna()
+    values = values[values > 0]
+    return float(values.max() / values.min()) if len(values) > 1 else None
+
+
+def _labels(g: pd.DataFrame, column: str, default: str) -> str:
+    """The distinct values of a text column (runs written before it existed: ``default``)."""
+    if column not in g:
+        return default
+    values = [v for v in g[column] if isinstance(v, str) and v]
+    return "+".join(dict.fromkeys(values)) or default
 
 
 def _median_or_none(series: pd.Series, agg: str = "median") -> float | None:
@@ -317,16 +343,62 @@ def sweep_side_by_side(sweeps: dict[str, pd.DataFrame]) -> tuple[list[str], list
     return labels, rows
 
 
-def sweeps_by_label(runs: list[RunData]) -> dict[str, pd.DataFrame]:
+def run_labels(runs: list[RunData], labels: list[str] | None = None) -> list[str]:
+    """One column label per run: the given ``--label``, else the run's target(s); a label two
+    runs share gets the run's position (``reference #2``), so no run is merged into another."""
+    given = list(labels or [])
+    base = [
+        given[i] if i < len(given) else "+".join(run.info.get("targets") or []) or run.scenario
+        for i, run in enumerate(runs)
+    ]
+    return [f"{label} #{i + 1}" if base.count(label) > 1 else label for i, label in enumerate(base)]
+
+
+def per_target_labels(
+    run_label: str, targets: list[str], several_runs: bool, labelled: bool
+) -> dict[str, str]:
+    """Target -> column label inside one run: the run's label when it has one target, else the
+    target (prefixed by the run's label when runs are compared under given labels)."""
+    if len(targets) == 1 and several_runs:
+        return {targets[0]: run_label}
+    return {t: f"{run_label}/{t}" if labelled else str(t) for t in targets}
+
+
+def sweeps_by_label(
+    runs: list[RunData], labels: list[str] | None = None
+) -> dict[str, pd.DataFrame]:
     """Label -> sweep: one per run, or one per target of a multi-target run."""
     out: dict[str, pd.DataFrame] = {}
-    for run in runs:
+    for i, (run, run_label) in enumerate(zip(runs, run_labels(runs, labels), strict=True)):
         table = sweep(run.results)
-        targets = list(dict.fromkeys(table["target"]))
-        for target in targets:
-            label = run.name if len(targets) == 1 and len(runs) > 1 else f"{run.name}/{target}"
-            out[label if len(runs) > 1 else str(target)] = table[table["target"] == target]
+        targets = [str(t) for t in dict.fromkeys(table["target"])]
+        names = per_target_labels(run_label, targets, len(runs) > 1, bool(labels))
+        for target, label in names.items():
+            key = label if label not in out else f"{label} #{i + 1}"
+            out[key] = table[table["target"] == target]
     return out
+
+
+def comparison_warnings(labels: list[str], summaries: dict[str, pd.DataFrame]) -> list[str]:
+    """Why a column of a comparison is blank: a run with no step results, or one that shares
+    no (step, driver, operation) with the first, so nothing of it can be compared."""
+
+    def keys(table: pd.DataFrame) -> set[tuple[str, str, str]]:
+        return {(r["step"], r["driver"], r["operation"]) for r in table.to_dict("records")}
+
+    if not labels:
+        return []
+    first = keys(summaries[labels[0]])
+    warnings = []
+    for label in labels:
+        mine = keys(summaries[label])
+        if not mine:
+            warnings.append(f"{label}: no step results (the run failed before any step ran?)")
+        elif label != labels[0] and first and not mine & first:
+            warnings.append(
+                f"{label} shares no steps with {labels[0]}: its rows stand alone, with no ratios"
+            )
+    return warnings
 
 
 def side_by_side(
@@ -347,12 +419,17 @@ def side_by_side(
     rows = []
     for key in keys:
         row: dict[str, Any] = {"step": key[0], "driver": key[1], "operation": key[2]}
+        base_row = index[labels[0]].get(key, {})
+        for label in labels:
+            row[f"{label}:unstable"] = bool(index[label].get(key, {}).get("unstable"))
         for metric in metrics:
-            base = index[labels[0]].get(key, {}).get(metric)
+            base = base_row.get(metric)
             for label in labels:
                 value = index[label].get(key, {}).get(metric)
                 row[f"{label}:{metric}"] = value
-                ratio = value / base if value is not None and base else None
+                # no ratio from unstable repeats: a median of bimodal timings compares nothing
+                unstable = row[f"{label}:unstable"] or row[f"{labels[0]}:unstable"]
+                ratio = value / base if value is not None and base and not unstable else None
                 row[f"{label}:{metric}:ratio"] = ratio
         rows.append(row)
     return labels, rows

@@ -18,7 +18,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from harness.report import (
     RunData,
     by_target,
+    comparison_warnings,
     grouped_verdicts,
+    per_target_labels,
+    run_labels,
     side_by_side,
     steady_state_notes,
     summarize,
@@ -26,6 +29,7 @@ from harness.report import (
     sweep_side_by_side,
     sweeps_by_label,
 )
+from harness.results import CLOCKS, UNSTABLE_SPREAD
 
 TEMPLATES = Path(__file__).parent / "templates"
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
@@ -40,6 +44,18 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 
 _env.filters["num"] = _fmt
+
+
+def _plain(value: Any) -> str:
+    """A fact for a table cell: nested mappings and lists as ``k: v`` text, not Python reprs."""
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_plain(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_plain(v) for v in value)
+    return "–" if value is None else str(value)
+
+
+_env.filters["plain"] = _plain
 
 
 def _png(fig: plt.Figure) -> str:
@@ -69,6 +85,8 @@ def throughput_chart(
     targets = list(dict.fromkeys(summary["target"]))
     fig, ax = plt.subplots(figsize=(min(18, max(6, 0.9 * len(labels) * len(targets) + 2)), 4.5))
     width = 0.8 / max(1, len(targets))
+    bar_groups: list[tuple[list[float], list[float], list[float]]] = []
+    any_unstable = False
     for t_index, target in enumerate(targets):
         part = summary[summary["target"] == target]
         xs, ys, lo, hi = [], [], [], []
@@ -77,7 +95,14 @@ def throughput_chart(
             ys.append(r.throughput_mib_s)
             lo.append(r.throughput_mib_s - r.throughput_min)
             hi.append(r.throughput_max - r.throughput_mib_s)
-        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=target)
+        bars = ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=target)
+        unstable = part["unstable"] if "unstable" in part else [False] * len(part)
+        for bar, flagged in zip(bars, unstable, strict=True):
+            if flagged:  # hatched: repeats too far apart for the median to be a KPI
+                bar.set_hatch("///")
+                bar.set_edgecolor("#ffffff")
+        any_unstable |= any(bool(u) for u in unstable)
+        bar_groups.append((xs, ys, hi))
     ax.set_xticks(
         [i + width * (len(targets) - 1) / 2 for i in range(len(labels))],
         labels,
@@ -86,15 +111,49 @@ def throughput_chart(
         ha="right",
         rotation_mode="anchor",
     )
+    top = ax.get_ylim()[1]
+    for xs, ys, hi in bar_groups:
+        # above the whisker, so the number never sits on the error bar
+        for x, y, up, text in zip(xs, ys, hi, small_bar_labels(ys, top), strict=True):
+            if text:
+                ax.annotate(text, (x, y + up), xytext=(0, 3), textcoords="offset points",
+                            ha="center", va="bottom", fontsize=8)  # fmt: skip
     ax.set_ylabel("MiB/s (median of repeats)")
     ax.set_title(title)
-    ax.legend(title="target")
+    handles, names = ax.get_legend_handles_labels()
+    if any_unstable:
+        handles.append(plt.Rectangle((0, 0), 1, 1, facecolor="#bbbbbb", hatch="///",
+                                     edgecolor="#ffffff"))  # fmt: skip
+        names.append(f"unstable (slowest > {UNSTABLE_SPREAD:g}× fastest)")
+    # beside the axes, never over a bar
+    ax.legend(handles, names, title="target", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)
 
 
+SMALL_BAR = 0.15  # a bar below this share of the axis gets its value written above it
+
+
+def small_bar_labels(values: list[float], top: float) -> list[str]:
+    """Value labels for bars too short to read against the axis; "" for the others."""
+    return [f"{v:,.1f}" if top > 0 and v < SMALL_BAR * top else "" for v in values]
+
+
+def step_starts(samples: pd.DataFrame) -> list[tuple[float, str]]:
+    """(unix time, step) where each step begins in the sample stream (its first sample)."""
+    starts: list[tuple[float, str]] = []
+    previous = ""
+    for t, step in samples.sort_values("t")[["t", "step"]].itertuples(index=False):
+        step = step if isinstance(step, str) else ""
+        if step and step != previous and step not in {s for _, s in starts}:
+            starts.append((float(t), step))
+        previous = step
+    return starts
+
+
 def resources_chart(samples: pd.DataFrame) -> str | None:
-    """CPU % and RSS MiB over time for the client tree and each local server."""
+    """CPU % and RSS MiB over time for the client tree and each local server; a dotted line
+    marks where each step starts."""
     if samples.empty:
         return None
     t0 = samples["t"].min()
@@ -103,11 +162,25 @@ def resources_chart(samples: pd.DataFrame) -> str | None:
         name = "client" if role == "client" else f"server ({target})"
         cpu_ax.plot(part["t"] - t0, part["cpu_pct"], label=name)
         rss_ax.plot(part["t"] - t0, part["rss_mib"], label=name)
+    span = max(1e-9, float(samples["t"].max() - t0))
+    previous = -1.0
+    lift = 0
+    for t, step in step_starts(samples):
+        for ax in (cpu_ax, rss_ax):
+            ax.axvline(t - t0, color="#888888", ls=":", lw=1)
+        # steps that start close together get their labels lifted apart, not stacked
+        lift = lift + 1 if previous >= 0 and (t - previous) / span < 0.06 else 0
+        previous = t
+        cpu_ax.annotate(step, (t - t0, 1.0), xycoords=("data", "axes fraction"),
+                        xytext=(2, 2 + 10 * (lift % 3)), textcoords="offset points",
+                        rotation=25, fontsize=7, color="#555555", ha="left",
+                        va="bottom")  # fmt: skip
     cpu_ax.set_ylabel("CPU % (100 = 1 core)")
     rss_ax.set_ylabel("RSS MiB")
     rss_ax.set_xlabel("seconds since start")
     cpu_ax.legend(fontsize=8)
-    cpu_ax.set_title("CPU and memory over time (psutil, process trees)")
+    cpu_ax.set_title("CPU and memory over time (psutil, process trees; dotted: step starts)",
+                     pad=48 if step_starts(samples) else 6)  # fmt: skip
     for ax in (cpu_ax, rss_ax):
         ax.grid(alpha=0.3)
     return _png(fig)
@@ -281,6 +354,8 @@ def write_run_report(data: RunData) -> Path:
             "throughput": throughput_chart(summary) if not summary.empty else None,
             "resources": resources_chart(data.samples),
         },
+        clocks=CLOCKS,
+        unstable_spread=UNSTABLE_SPREAD,
         generated=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     path = data.run_dir / "report.html"
@@ -288,35 +363,47 @@ def write_run_report(data: RunData) -> Path:
     return path
 
 
-def run_summaries(runs: list[RunData]) -> dict[str, pd.DataFrame]:
-    """Label -> summary: one per run, or one per target of a multi-target run."""
+def run_summaries(runs: list[RunData], labels: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """Label -> summary: one per run, or one per target of a multi-target run. A run without
+    step results keeps its (empty) column, so it is reported, not dropped."""
     summaries: dict[str, pd.DataFrame] = {}
-    for run in runs:
-        targets = by_target(summarize(run.results))
+    for i, (run, run_label) in enumerate(zip(runs, run_labels(runs, labels), strict=True)):
+        summary = summarize(run.results)
+        targets = by_target(summary)
+        names = per_target_labels(run_label, list(targets), len(runs) > 1, bool(labels))
+        if not targets:
+            summaries[run_label] = summary
         for target, part in targets.items():
-            summaries[run.name if len(targets) == 1 else f"{run.name}/{target}"] = part
+            label = names[target]
+            summaries[label if label not in summaries else f"{label} #{i + 1}"] = part
     return summaries
 
 
-def write_compare_report(runs: list[RunData], out_dir: Path) -> Path:
+def write_compare_report(
+    runs: list[RunData], out_dir: Path, labels: list[str] | None = None
+) -> Path:
     """Several runs side by side: metrics per (step, driver, operation), ratios to the first."""
-    summaries = run_summaries(runs)
-    labels, rows = side_by_side(summaries)
+    given = labels
+    summaries = run_summaries(runs, given)
+    names = run_labels(runs, given)
+    warnings = comparison_warnings(list(summaries), summaries)
+    columns, rows = side_by_side(summaries)
     combined = (
         pd.concat([s.assign(target=label) for label, s in summaries.items()], ignore_index=True)
         if summaries
         else pd.DataFrame()
     )
-    sweeps = sweeps_by_label(runs)
+    sweeps = sweeps_by_label(runs, given)
     labelled = (
         pd.concat([t.assign(target=label) for label, t in sweeps.items()], ignore_index=True)
         if sweeps
         else pd.DataFrame()
     )
     html = _env.get_template("compare.html.j2").render(
-        title="Comparison of " + ", ".join(r.name for r in runs),
-        runs=runs,
-        comparison=(labels, rows),
+        title="Comparison of " + ", ".join(names),
+        runs=list(zip(runs, names, strict=True)),
+        warnings=warnings,
+        comparison=(columns, rows),
         sweep=_sweep_section(labelled) if not labelled.empty else {},
         sweep_comparison=sweep_side_by_side(sweeps) if sweeps else None,
         chart=throughput_chart(combined, "Throughput side by side") if not combined.empty else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pandas as pd
@@ -10,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.report import RunData, grouped_verdicts, steady_state_notes, summarize, sweep
+from harness.results import UNSTABLE_SPREAD
 
 
 def _num(value: Any, digits: int = 1) -> str:
@@ -25,23 +27,64 @@ def _range(low: Any, high: Any) -> str:
 def wide_console() -> Console:
     """A console that keeps tables readable when output goes to a file or CI log."""
     console = Console()
-    return console if console.is_terminal else Console(width=160)
+    if console.is_terminal or os.environ.get("COLUMNS", "").isdigit():
+        return console  # a terminal, or a width the caller asked for (COLUMNS=80)
+    return Console(width=160)
+
+
+# Below this width the summary drops the columns a reader can do without (objects, MiB,
+# min–max, retries, ...) rather than let rich cut cells short.
+NARROW = 120
+PERCENTILE_COLUMNS = ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")
+PERCENTILE_NAMES = {"p50_ms": "p50", "p90_ms": "p90", "p99_ms": "p99", "p999_ms": "p99.9"}
+PERCENTILE_NAMES["max_ms"] = "max ms"
+
+
+def _step_cell(r: dict[str, Any]) -> str:
+    # Default step names already start with the driver (`sdk-upload`): do not say it twice.
+    step, driver = str(r["step"]), str(r["driver"])
+    return step if step.startswith(driver) else f"{step} [{driver}]"
+
+
+def _result_cell(r: dict[str, Any]) -> str:
+    mark = "[green]ok[/]" if r["ok"] else "[red]FAILED[/]"
+    return mark + (" [yellow]unstable[/]" if r.get("unstable") else "")
 
 
 def print_run(data: RunData, console: Console | None = None) -> None:
     console = console or wide_console()
     summary = summarize(data.results)
+    narrow = console.width < NARROW
     table = Table(title=f"{data.scenario} — {data.name}", title_justify="left")
-    for col in ("step", "driver", "op", "target"):
-        table.add_column(col)
-    columns = ("rep", "objects", "MiB", "MiB/s", "min–max", "ops/s", "failed", "retries")
-    for col in (*columns, "p99 ms", "result"):
-        table.add_column(col, justify="right")
+    # the step column is as wide as its longest name (up to 24), so names fold only when huge
+    widest = min(24, max((len(_step_cell(r)) for r in summary.to_dict("records")), default=4))
+    if narrow:
+        table.add_column("step", overflow="fold", min_width=widest)
+        table.add_column("target", overflow="fold")
+        for col in ("MiB/s", "ops/s", "p99 ms"):
+            table.add_column(col, justify="right", no_wrap=True)
+        table.add_column("result", overflow="fold", min_width=6)
+    else:
+        table.add_column("step", overflow="fold", min_width=widest)
+        table.add_column("target", overflow="fold")
+        columns = ("rep", "objects", "MiB", "MiB/s", "min–max", "ops/s", "failed", "retries")
+        for col in (*columns, "p99 ms"):
+            table.add_column(col, justify="right", no_wrap=True)
+        table.add_column("clock", overflow="fold")
+        table.add_column("result", no_wrap=True)
     for r in summary.to_dict("records"):
+        if narrow:
+            table.add_row(
+                _step_cell(r),
+                r["target"],
+                _num(r["throughput_mib_s"]),
+                _num(r["ops_s"]),
+                _num(r["p99_ms"], 2),
+                _result_cell(r) + (f" ({r['failed']} failed)" if r["failed"] else ""),
+            )
+            continue
         table.add_row(
-            r["step"],
-            r["driver"],
-            r["operation"],
+            _step_cell(r),
             r["target"],
             str(r["repeats"]),
             _num(r["objects"], 0),
@@ -52,9 +95,19 @@ def print_run(data: RunData, console: Console | None = None) -> None:
             str(r["failed"]),
             str(r["retries"]),
             _num(r["p99_ms"], 2),
-            "[green]ok[/]" if r["ok"] else "[red]FAILED[/]",
+            str(r["clock"]) + (f", latency: {r['latency_clock']}" if r["latency_clock"] else ""),
+            _result_cell(r),
         )
     console.print(table)
+    if any(r["unstable"] for r in summary.to_dict("records")):
+        console.print(
+            f"[yellow]unstable[/]: repeats differ by more than {UNSTABLE_SPREAD:g}× "
+            "(slowest/fastest); their medians are left out of ratios",
+            highlight=False,
+        )
+    if narrow and not summary.empty:
+        clocks = sorted(set(summary["clock"]))
+        console.print(f"[dim]clock: {', '.join(clocks)} (see README, KPIs and clocks)[/]")
     for r in summary.to_dict("records"):
         if r["error"]:
             console.print(
@@ -69,7 +122,7 @@ def print_run(data: RunData, console: Console | None = None) -> None:
     if data.verdicts:
         crit = Table(title="criteria", title_justify="left")
         for col in ("criterion", "scope", "observed", "verdict", "evidence"):
-            crit.add_column(col)
+            crit.add_column(col, overflow="fold")  # long scopes wrap, never end in "…"
         for v in grouped_verdicts(data.verdicts):
             scope = f"{v['step']}/{v['driver']}/{v['target']}"
             crit.add_row(
@@ -95,28 +148,40 @@ def print_comparison(
     labels: list[str], rows: list[dict[str, Any]], console: Console | None = None
 ) -> None:
     console = console or wide_console()
+    # Narrow terminals get one rate per label (MiB/s, or ops/s in parentheses for steps that
+    # move no bodies) and its ratio; wide ones both MiB/s and ops/s.
+    narrow = console.width < NARROW
+    metrics = ("rate",) if narrow else ("throughput_mib_s", "ops_s")
+    units = {"rate": "MiB/s (ops/s)", "throughput_mib_s": "MiB/s", "ops_s": "ops/s"}
     table = Table(
-        title="side by side (medians; × = ratio to the first; list and remove move no bodies)",
+        title="side by side (medians; × = ratio to the first; list and remove move no bodies;"
+        " ! = unstable repeats, no ratio)",
         title_justify="left",
     )
-    for col in ("step", "driver", "op"):
-        table.add_column(col)
+    table.add_column("step", overflow="fold")
     for i, label in enumerate(labels):
-        table.add_column(f"{label}\nMiB/s", justify="right")
-        if i:
-            table.add_column("×", justify="right")
-        table.add_column("ops/s", justify="right")
-        if i:
-            table.add_column("×", justify="right")
+        for metric in metrics:
+            table.add_column(f"{label}\n{units[metric]}", justify="right", overflow="fold")
+            if i:
+                table.add_column("×", justify="right", no_wrap=True)
     for row in rows:
-        cells = [row["step"], row["driver"], row["operation"]]
+        cells = [_step_cell(row) + ("" if row["step"].endswith(row["operation"]) else
+                                    f" ({row['operation']})")]  # fmt: skip
+        payload = any(_known(row.get(f"{label}:throughput_mib_s")) for label in labels)
         for i, label in enumerate(labels):
-            for metric in ("throughput_mib_s", "ops_s"):
-                cells.append(_num(row[f"{label}:{metric}"]))
+            flag = "!" if row.get(f"{label}:unstable") else ""
+            for metric in metrics:
+                key = metric if metric != "rate" else "throughput_mib_s" if payload else "ops_s"
+                value = _num(row[f"{label}:{key}"])
+                cells.append((value if key != "ops_s" or not narrow else f"({value})") + flag)
                 if i:
-                    cells.append(_num(row[f"{label}:{metric}:ratio"], 2))
+                    cells.append(_num(row[f"{label}:{key}:ratio"], 2))
         table.add_row(*cells)
     console.print(table)
+
+
+def _known(value: Any) -> bool:
+    return value is not None and value == value  # neither None nor NaN
 
 
 def print_sweep(table: pd.DataFrame, console: Console | None = None, title: str = "") -> None:
@@ -125,13 +190,18 @@ def print_sweep(table: pd.DataFrame, console: Console | None = None, title: str 
         return
     console = console or wide_console()
     out = Table(title=title or "load sweep (steady windows)", title_justify="left")
+    # Narrow terminals keep the median and the tail (p50, p99, max); wide ones every percentile.
+    narrow = console.width < NARROW
+    percentiles = ("p50_ms", "p99_ms", "max_ms") if narrow else PERCENTILE_COLUMNS
     for col in ("target", "op"):
-        out.add_column(col)
-    for col in ("users", "ops/s", "MiB/s", "p50", "p90", "p99", "p99.9", "max ms"):
-        out.add_column(col, justify="right")
-    for col in ("errors", "503 %", "gen CPU %"):
-        out.add_column(col, justify="right")
-    out.add_column("mark")
+        out.add_column(col, overflow="fold")
+    for col in ("users", "ops/s", "MiB/s", *(PERCENTILE_NAMES[c] for c in percentiles)):
+        out.add_column(col, justify="right", no_wrap=True)
+    out.add_column("errors", justify="right", overflow="fold")
+    if not narrow:
+        for col in ("503 %", "gen CPU %"):
+            out.add_column(col, justify="right")
+    out.add_column("mark", overflow="fold")
     previous = None
     for r in table.to_dict("records"):
         group = (r["target"], r["operation"])
@@ -139,16 +209,18 @@ def print_sweep(table: pd.DataFrame, console: Console | None = None, title: str 
         mark = "[red]client-bound[/]" if r["client_bound"] else ""
         if not r["ok"]:
             mark += (" " if mark else "") + "[red]FAILED[/]"
+        wide = (
+            [] if narrow else [_num(r["server_busy_share"] * 100, 2), _num(r["generator_cpu_pct"])]
+        )
         out.add_row(
             str(r["target"]) if group != previous else "",
             str(r["operation"]) if group != previous else "",
             f"{r['users']:,}",
             _num(r["ops_s"]),
             _num(r["throughput_mib_s"]),
-            *(_num(r[c], 2) for c in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")),
+            *(_num(r[c], 2) for c in percentiles),
             f"{r['failed']}" + (f" ({errors})" if errors else ""),
-            _num(r["server_busy_share"] * 100, 2),
-            _num(r["generator_cpu_pct"]),
+            *wide,
             mark,
             end_section=False,
         )

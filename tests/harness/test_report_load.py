@@ -86,6 +86,7 @@ def test_level_rows_are_rows_of_the_one_results_table(run_dir: Path) -> None:
     put = levels[levels.operation == "put_block"]
     assert (put.bytes == put.objects * 8 * 1024).all()
     assert list(summarize(df)["step"]) == ["sweep"]  # summaries never count level rows
+    assert set(df.clock) == {"steady-window"}  # every row names the clock of its KPIs
 
 
 @pytest.mark.locust
@@ -195,6 +196,13 @@ def test_terminal_summary_shows_the_sweep(run_dir: Path) -> None:
     for r in table.to_dict("records"):
         assert f"{r['ops_s']:,.1f}" in text
     assert "steady state only" in text
+    narrow = Console(record=True, width=80)
+    print_run(load_run(run_dir), narrow)
+    text = narrow.export_text()
+    lines = [line for line in text.splitlines() if line[:1] in "┏┃┡│└"]
+    assert max(len(line) for line in lines) <= 80 and "…" not in text
+    for r in table.to_dict("records"):
+        assert f"{r['ops_s']:,.1f}" in text
 
 
 @pytest.mark.locust

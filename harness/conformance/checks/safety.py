@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from harness.conformance.framework import CheckContext, check, register_cases
+from harness.conformance.framework import CheckContext, body_evidence, check, register_cases
 from harness.http import Response
 from harness.signing import generate_account_sas, generate_service_sas
 
@@ -121,7 +121,12 @@ def _sas_list_containers(ctx: CheckContext) -> None:
     ct = _fixture(ctx)
     resp = ctx.http.request("GET", query={"comp": "list"}, sas=_container_sas(ctx, ct))
     _expect_refused_403(ctx, resp)
-    ctx.expect_true("no listing", ct.encode() not in resp.body, "no container names", "names")
+    ctx.expect_true(
+        "no listing",
+        ct.encode() not in resp.body,
+        "no container names",
+        body_evidence(resp, ct.encode()),
+    )
 
 
 def _sas_blob_lists(ctx: CheckContext) -> None:
@@ -212,7 +217,12 @@ def _versioned(
             method, ct, BLOB, query={param: SNAPSHOT}, headers=headers or {}, body=body
         )
         _expect_4xx(ctx, resp)
-        ctx.expect_true("base blob not served", BODY not in resp.body, "no blob bytes", "bytes")
+        ctx.expect_true(
+            "base blob not served",
+            BODY not in resp.body,
+            "no blob bytes",
+            body_evidence(resp, BODY),
+        )
         _expect_intact(ctx, ct)
 
     return run
