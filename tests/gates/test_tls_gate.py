@@ -111,6 +111,35 @@ def test_upload_download_over_https(
     assert (down.verified_objects, down.verified_bytes) == (tls_tree.count, tls_tree.total_bytes)
 
 
+@pytest.mark.azcopy
+@pytest.mark.slow
+def test_azcopy_by_virtual_host_name_through_the_lab_proxy(
+    gate_step: Callable[..., StepContext],
+    lab_endpoint: Endpoint,
+    container_name: str,
+    tls_tree: Dataset,
+    tmp_path: Path,
+) -> None:
+    """https://<account>.blob.lab.test through the lab proxy (CONNECT): the certificate is
+    verified for the lab name, and AzCopy classifies the host as Blob (no --from-to)."""
+    azcopy = REGISTRY["azcopy"]()
+    _create_container(lab_endpoint, container_name)
+    named = {"via_proxy": True}
+    up = azcopy.run(gate_step("upload", dataset=tls_tree, prefix="vh/", options=named))
+    assert up.ok and up.failed == 0, up.error
+    argv = up.extra["argv"]  # the command line as run, one string
+    assert "--from-to" not in argv and " https://devstoreaccount1.blob.lab.test/" in argv
+    listed = azcopy.run(gate_step("list", prefix="vh/"))  # an IP host lists by name anyway
+    assert listed.ok and (listed.objects, listed.bytes) == (tls_tree.count, tls_tree.total_bytes)
+    down = azcopy.run(
+        gate_step(
+            "download", dataset=tls_tree, prefix="vh/", local_dir=tmp_path / "d", options=named
+        )
+    )
+    assert down.ok, down.error
+    assert (down.verified_objects, down.verified_bytes) == (tls_tree.count, tls_tree.total_bytes)
+
+
 @pytest.mark.sdk
 def test_sdk_without_the_lab_ca_fails_verification(
     lab_endpoint: Endpoint, container_name: str
