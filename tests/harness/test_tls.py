@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import ipaddress
+import json
 import os
 import select
 import socket
@@ -16,10 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from cryptography import x509
 from pydantic import ValidationError
 
+from harness.bench.cli import bench
 from harness.bench.client import BenchClient, PhaseResult
+from harness.bench.tls import STEPS
 from harness.conformance.cli import capabilities_for
 from harness.conformance.framework import FAIL, PASS
 from harness.conformance.runner import GATE_MAX_INFLIGHT, run_checks
@@ -280,3 +284,33 @@ def test_scenario_tls_option_is_validated() -> None:
         TargetSpec.model_validate({"options": {"tls": "yes"}})
     with pytest.raises(ValidationError, match="only the reference target serves https"):
         TargetSpec.model_validate({"kind": "azurite", "options": {"tls": True}})
+
+
+@pytest.mark.slow
+def test_bench_tls_tiny_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A smoke of `harness bench tls`: both schemes measured, every ratio computed."""
+    monkeypatch.setenv("LAB_CA_DIR", str(tmp_path / "ca"))
+    args = ["tls", "--size", "4MiB", "--block-size", "1MiB", "--concurrency", "4"]
+    args += ["--small-ops", "20", "--small-concurrency", "4", "--repeats", "1", "--workers", "1"]
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(bench, [*args, "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    (run_dir,) = tmp_path.glob("*-bench-tls")
+    doc = json.loads((run_dir / "bench-tls.json").read_text())
+    assert [s["step"] for s in doc["summary"]] == [
+        "put-block",
+        "get-blob",
+        "put-small",
+        "get-small",
+    ]
+    for s in doc["summary"]:
+        assert s["http"] > 0 and s["https"] > 0 and s["ratio"] == s["https"] / s["http"]
+    rows = doc["rows"]
+    assert {(r["target"], r["step"]) for r in rows} == {
+        (scheme, step) for scheme in ("http", "https") for step in STEPS
+    }
+    assert all(r["ok"] and r["failed"] == 0 for r in rows)
+    by = {(r["target"], r["step"]): r for r in rows}
+    for scheme in ("http", "https"):  # every byte of each workload moved, on both schemes
+        assert by[(scheme, "put-block")]["bytes"] == by[(scheme, "get-blob")]["bytes"] == 4 * 2**20
+        assert by[(scheme, "get-small")]["bytes"] == 20 * 1024
+    assert "https / http" in result.output and (tmp_path / "ca" / "ca.pem").is_file()
