@@ -101,7 +101,9 @@ def test_default_ca_dir_follows_lab_ca_dir(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("LAB_CA_DIR", str(tmp_path / "ca"))
     assert default_ca_dir() == tmp_path / "ca"
     monkeypatch.delenv("LAB_CA_DIR")
-    assert default_ca_dir().parts[-2:] == (".cache", "lab-ca")
+    monkeypatch.delenv("HARNESS_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_ca_dir() == tmp_path / "xdg" / "blob-facade-lab" / "lab-ca"
 
 
 # ---------------------------------------------------------------- the façade over https
