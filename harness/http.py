@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import socket
 import ssl
 import threading
 import xml.etree.ElementTree as ET
@@ -228,6 +229,21 @@ class BlobHttp(BlobRequests):
                 conn = http.client.HTTPConnection(self.netloc, timeout=self.timeout_s)
             self._local.conn = conn
         return conn
+
+    def open_socket(self, timeout_s: float) -> socket.socket:
+        """A new connection of its own (TLS for https, verified like ``connection``) for callers
+        that write a request by hand and hold it open, slow or half-sent."""
+        parts = urlsplit(self.origin)
+        host = parts.hostname or "127.0.0.1"
+        port = parts.port or (443 if self.scheme == "https" else 80)
+        sock = socket.create_connection((host, port), timeout=timeout_s)
+        if self.scheme != "https":
+            return sock
+        try:
+            return client_ssl_context(self.ca_bundle).wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

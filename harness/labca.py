@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from harness.paths import ROOT
+from harness.datasets import default_cache_dir
 
 CA_CERT = "ca.pem"
 CA_KEY = "ca.key"
@@ -32,9 +32,10 @@ _SKEW = dt.timedelta(hours=1)  # backdated so a slightly slow clock still accept
 
 
 def default_ca_dir() -> Path:
-    """``$LAB_CA_DIR``, else the checkout's cache next to the datasets (``.cache/lab-ca``)."""
+    """``$LAB_CA_DIR``, else ``lab-ca`` beside the user cache of datasets
+    (``~/.cache/blob-facade-lab/lab-ca``): one CA per user, so a bundle trusted once stays valid."""
     env = os.environ.get("LAB_CA_DIR")
-    return Path(env) if env else ROOT / ".cache" / "lab-ca"
+    return Path(env).expanduser() if env else default_cache_dir().with_name("lab-ca")
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -21,6 +21,8 @@ from rich.table import Table
 
 from harness.bench.run import BenchConfig, BenchRun, hot_spots, run_bench
 from harness.bench.s2s import s2s_command
+from harness.bench.tls import TlsBenchConfig, run_tls_bench
+from harness.bench.tls import render as render_tls
 from harness.cli_common import SIZE, config_from_options, out_option
 
 
@@ -166,3 +168,31 @@ def server(**options: Any) -> None:
 
 
 bench.add_command(s2s_command)
+
+
+@bench.command("tls")
+@click.option("--size", type=SIZE, default="256MiB", show_default=True, help="the bulk blob")
+@click.option("--block-size", type=SIZE, default="8MiB", show_default=True)
+@click.option("--concurrency", type=int, default=16, show_default=True, help="bulk requests")
+@click.option("--small-ops", type=int, default=1000, show_default=True, help="1 KiB Put/Get Blobs")
+@click.option("--small-concurrency", type=int, default=32, show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=lambda: os.cpu_count() or 1,
+    show_default="cores",
+    help="worker processes of each façade",
+)
+@out_option()
+def tls(**options: Any) -> None:
+    """Small-op and bulk throughput over https against http, as ratios (exit 1 on failed
+    requests)."""
+    cfg = config_from_options(TlsBenchConfig, options)
+    console = Console()
+    with progress_reporter(console) as report:
+        run = run_tls_bench(cfg, report)
+    render_tls(run, console)
+    if run.failed:
+        console.print("[red]failed requests in:[/] " + ", ".join(run.failed))
+        sys.exit(1)
