@@ -55,11 +55,13 @@ def lab_identity(tmp_path_factory: pytest.TempPathFactory, lab_ca: LabCA) -> Ite
     service.stop()
 
 
-def _facade(base: Path, name: str, *args: str) -> ServerProcess:
+def _facade(base: Path, name: str, ca_bundle: Path, *args: str) -> ServerProcess:
     port = free_port()
     argv = [sys.executable, "-m", "reference_server", "--host", "127.0.0.1", "--port", str(port)]
+    # copy sources over https (the façade fetching from itself) verify against the lab CA
+    env = {"SSL_CERT_FILE": str(ca_bundle)}
     server = ServerProcess(name, [*argv, "--data-root", str(base / "data"), *args], port,
-                           base / f"{name}.log", cwd=ROOT)  # fmt: skip
+                           base / f"{name}.log", env=env, cwd=ROOT)  # fmt: skip
     server.start()
     return server
 
@@ -75,8 +77,10 @@ def start_bearer_facade(
     config = base / "accounts.yaml"
     config.write_text(yaml.safe_dump({"accounts": accounts, "jwks_refresh_floor_s": 1}))
     common = ["--config", str(config), "--trust-ca", str(lab_ca.bundle_path)]
-    tls = _facade(base, "https", *common, "--tls-cert", str(cert), "--tls-key", str(key))
-    plain = _facade(base, "http", *common)
+    tls = _facade(
+        base, "https", lab_ca.bundle_path, *common, "--tls-cert", str(cert), "--tls-key", str(key)
+    )
+    plain = _facade(base, "http", lab_ca.bundle_path, *common)
     facade = BearerFacade(
         f"https://127.0.0.1:{tls.port}/{DEV_ACCOUNT}",
         f"http://127.0.0.1:{plain.port}/{DEV_ACCOUNT}",

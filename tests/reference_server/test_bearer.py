@@ -232,3 +232,24 @@ def test_rotated_key_is_fetched_on_first_sight_and_old_tokens_still_pass(
     time.sleep(1.1)  # past the façade's refresh floor (1 s here), spent by earlier unknown kids
     assert _send(bearer_facade, after, "GET", fixture_blob, "b.bin").status == 200
     assert _send(bearer_facade, before, "GET", fixture_blob, "b.bin").status == 200
+
+
+def test_put_blob_from_url_passes_the_source_bearer_token(
+    bearer_facade: BearerFacade, fixture_blob: str
+) -> None:
+    """Bearer on both sides: the destination's Authorization, and x-ms-copy-source-authorization
+    forwarded to a source that requires a token (the same https façade here)."""
+    lab = bearer_facade.identity
+    source = f"{bearer_facade.account_url}/{fixture_blob}/b.bin"
+    headers = {"x-ms-blob-type": "BlockBlob", "x-ms-copy-source": source}
+    no_token = _send(
+        bearer_facade, lab.mint("writer"), "PUT", fixture_blob, "copy.bin", headers=headers
+    )
+    assert (no_token.status, no_token.error_code) == (401, "CannotVerifyCopySource")
+    headers["x-ms-copy-source-authorization"] = f"Bearer {lab.mint('reader')}"
+    copied = _send(
+        bearer_facade, lab.mint("writer"), "PUT", fixture_blob, "copy.bin", headers=headers
+    )
+    assert copied.status == 201, copied.body
+    got = _send(bearer_facade, lab.mint("reader"), "GET", fixture_blob, "copy.bin")
+    assert (got.status, got.body) == (200, BLOB)
