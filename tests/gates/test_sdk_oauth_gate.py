@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -208,3 +209,33 @@ def test_user_delegation_key_needs_a_bearer_token(bearer_facade: BearerFacade) -
         with pytest.raises(HttpResponseError) as info:
             service.get_user_delegation_key(now, now + timedelta(days=8))
         assert info.value.status_code == 400
+
+
+class _StaleFirst:
+    """A credential whose first token has expired (as a cached one would), then the real
+    credential's: the SDK must answer the façade's 401 challenge by asking again for
+    ``resource_id/.default`` in the challenged tenant, and retry."""
+
+    def __init__(self, stale: str, real: ClientSecretCredential) -> None:
+        self.stale, self.real = stale, real
+        self.calls: list[tuple[tuple[str, ...], str | None]] = []
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessToken
+
+        self.calls.append((scopes, kwargs.get("tenant_id")))
+        if len(self.calls) == 1:
+            return AccessToken(self.stale, int(time.time()) + 3600)  # claims to be fresh
+        return self.real.get_token(*scopes, **kwargs)
+
+
+def test_sdk_answers_the_bearer_challenge(bearer_facade: BearerFacade) -> None:
+    lab = bearer_facade.identity
+    stale = lab.mint("writer", exp=int(time.time()) - 900)
+    credential = _StaleFirst(
+        stale, _secret_credential(bearer_facade, "writer", "lab-writer-secret")
+    )
+    with _service(bearer_facade, credential) as service:
+        service.create_container("oauth-challenge")
+    assert len(credential.calls) == 2
+    assert credential.calls[1] == (("https://storage.azure.com/.default",), lab.tenant)

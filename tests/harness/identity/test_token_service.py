@@ -160,3 +160,19 @@ def test_managed_identity_endpoints_check_their_headers(lab_identity: LabIdentit
     status, body = _get(lab, "/metadata/identity/oauth2/token" + query + "&client_id=0a1b2c3d-"
                         "0000-4000-8000-00000000ffff", {"Metadata": "true"})  # fmt: skip
     assert status == 400  # no such user-assigned identity
+
+
+def test_v1_token_endpoint_takes_resource(lab_identity: LabIdentity) -> None:
+    lab = lab_identity
+    oid, appid = lab.principal("reader")
+    form = urllib.parse.urlencode(
+        {"grant_type": "client_credentials", "client_id": appid,
+         "client_secret": "lab-reader-secret", "resource": "https://storage.azure.com/"}
+    ).encode()  # fmt: skip
+    ctx = ssl.create_default_context(cafile=str(lab.ca_bundle))
+    url = f"{lab.authority}/{lab.tenant}/oauth2/token"
+    with urllib.request.urlopen(url, data=form, context=ctx, timeout=10) as resp:
+        body = json.loads(resp.read())
+    assert body["expires_on"].isdigit() and body["resource"] == "https://storage.azure.com/"
+    claims = _verify(lab, body["access_token"])
+    assert (claims["aud"], claims["oid"]) == ("https://storage.azure.com/", oid)
