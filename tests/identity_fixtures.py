@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from harness.identity.lab import (
+    INSTANCE_DISCOVERY_HOST,
     LAB_ROLES,
     SCOPED_CONTAINER,  # noqa: F401  (the tests import it from here)
     LabIdentity,
@@ -25,6 +26,7 @@ from harness.identity.lab import (
 from harness.labca import LabCA
 from harness.paths import ROOT
 from harness.targets.base import ServerProcess, free_port
+from harness.targets.reference import TLS_NAMES
 from reference_server.config import DEV_ACCOUNT, DEV_KEY
 
 
@@ -49,7 +51,9 @@ def lab_ca(tmp_path_factory: pytest.TempPathFactory) -> LabCA:
 @pytest.fixture(scope="session")
 def lab_identity(tmp_path_factory: pytest.TempPathFactory, lab_ca: LabCA) -> Iterator[LabIdentity]:
     """The token service (https, lab CA) for the whole session."""
-    service = TokenService(tmp_path_factory.mktemp("identity"), lab_ca.directory)
+    service = TokenService(
+        tmp_path_factory.mktemp("identity"), lab_ca.directory, tls_names=(INSTANCE_DISCOVERY_HOST,)
+    )
     identity = service.start()
     yield identity
     service.stop()
@@ -70,7 +74,7 @@ def start_bearer_facade(
     base: Path, identity: LabIdentity, lab_ca: LabCA, roles: list[tuple[str, str, str]]
 ) -> tuple[BearerFacade, list[ServerProcess]]:
     """The same data root served twice: https (bearer works) and plain http (it must not)."""
-    cert, key = lab_ca.issue(["127.0.0.1", "localhost"], base / "tls")
+    cert, key = lab_ca.issue(list(TLS_NAMES), base / "tls")  # the lab virtual hosts too
     accounts = [
         {"name": DEV_ACCOUNT, "key": DEV_KEY, "bearer": identity.bearer_block(roles)},
     ]

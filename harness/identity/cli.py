@@ -46,6 +46,13 @@ DEFAULT_CONFIG = ROOT / "fixtures" / "identity" / "tenant.yaml"
     help="Also write the authority URL, tenant and client environment as JSON here.",
 )
 @click.option("--rotate", is_flag=True, help="Publish a new signing key at start (rotation).")
+@click.option(
+    "--tls-name",
+    "tls_names",
+    multiple=True,
+    help="Another name for the certificate, for clients routed here by a lab proxy "
+    "(e.g. login.microsoftonline.com for MSAL's instance discovery); repeatable.",
+)
 def token_service(
     config_path: Path,
     state_dir: Path,
@@ -54,6 +61,7 @@ def token_service(
     ca_dir: Path | None,
     describe: Path | None,
     rotate: bool,
+    tls_names: tuple[str, ...],
 ) -> None:
     """A stand-in for Entra ID speaking its wire protocol over https: OIDC discovery, JWKS,
     client credentials, managed identity (IMDS, App Service, MSI_ENDPOINT). Prints
@@ -77,7 +85,8 @@ def token_service(
     if rotate:
         ring.rotate(config.rotation_lead_s)
     ca = LabCA.load_or_create(ca_dir or default_ca_dir())
-    cert, key = ca.issue([host, "localhost"] if host != "localhost" else [host])
+    names = list(dict.fromkeys([host, "localhost", *tls_names]))
+    cert, key = ca.issue(names)
 
     def ready(bound: int) -> None:
         origin = f"https://{host}:{bound}"

@@ -17,6 +17,9 @@ from harness.paths import ROOT
 from harness.targets.base import ServerProcess, free_port
 
 DEFAULT_CONFIG = ROOT / "fixtures" / "identity" / "tenant.yaml"
+# MSAL's instance discovery host: AzCopy's SPN login asks it even for a custom authority, so a
+# lab proxy routes it to the token service, whose certificate then carries the name.
+INSTANCE_DISCOVERY_HOST = "login.microsoftonline.com"
 CONTRIBUTOR = "Storage Blob Data Contributor"
 READER = "Storage Blob Data Reader"
 
@@ -81,12 +84,18 @@ class TokenService:
     """``harness token-service`` as a subprocess on a free loopback port."""
 
     def __init__(
-        self, workdir: Path, ca_dir: Path, config_path: Path = DEFAULT_CONFIG, rotate: bool = False
+        self,
+        workdir: Path,
+        ca_dir: Path,
+        config_path: Path = DEFAULT_CONFIG,
+        rotate: bool = False,
+        tls_names: tuple[str, ...] = (),
     ) -> None:
         self.workdir = workdir
         self.ca_dir = ca_dir
         self.config_path = config_path
         self.rotate = rotate
+        self.tls_names = tls_names  # more certificate names, for clients routed by a lab proxy
         self.server: ServerProcess | None = None
 
     def start(self) -> LabIdentity:
@@ -99,6 +108,8 @@ class TokenService:
         argv += ["--port", str(port), "--ca-dir", str(self.ca_dir)]
         if self.rotate:
             argv.append("--rotate")
+        for name in self.tls_names:
+            argv += ["--tls-name", name]
         self.server = ServerProcess(
             "token service", argv, port, self.workdir / "token-service.log", cwd=ROOT
         )

@@ -14,6 +14,7 @@ keys, so azure-identity and AzCopy acquire real signed tokens through their ordi
   ``AZURE_POD_IDENTITY_AUTHORITY_HOST`` |
 | ``GET /msi/token`` | App Service (``X-IDENTITY-HEADER``, 2019-08-01); ``IDENTITY_ENDPOINT`` |
 | ``GET /msi/legacy`` | the ``MSI_ENDPOINT`` + ``MSI_SECRET`` flavour (``secret`` header) |
+| ``GET /common/discovery/instance`` | MSAL's instance discovery, for clients that always ask |
 
 Tokens are what Azure Storage receives from Entra: RS256, v1 (``iss https://sts.windows.net/<tid>/``,
 ``ver 1.0``), ``aud`` the requested resource, ``oid``, ``appid``/``azp``, ``tid``, ``iat``/``nbf``/
@@ -143,6 +144,32 @@ async def jwks(request: web.Request) -> web.Response:
         return _no_tenant(request)
     request.app[RING].refresh()
     return web.json_response(request.app[RING].jwks())
+
+
+async def instance_discovery(request: web.Request) -> web.Response:
+    """MSAL's instance discovery (``/common/discovery/instance``), for clients that cannot turn
+    it off (AzCopy's SPN login): the authority named in ``authorization_endpoint`` is declared
+    valid and its own discovery document named, as Entra answers for a known cloud."""
+    from urllib.parse import urlsplit
+
+    endpoint = urlsplit(request.query.get("authorization_endpoint", ""))
+    tenant = endpoint.path.strip("/").split("/")[0] if endpoint.path else ""
+    if not endpoint.netloc or tenant.lower() not in request.app[CONFIG].tenant_names():
+        return _oauth_error(400, "invalid_instance", "AADSTS50049: Unknown or invalid instance.")
+    origin = f"{endpoint.scheme}://{endpoint.netloc}"
+    return web.json_response(
+        {
+            "tenant_discovery_endpoint": f"{origin}/{tenant}/v2.0/.well-known/openid-configuration",
+            "api-version": "1.1",
+            "metadata": [
+                {
+                    "preferred_network": endpoint.netloc,
+                    "preferred_cache": endpoint.netloc,
+                    "aliases": [endpoint.netloc],
+                }
+            ],
+        }
+    )
 
 
 def _issue(request: web.Request, object_id: str, app_id: str, resource: str) -> tuple[str, int]:
@@ -329,6 +356,7 @@ def create_app(config: TokenServiceConfig, ring: KeyRing) -> web.Application:
     r = app.router
     r.add_get("/{tenant}/v2.0/.well-known/openid-configuration", openid_configuration)
     r.add_get("/{tenant}/.well-known/openid-configuration", openid_configuration)
+    r.add_get("/common/discovery/instance", instance_discovery)
     r.add_get("/{tenant}/discovery/v2.0/keys", jwks)
     r.add_get("/{tenant}/discovery/keys", jwks)
     r.add_post("/{tenant}/oauth2/v2.0/token", token)

@@ -176,3 +176,20 @@ def test_v1_token_endpoint_takes_resource(lab_identity: LabIdentity) -> None:
     assert body["expires_on"].isdigit() and body["resource"] == "https://storage.azure.com/"
     claims = _verify(lab, body["access_token"])
     assert (claims["aud"], claims["oid"]) == ("https://storage.azure.com/", oid)
+
+
+def test_instance_discovery_names_the_authority_discovery_document(
+    lab_identity: LabIdentity,
+) -> None:
+    lab = lab_identity
+    auth = urllib.parse.quote(f"{lab.authority}/{lab.tenant}/oauth2/v2.0/authorize", safe="")
+    status, body = _get(
+        lab, f"/common/discovery/instance?api-version=1.1&authorization_endpoint={auth}"
+    )
+    assert status == 200
+    assert body["tenant_discovery_endpoint"] == (
+        f"{lab.authority}/{lab.tenant}/v2.0/.well-known/openid-configuration"
+    )
+    other = urllib.parse.quote(f"{lab.authority}/someone-else/oauth2/v2.0/authorize", safe="")
+    status, body = _get(lab, f"/common/discovery/instance?authorization_endpoint={other}")
+    assert (status, body["error"]) == (400, "invalid_instance")

@@ -1,0 +1,120 @@
+"""AzCopy with OAuth against the bearer façade over https: managed identity (App Service flavour,
+``AZCOPY_AUTO_LOGIN_TYPE=MSI``) and a service principal with a secret (``SPN``), the façade
+reached by its lab name through the lab proxy with ``--trusted-microsoft-suffixes lab.test``
+(AzCopy sends tokens only to trusted suffixes). The SPN login always asks MSAL's instance
+discovery at login.microsoftonline.com: the lab proxy routes that name to the token service,
+which answers it. Every byte is verified on the way back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from identity_fixtures import BearerFacade
+
+from harness.datasets import Dataset
+from harness.drivers.azcopy import AzCopyDriver
+from harness.drivers.base import StepContext
+from harness.http import BlobHttp
+from harness.identity.lab import INSTANCE_DISCOVERY_HOST
+from harness.proxy import LabProxy, routes_for, with_proxy
+from harness.targets.base import Endpoint
+
+pytestmark = [pytest.mark.azcopy, pytest.mark.slow]
+
+
+@pytest.fixture
+def lab_proxy(bearer_facade: BearerFacade) -> Iterator[LabProxy]:
+    """The lab proxy routing the façade's lab name, and MSAL's instance discovery host to the
+    token service (which answers it): nothing is resolved in DNS or leaves the machine."""
+    endpoint = Endpoint("reference", bearer_facade.account, bearer_facade.account_url)
+    token_port = int(bearer_facade.identity.authority.rsplit(":", 1)[1])
+    routes = {**routes_for(endpoint), INSTANCE_DISCOVERY_HOST: ("127.0.0.1", token_port)}
+    proxy = LabProxy(routes)
+    proxy.start()
+    yield proxy
+    proxy.stop()
+
+
+def _endpoint(facade: BearerFacade, proxy: LabProxy) -> Endpoint:
+    endpoint = Endpoint(
+        "reference", facade.account, facade.account_url, key=facade.key,
+        ca_bundle=facade.ca_bundle,
+    )  # fmt: skip
+    return with_proxy(endpoint, proxy.url)
+
+
+def _options(env: dict[str, str]) -> dict[str, Any]:
+    return {
+        "auth": "oauth",  # no SAS in the URLs: AzCopy authenticates with tokens
+        "extra_args": ["--trusted-microsoft-suffixes", "lab.test"],
+        # the token service is reached directly; everything else goes to the lab proxy, which
+        # refuses what it does not route (nothing is resolved or leaves the machine)
+        "env": {"NO_PROXY": "127.0.0.1", **env},
+    }
+
+
+def _up_and_down(
+    facade: BearerFacade,
+    proxy: LabProxy,
+    dataset: Dataset,
+    tmp_path: Path,
+    container: str,
+    env: dict[str, str],
+) -> None:
+    http = BlobHttp(facade.account_url, facade.account, facade.key, ca_bundle=facade.ca_bundle)
+    assert http.request("PUT", container, query={"restype": "container"}).status == 201
+    http.close()
+    azcopy = AzCopyDriver()
+    common: dict[str, Any] = {
+        "scenario": "azcopy-oauth", "endpoint": _endpoint(facade, proxy), "container": container,
+        "dataset": dataset, "prefix": "data/", "timeout_s": 180, "options": _options(env),
+        "concurrency": 8, "block_size_mib": 4,
+    }  # fmt: skip
+    up = azcopy.run(StepContext(step="up", operation="upload", workdir=tmp_path / "up", **common))
+    assert up.ok, up.error
+    assert (up.objects, up.failed) == (dataset.count, 0)
+    down = azcopy.run(
+        StepContext(
+            step="down",
+            operation="download",
+            workdir=tmp_path / "down",
+            local_dir=tmp_path / "local",
+            **common,
+        )
+    )
+    assert down.ok, down.error
+    assert (down.verified_objects, down.verified_bytes) == (dataset.count, dataset.total_bytes)
+
+
+def test_azcopy_managed_identity(
+    bearer_facade: BearerFacade, lab_proxy: LabProxy, small_tree: Dataset, tmp_path: Path
+) -> None:
+    lab = bearer_facade.identity
+    env = {
+        "AZCOPY_AUTO_LOGIN_TYPE": "MSI",
+        "IDENTITY_ENDPOINT": f"{lab.authority}/msi/token",
+        "IDENTITY_HEADER": "lab-identity-header",
+    }
+    _up_and_down(bearer_facade, lab_proxy, small_tree, tmp_path, "azcopy-msi", env)
+
+
+def test_azcopy_service_principal_with_secret(
+    bearer_facade: BearerFacade, lab_proxy: LabProxy, small_tree: Dataset, tmp_path: Path
+) -> None:
+    lab = bearer_facade.identity
+    env = {
+        "AZCOPY_AUTO_LOGIN_TYPE": "SPN",
+        "AZCOPY_SPA_APPLICATION_ID": lab.principal("writer")[1],
+        "AZCOPY_SPA_CLIENT_SECRET": "lab-writer-secret",
+        "AZCOPY_TENANT_ID": lab.tenant,
+        "AZCOPY_ACTIVE_DIRECTORY_ENDPOINT": lab.authority,
+    }
+    _up_and_down(bearer_facade, lab_proxy, small_tree, tmp_path, "azcopy-spn", env)
+    # its login asked MSAL's instance discovery, answered by the token service via the proxy
+    assert (
+        "GET /common/discovery/instance 200"
+        in Path(bearer_facade.identity.state_dir.parent / "token-service.log").read_text()
+    )
