@@ -83,6 +83,11 @@ class BoostedblobDriver:
         }
         for key in ("AZURE_STORAGE_KEY", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_USE_IDENTITY"):
             env.pop(key, None)
+        if ctx.options.get("auth") == "oauth":
+            # boostedblob takes the first credential it finds: without a key it reads the OAuth
+            # settings given in options.env (MSI_ENDPOINT, AZURE_CLIENT_ID, ...)
+            env.pop("AZURE_STORAGE_ACCOUNT_KEY", None)
+        env.update({str(k): str(v) for k, v in (ctx.options.get("env") or {}).items()})
         outcome = self._runner.run(
             argv, env, ctx.timeout_s, cwd=ctx.workdir, stderr_path=ctx.workdir / "bbb.stderr"
         )

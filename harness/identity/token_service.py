@@ -14,6 +14,7 @@ keys, so azure-identity and AzCopy acquire real signed tokens through their ordi
   ``AZURE_POD_IDENTITY_AUTHORITY_HOST`` |
 | ``GET /msi/token`` | App Service (``X-IDENTITY-HEADER``, 2019-08-01); ``IDENTITY_ENDPOINT`` |
 | ``GET /msi/legacy`` | the ``MSI_ENDPOINT`` + ``MSI_SECRET`` flavour (``secret`` header) |
+| ``POST /msi/legacy`` | ``MSI_ENDPOINT`` as Cloud Shell answers it (form ``resource``) |
 | ``GET /common/discovery/instance`` | MSAL's instance discovery, for clients that always ask |
 
 Tokens are what Azure Storage receives from Entra: RS256, v1 (``iss https://sts.windows.net/<tid>/``,
@@ -314,6 +315,30 @@ async def legacy_msi_token(request: web.Request) -> web.Response:
     return _identity_token(request, "legacy")
 
 
+async def cloud_shell_token(request: web.Request) -> web.Response:
+    """``POST`` to ``MSI_ENDPOINT`` with a form ``resource``, as Cloud Shell's local endpoint
+    takes it (boostedblob's managed identity path): no secret header, numeric ``expires_on``.
+    A ``/.default`` suffix (boostedblob sends a v2 scope there) names its resource."""
+    config = request.app[CONFIG]
+    form = await request.post()
+    resource = str(form.get("resource", "")).removesuffix("/.default")
+    if not resource:
+        return _oauth_error(400, "invalid_request", "Required form field 'resource' is missing")
+    identity = config.identity({k: str(v) for k, v in form.items()})
+    if identity is None:
+        return _oauth_error(400, "invalid_request", "Identity not found.")
+    access_token, expires_on = _issue(request, identity.object_id, identity.client_id, resource)
+    return web.json_response(
+        {
+            "access_token": access_token,
+            "expires_in": expires_on - int(time.time()),
+            "expires_on": expires_on,
+            "resource": resource,
+            "token_type": "Bearer",
+        }
+    )
+
+
 @web.middleware
 async def _log_calls(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
@@ -364,6 +389,7 @@ def create_app(config: TokenServiceConfig, ring: KeyRing) -> web.Application:
     r.add_get("/metadata/identity/oauth2/token", imds_token)
     r.add_get("/msi/token", app_service_token)
     r.add_get("/msi/legacy", legacy_msi_token)
+    r.add_post("/msi/legacy", cloud_shell_token)
     app.cleanup_ctx.append(_rotation)
     return app
 
