@@ -25,7 +25,8 @@ from harness.identity.lab import (
 )
 from harness.labca import LabCA
 from harness.paths import ROOT
-from harness.targets.base import ServerProcess, free_port
+from harness.proxy import LabProxy, routes_for
+from harness.targets.base import Endpoint, ServerProcess, free_port
 from harness.targets.reference import TLS_NAMES
 from reference_server.config import DEV_ACCOUNT, DEV_KEY
 
@@ -107,3 +108,18 @@ def bearer_facade(
     yield facade
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def login_proxy(bearer_facade: BearerFacade) -> Iterator[LabProxy]:
+    """A lab proxy for Go clients (AzCopy, rclone): the façade's lab name, and MSAL's instance
+    discovery host routed to the token service (which answers it). Clients get it as
+    HTTPS_PROXY with NO_PROXY=127.0.0.1, so a login host is never looked up in DNS: the proxy
+    refuses whatever it does not route."""
+    endpoint = Endpoint("reference", bearer_facade.account, bearer_facade.account_url)
+    token_port = int(bearer_facade.identity.authority.rsplit(":", 1)[1])
+    routes = {**routes_for(endpoint), INSTANCE_DISCOVERY_HOST: ("127.0.0.1", token_port)}
+    proxy = LabProxy(routes)
+    proxy.start()
+    yield proxy
+    proxy.stop()

@@ -30,8 +30,9 @@ class RcloneDriver:
 
     def prepare(self, ctx: StepContext) -> None:
         rclone_path()
-        if not (ctx.endpoint.key or ctx.endpoint.sas):
-            raise ValueError("rclone needs the endpoint's account key or a SAS")
+        oauth = ctx.options.get("auth") == "oauth"
+        if not (ctx.endpoint.key or ctx.endpoint.sas or oauth):
+            raise ValueError("rclone needs the endpoint's account key, a SAS or auth: oauth")
 
     def versions(self) -> dict[str, str]:
         return {"rclone": tool_version("rclone")}
@@ -52,10 +53,17 @@ class RcloneDriver:
             prefix + "USE_EMULATOR": "true",
             "RCLONE_CONFIG": os.devnull,  # nothing from the user's rclone.conf
         }
-        if ep.key:
+        if ctx.options.get("auth") == "oauth":
+            # Entra ID instead of the emulator's key: the OAuth settings come from options.remote
+            # (tenant, client_id, client_secret, env_auth, ...) and options.env
+            del env[prefix + "USE_EMULATOR"]
+            for key, value in (ctx.options.get("remote") or {}).items():
+                env[prefix + str(key).upper()] = str(value)
+        elif ep.key:
             env[prefix + "KEY"] = ep.key
         elif ep.sas:
             env[prefix + "SAS_URL"] = f"{ep.blob_url}?{ep.sas.lstrip('?')}"
+        env.update({str(k): str(v) for k, v in (ctx.options.get("env") or {}).items()})
         return env
 
     def _command(self, ctx: StepContext) -> list[str]:

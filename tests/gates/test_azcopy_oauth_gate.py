@@ -7,7 +7,6 @@ which answers it. Every byte is verified on the way back."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +17,10 @@ from harness.datasets import Dataset
 from harness.drivers.azcopy import AzCopyDriver
 from harness.drivers.base import StepContext
 from harness.http import BlobHttp
-from harness.identity.lab import INSTANCE_DISCOVERY_HOST
-from harness.proxy import LabProxy, routes_for, with_proxy
+from harness.proxy import LabProxy, with_proxy
 from harness.targets.base import Endpoint
 
 pytestmark = [pytest.mark.azcopy, pytest.mark.slow]
-
-
-@pytest.fixture
-def lab_proxy(bearer_facade: BearerFacade) -> Iterator[LabProxy]:
-    """The lab proxy routing the façade's lab name, and MSAL's instance discovery host to the
-    token service (which answers it): nothing is resolved in DNS or leaves the machine."""
-    endpoint = Endpoint("reference", bearer_facade.account, bearer_facade.account_url)
-    token_port = int(bearer_facade.identity.authority.rsplit(":", 1)[1])
-    routes = {**routes_for(endpoint), INSTANCE_DISCOVERY_HOST: ("127.0.0.1", token_port)}
-    proxy = LabProxy(routes)
-    proxy.start()
-    yield proxy
-    proxy.stop()
 
 
 def _endpoint(facade: BearerFacade, proxy: LabProxy) -> Endpoint:
@@ -87,10 +72,11 @@ def _up_and_down(
     )
     assert down.ok, down.error
     assert (down.verified_objects, down.verified_bytes) == (dataset.count, dataset.total_bytes)
+    assert proxy.refused == []  # nothing tried a host the lab does not route
 
 
 def test_azcopy_managed_identity(
-    bearer_facade: BearerFacade, lab_proxy: LabProxy, small_tree: Dataset, tmp_path: Path
+    bearer_facade: BearerFacade, login_proxy: LabProxy, small_tree: Dataset, tmp_path: Path
 ) -> None:
     lab = bearer_facade.identity
     env = {
@@ -98,11 +84,11 @@ def test_azcopy_managed_identity(
         "IDENTITY_ENDPOINT": f"{lab.authority}/msi/token",
         "IDENTITY_HEADER": "lab-identity-header",
     }
-    _up_and_down(bearer_facade, lab_proxy, small_tree, tmp_path, "azcopy-msi", env)
+    _up_and_down(bearer_facade, login_proxy, small_tree, tmp_path, "azcopy-msi", env)
 
 
 def test_azcopy_service_principal_with_secret(
-    bearer_facade: BearerFacade, lab_proxy: LabProxy, small_tree: Dataset, tmp_path: Path
+    bearer_facade: BearerFacade, login_proxy: LabProxy, small_tree: Dataset, tmp_path: Path
 ) -> None:
     lab = bearer_facade.identity
     env = {
@@ -112,7 +98,7 @@ def test_azcopy_service_principal_with_secret(
         "AZCOPY_TENANT_ID": lab.tenant,
         "AZCOPY_ACTIVE_DIRECTORY_ENDPOINT": lab.authority,
     }
-    _up_and_down(bearer_facade, lab_proxy, small_tree, tmp_path, "azcopy-spn", env)
+    _up_and_down(bearer_facade, login_proxy, small_tree, tmp_path, "azcopy-spn", env)
     # its login asked MSAL's instance discovery, answered by the token service via the proxy
     assert (
         "GET /common/discovery/instance 200"
