@@ -7,10 +7,13 @@ which answers it. Every byte is verified on the way back."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.identity import ClientSecretCredential
+from azure.storage.blob import BlobServiceClient, generate_container_sas
 from identity_fixtures import BearerFacade
 
 from harness.datasets import Dataset
@@ -104,3 +107,49 @@ def test_azcopy_service_principal_with_secret(
         "GET /common/discovery/instance 200"
         in Path(bearer_facade.identity.state_dir.parent / "token-service.log").read_text()
     )
+
+
+def test_azcopy_user_delegation_sas_in_the_url(
+    bearer_facade: BearerFacade, login_proxy: LabProxy, small_tree: Dataset, tmp_path: Path
+) -> None:
+    """A container SAS signed with a user delegation key (the SDK's, for the writer), passed in
+    AzCopy's URLs like any SAS: no key and no token on AzCopy's side."""
+    facade, lab = bearer_facade, bearer_facade.identity
+    credential = ClientSecretCredential(
+        lab.tenant, lab.principal("writer")[1], "lab-writer-secret", authority=lab.authority,
+        disable_instance_discovery=True, connection_verify=str(facade.ca_bundle),
+    )  # fmt: skip
+    now = datetime.now(UTC)
+    with BlobServiceClient(
+        facade.account_url, credential=credential, connection_verify=str(facade.ca_bundle)
+    ) as service:
+        service.create_container("azcopy-udsas")
+        key = service.get_user_delegation_key(now - timedelta(minutes=5), now + timedelta(hours=2))
+    sas = generate_container_sas(
+        facade.account, "azcopy-udsas", user_delegation_key=key, permission="racwdl",
+        expiry=now + timedelta(hours=1),
+    )  # fmt: skip
+    assert "skoid=" in sas
+    endpoint = with_proxy(
+        Endpoint(
+            "reference", facade.account, facade.account_url, sas=sas, ca_bundle=facade.ca_bundle
+        ),
+        login_proxy.url,
+    )
+    common: dict[str, Any] = {
+        "scenario": "azcopy-oauth", "endpoint": endpoint, "container": "azcopy-udsas",
+        "dataset": small_tree, "prefix": "data/", "timeout_s": 180, "concurrency": 8,
+        "block_size_mib": 4,
+    }  # fmt: skip
+    azcopy = AzCopyDriver()
+    up = azcopy.run(StepContext(step="up", operation="upload", workdir=tmp_path / "up", **common))
+    assert up.ok, up.error
+    assert (up.objects, up.failed) == (small_tree.count, 0)
+    down = azcopy.run(
+        StepContext(step="down", operation="download", workdir=tmp_path / "down",
+                    local_dir=tmp_path / "local", **common)
+    )  # fmt: skip
+    assert down.ok, down.error
+    assert (down.verified_objects, down.verified_bytes) == (
+        small_tree.count, small_tree.total_bytes,
+    )  # fmt: skip
