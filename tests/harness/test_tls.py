@@ -35,6 +35,7 @@ from harness.scenario import TargetSpec
 from harness.targets import make_target
 from harness.targets.base import DEV_ACCOUNT, DEV_KEY, Endpoint, free_port
 from harness.targets.reference import ReferenceTarget
+from reference_server.cli import build_config, parse_args
 
 
 def _handshake(cert: Path, key: Path, server_hostname: str, cafile: Path | None) -> bytes:
@@ -316,3 +317,12 @@ def test_bench_tls_tiny_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         assert by[(scheme, "put-block")]["bytes"] == by[(scheme, "get-blob")]["bytes"] == 4 * 2**20
         assert by[(scheme, "get-small")]["bytes"] == 20 * 1024
     assert "https / http" in result.output and (tmp_path / "ca" / "ca.pem").is_file()
+
+
+def test_server_config_takes_the_pair_from_yaml_and_flags(tmp_path: Path, ca: LabCA) -> None:
+    cert, key = ca.issue(["127.0.0.1"], tmp_path / "srv")
+    (tmp_path / "s.yaml").write_text(f"tls_cert: {cert}\ntls_key: {key}\n")
+    from_yaml = build_config(parse_args(["--config", str(tmp_path / "s.yaml")]))
+    assert (from_yaml.tls_cert, from_yaml.tls_key, from_yaml.scheme) == (cert, key, "https")
+    plain = build_config(parse_args([]))
+    assert (plain.tls_cert, plain.scheme) == (None, "http")
