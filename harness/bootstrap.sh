@@ -47,6 +47,13 @@ case "${1:-}" in
   "") log "ready: $VENV/bin/harness --help" ;;
   test)
     shift
+    # The history tests start a PostgreSQL server of their own (tests/harness/history/).
+    if ! compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null; then
+      log "installing Debian package postgresql (for the history tests)"
+      SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+      $SUDO apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+    fi
     log "lint: ruff check and ruff format --check"
     "$VENV/bin/ruff" check --quiet . && "$VENV/bin/ruff" format --check --quiet .
     log "import contracts: lint-imports ([tool.importlinter] in pyproject.toml)"

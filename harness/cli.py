@@ -18,6 +18,7 @@ from harness.bench.cli import bench
 from harness.cli_common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, load_scenario
 from harness.conformance.cli import conformance
 from harness.contract.cli import contract
+from harness.history.cli import history, regress
 from harness.identity.cli import token_service
 from harness.targets import TARGET_NAMES
 
@@ -40,7 +41,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("scenario")
+@click.argument("scenarios", nargs=-1, required=True, metavar="SCENARIO...")
 @click.option(
     "--target",
     type=click.Choice(TARGET_NAMES),
@@ -99,7 +100,7 @@ def main() -> None:
     help="Locked contracts to diff the recorded calls against [default: fixtures/contracts].",
 )
 def run(
-    scenario: str,
+    scenarios: tuple[str, ...],
     target: str | None,
     endpoint: str | None,
     out: Path | None,
@@ -109,7 +110,8 @@ def run(
     no_contract: bool,
     contracts_dir: Path | None,
 ) -> None:
-    """Run SCENARIO (a YAML path or a shipped name such as `smoke`).
+    """Run SCENARIO (a YAML path or a shipped name such as `smoke`); several run one after
+    the other, each in its own run directory, and the exit status is the worst of them.
 
     Writes reports/<UTC time>-<scenario>/ with results.parquet, samples.parquet, run.json,
     report.html and junit.xml, prints a summary table and, last, the report's path. Client
@@ -117,42 +119,54 @@ def run(
     contract (drift lines in the summary and the report) unless --no-contract.
     """
     from harness.contract.record import CONTRACTS_DIR, RecordingRunner
+    from harness.datasets import default_cache_dir
     from harness.report import load_run, render_run
     from harness.report.terminal import print_run
     from harness.runner import Runner
 
-    sc = load_scenario(scenario, overrides)
-    if (target or sc.target.kind) == "url":
-        _check_url_target(endpoint or sc.target.endpoint)
-    source = {
-        "scenario": str(scenario_mod.resolve_path(scenario)),
-        "overrides": list(overrides),
-        "target": target,
-        "endpoint": endpoint,
-        "contract": not no_contract,
-    }
-    from harness.datasets import default_cache_dir
-
-    options = dict(
-        out=out or Path.cwd() / "reports",
-        cache_dir=cache_dir or default_cache_dir(),
-        target=target,
-        endpoint=endpoint,
-        sample_interval=sample_interval,
-        source=source,
-    )
-    runner = (
-        Runner(sc, **options)
-        if no_contract
-        else RecordingRunner(sc, contracts_dir=contracts_dir or CONTRACTS_DIR, **options)
-    )
-    outcome = runner.run()
-    paths = render_run(outcome.run_dir)
-    print_run(load_run(outcome.run_dir))
-    click.echo(f"junit: {paths['junit']}")
-    click.echo(f"report: {paths['html']}")
-    # 0 passed, 1 failed, 2 a target failed its preflight, 130 Ctrl-C, 143 SIGTERM.
-    sys.exit(outcome.exit_code)
+    # Every scenario is checked before the first one runs: a typo in the third is exit 2 now,
+    # not after the first two have run for an hour.
+    loaded = [(name, load_scenario(name, overrides)) for name in scenarios]
+    for _, sc in loaded:
+        if (target or sc.target.kind) == "url":
+            _check_url_target(endpoint or sc.target.endpoint)
+    outcomes: list[tuple[str, int, Path]] = []
+    for scenario, sc in loaded:
+        source = {
+            "scenario": str(scenario_mod.resolve_path(scenario)),
+            "overrides": list(overrides),
+            "target": target,
+            "endpoint": endpoint,
+            "contract": not no_contract,
+        }
+        options = dict(
+            out=out or Path.cwd() / "reports",
+            cache_dir=cache_dir or default_cache_dir(),
+            target=target,
+            endpoint=endpoint,
+            sample_interval=sample_interval,
+            source=source,
+        )
+        runner = (
+            Runner(sc, **options)
+            if no_contract
+            else RecordingRunner(sc, contracts_dir=contracts_dir or CONTRACTS_DIR, **options)
+        )
+        outcome = runner.run()
+        paths = render_run(outcome.run_dir)
+        print_run(load_run(outcome.run_dir))
+        click.echo(f"junit: {paths['junit']}")
+        click.echo(f"report: {paths['html']}")
+        outcomes.append((sc.name, outcome.exit_code, paths["html"]))
+        if outcome.interrupted:  # Ctrl-C or SIGTERM stops the whole invocation
+            break
+    if len(scenarios) > 1:
+        for name, code, html in outcomes:
+            click.echo(f"{name}: exit {code} ({html})")
+        for name in [sc.name for _, sc in loaded][len(outcomes) :]:
+            click.echo(f"{name}: not run (interrupted)")
+    # 0 passed, 1 failed, 2 a target failed its preflight, 130 Ctrl-C, 143 SIGTERM: the worst.
+    sys.exit(max(code for _, code, _ in outcomes))
 
 
 def _check_url_target(endpoint: str | None) -> None:
@@ -292,6 +306,8 @@ def serve(args: tuple[str, ...]) -> None:
 main.add_command(bench)
 main.add_command(conformance)
 main.add_command(contract)
+main.add_command(history)
+main.add_command(regress)
 main.add_command(token_service)
 
 

@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import ipaddress
 import os
+import ssl
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -142,6 +143,15 @@ class LabCA:
         _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
         return cls(directory, cert, key)
 
+    @classmethod
+    def of_bundle(cls, bundle: Path) -> LabCA | None:
+        """The lab CA whose certificate ``bundle`` is, when its key is kept beside it (a bundle
+        from elsewhere has none: nothing can be issued from it)."""
+        bundle = Path(bundle)
+        if bundle.name != CA_CERT or not (bundle.parent / CA_KEY).is_file():
+            return None
+        return cls.load_or_create(bundle.parent)
+
     @property
     def bundle_path(self) -> Path:
         """The CA certificate (PEM) that clients trust."""
@@ -190,3 +200,10 @@ class LabCA:
             )
             _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
         return cert_path, key_path
+
+
+def server_ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """The server side of https for the lab's own loopback servers (proxies, token service)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context

@@ -1,7 +1,9 @@
 """``python -m reference_server`` / ``harness serve``: start the reference façade.
 
 One worker serves in this process; ``--workers N`` starts N processes that share the port
-(SO_REUSEPORT) and the data root, restarting any that dies. SIGTERM or SIGINT stops cleanly.
+(SO_REUSEPORT) and the data root, restarting any that dies; they stop when the supervisor dies,
+and a second façade refuses a data root in use (``supervision.py``). SIGTERM or SIGINT stops
+cleanly.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from aiohttp import web
 from reference_server.auth.sas import redact
 from reference_server.config import Account, ServerConfig, add_account, load_yaml
 from reference_server.store import Store
+from reference_server.supervision import DataRootClaim, die_with_parent, hold_worker_lock
 
 
 def parse_args(argv: Sequence[str] | None, prog: str = "reference_server") -> argparse.Namespace:
@@ -34,6 +37,35 @@ def parse_args(argv: Sequence[str] | None, prog: str = "reference_server") -> ar
     p.add_argument("--max-inflight", type=int, help="requests per worker before 503 ServerBusy")
     p.add_argument(
         "--io-threads", type=int, help="threads per worker for file I/O and commits (default 8)"
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        help="connections per worker; over it the one idle the longest is closed (default 8192)",
+    )
+    p.add_argument(
+        "--head-timeout",
+        type=float,
+        metavar="S",
+        help="seconds from a request's first byte to the end of its headers (default 60)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        metavar="S",
+        help="seconds a request body may send nothing before its connection closes (default 120)",
+    )
+    p.add_argument(
+        "--body-stall",
+        type=float,
+        metavar="S",
+        help="window in which a body under 16 KiB leaves --max-inflight (default 5)",
+    )
+    p.add_argument(
+        "--keepalive-timeout",
+        type=float,
+        metavar="S",
+        help="seconds an idle connection stays open between requests (default 75)",
     )
     p.add_argument(
         "--config", type=Path, help="YAML: accounts (name, keys, allow_anonymous_read, bearer)"
@@ -76,6 +108,11 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         ("workers", "workers"),
         ("max_inflight", "max_inflight"),
         ("io_threads", "io_threads"),
+        ("max_connections", "max_connections"),
+        ("head_timeout", "head_timeout_s"),
+        ("body_timeout", "body_timeout_s"),
+        ("body_stall", "body_stall_s"),
+        ("keepalive_timeout", "keepalive_timeout_s"),
         ("loop", "event_loop"),
         ("log_level", "log_level"),
         ("tls_cert", "tls_cert"),
@@ -107,13 +144,16 @@ def ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
     return context
 
 
-async def _serve(config: ServerConfig, on_ready: Callable[[int], None]) -> None:
+async def _serve(
+    config: ServerConfig, on_ready: Callable[[int], None], supervisor: int | None
+) -> None:
     from reference_server.app import create_app
+    from reference_server.connections import FacadeRunner
 
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(max_workers=config.io_threads))
     # Bodies are stored as sent: Content-Encoding is a blob property, never decoded here.
-    runner = web.AppRunner(
+    runner = FacadeRunner(
         create_app(config), access_log=None, handle_signals=False, auto_decompress=False
     )
     await runner.setup()
@@ -131,6 +171,13 @@ async def _serve(config: ServerConfig, on_ready: Callable[[int], None]) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if supervisor is not None:  # the supervisor's pipe reads EOF when it dies
+
+        def supervisor_gone() -> None:
+            loop.remove_reader(supervisor)  # level-triggered: it would fire on every turn
+            stop.set()
+
+        loop.add_reader(supervisor, supervisor_gone)
     on_ready(port)
     await stop.wait()
     await runner.cleanup()
@@ -144,7 +191,10 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-def run_worker(config: ServerConfig, on_ready: Callable[[int], None]) -> None:
+def run_worker(
+    config: ServerConfig, on_ready: Callable[[int], None], supervisor: int | None = None
+) -> None:
+    """Serve until SIGTERM/SIGINT (or until the ``supervisor`` pipe closes)."""
     handler = logging.StreamHandler()
     handler.setFormatter(
         RedactingFormatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
@@ -154,11 +204,11 @@ def run_worker(config: ServerConfig, on_ready: Callable[[int], None]) -> None:
         try:
             import uvloop
 
-            uvloop.run(_serve(config, on_ready))
+            uvloop.run(_serve(config, on_ready, supervisor))
             return
         except ImportError:
             pass
-    asyncio.run(_serve(config, on_ready))
+    asyncio.run(_serve(config, on_ready, supervisor))
 
 
 def _announce(config: ServerConfig, port: int) -> None:
@@ -166,7 +216,9 @@ def _announce(config: ServerConfig, port: int) -> None:
 
 
 def _child(config: ServerConfig, ready: multiprocessing.synchronize.Event) -> None:
-    run_worker(config, lambda _port: ready.set())
+    supervisor = die_with_parent()
+    hold_worker_lock(config.data_root)
+    run_worker(config, lambda _port: ready.set(), supervisor)
 
 
 def supervise(config: ServerConfig) -> int:
@@ -188,6 +240,7 @@ def supervise(config: ServerConfig) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    store = Store(config.data_root, [a.name for a in config.accounts])
     procs = [start() for _ in range(config.workers)]
     _announce(config, config.port)
     while not stopping:
@@ -195,6 +248,8 @@ def supervise(config: ServerConfig) -> int:
         for i, p in enumerate(procs):
             if not p.is_alive() and not stopping:
                 logging.warning("worker %d exited with %s; restarting", p.pid, p.exitcode)
+                # what the dead worker left half-written in staging is nobody's any more
+                store.sweep_staging(pid=p.pid)
                 procs[i] = start()
     for p in procs:
         p.terminate()
@@ -208,12 +263,15 @@ def supervise(config: ServerConfig) -> int:
 def main(argv: Sequence[str] | None = None, prog: str = "reference_server") -> int:
     config = build_config(parse_args(argv, prog))
     config.data_root.mkdir(parents=True, exist_ok=True)
+    if config.workers > 1 and config.port == 0:
+        raise SystemExit("--workers > 1 needs an explicit --port")
+    claim = DataRootClaim(config.data_root)  # refuses a data root another façade serves
     # Before any worker serves: what a crash left half-written in staging is nobody's any more.
     Store(config.data_root, [a.name for a in config.accounts]).sweep_staging()
+    claim.release_workers_lock()
     if config.workers > 1:
-        if config.port == 0:
-            raise SystemExit("--workers > 1 needs an explicit --port")
         return supervise(config)
+    hold_worker_lock(config.data_root)
     run_worker(config, lambda port: _announce(config, port))
     return 0
 

@@ -51,6 +51,14 @@ class ServerConfig:
     port: int = 10000
     workers: int = 1
     max_inflight: int = 4096  # requests in progress per worker before 503 ServerBusy
+    # Nothing waits forever (reference_server/connections.py). A request head must be complete
+    # this long after its first byte; a body that gets no byte this long closes its connection;
+    # one that gets under 16 KiB in a body_stall_s window stops counting toward max_inflight.
+    head_timeout_s: float = 60.0
+    body_timeout_s: float = 120.0
+    body_stall_s: float = 5.0
+    keepalive_timeout_s: float = 75.0  # idle connection between requests (nginx's default)
+    max_connections: int = 8192  # per worker; over it the oldest idle connection is shed
     retry_after_s: int = 1
     accounts: list[Account] = field(default_factory=lambda: [Account(DEV_ACCOUNT, [DEV_KEY])])
     uncommitted_block_max_age_s: int = 7 * 24 * 3600

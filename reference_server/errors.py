@@ -90,6 +90,9 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
         400,
         "The blob name maps to a path that conflicts with an existing file or directory.",
     ),
+    # HTTP framing the parser refuses (reference_server/connections.py)
+    "InvalidHttpVerb": (400, "The HTTP verb specified was not recognized by the server."),
+    "RequestUrlFailedToParse": (400, "The url in the request could not be parsed."),
     # 401: an anonymous request to a private resource (x-ms-version 2019-12-12 and later), sent
     # with a WWW-Authenticate bearer challenge
     "NoAuthenticationInformation": (

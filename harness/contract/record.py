@@ -15,6 +15,7 @@ from harness.contract.table import to_markdown
 from harness.datasets import default_cache_dir
 from harness.drivers.base import StepContext
 from harness.http import BlobHttp
+from harness.labca import LabCA
 from harness.metrics import latency_summary
 from harness.paths import ROOT
 from harness.results import StepResult
@@ -55,9 +56,19 @@ class RecordingRunner(Runner):
         for kind, target in self.targets.items():
             endpoint = target.endpoint()
             self.account = self.account or endpoint.account
-            proxy = RecordingProxy(endpoint.blob_url)
+            proxy = RecordingProxy(
+                endpoint.blob_url, ca_bundle=endpoint.ca_bundle, tls=self._proxy_tls(endpoint, kind)
+            )
             proxy.start()
             self.proxies[kind] = proxy
+
+    def _proxy_tls(self, endpoint: Endpoint, kind: str) -> tuple[Path, Path] | None:
+        """A certificate from the target's lab CA for an https target, so the tools under test
+        speak https to the proxy as they would to the target (none: plain http to the proxy)."""
+        ca = LabCA.of_bundle(endpoint.ca_bundle) if endpoint.ca_bundle else None
+        if ca is None or not endpoint.blob_url.startswith("https:"):
+            return None
+        return ca.issue(["127.0.0.1", "localhost"], self.run_dir / "targets" / kind / "proxy-tls")
 
     def _stop_targets(self) -> dict:
         for proxy in self.proxies.values():

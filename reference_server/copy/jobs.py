@@ -27,10 +27,10 @@ from typing import Protocol
 from reference_server.conditions import Conditions
 from reference_server.copy.fetch import SourceBody
 from reference_server.copy.source import CopySource
+from reference_server.copy.state import finished_state, progress_state, update_copy_state
 from reference_server.errors import StorageError
 from reference_server.store import ContentSettings, Store
 from reference_server.threads import blocking
-from reference_server.xmlbody import http_date
 
 log = logging.getLogger("reference_server.copy")
 PROGRESS_INTERVAL_S = 1.0
@@ -57,21 +57,6 @@ class JobRecord:
     content: dict
     metadata: dict[str, str]
     api_version: str
-
-
-def progress_state(done: int, total: int) -> dict[str, str]:
-    return {"x-ms-copy-progress": f"{done}/{total}"}
-
-
-def finished_state(status: str, done: int, total: int, description: str = "") -> dict[str, str]:
-    state = {
-        "x-ms-copy-status": status,
-        "x-ms-copy-completion-time": http_date(time.time()),
-        **progress_state(done, total),
-    }
-    if description:
-        state["x-ms-copy-status-description"] = description
-    return state
 
 
 class JobHost(Protocol):
@@ -204,7 +189,8 @@ class CopyJobs:
 
     async def _update(self, record: JobRecord, state: dict[str, str]) -> None:
         await blocking(
-            self.service.store.update_copy_state,
+            update_copy_state,
+            self.service.store,
             record.account,
             record.container,
             record.blob,
@@ -220,7 +206,8 @@ class CopyJobs:
         total = props.copy.get("x-ms-copy-progress", "0/0").rsplit("/", 1)[-1]
         done = props.copy.get("x-ms-copy-progress", "0/0").split("/", 1)[0]
         await blocking(
-            self.service.store.update_copy_state,
+            update_copy_state,
+            self.service.store,
             account,
             container,
             blob,

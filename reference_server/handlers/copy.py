@@ -16,13 +16,14 @@ from azure.storage.extensions import checksums
 
 from reference_server.copy import CopyService
 from reference_server.copy.fetch import SourceBody
-from reference_server.copy.jobs import JobRecord, finished_state
+from reference_server.copy.jobs import JobRecord
 from reference_server.copy.source import (
     CopySource,
     check_source_conditions,
     parse_source_range,
     source_conditions,
 )
+from reference_server.copy.state import finished_state
 from reference_server.errors import StorageError
 from reference_server.handlers.common import (
     Ctx,

@@ -12,10 +12,11 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from reference_server.errors import StorageError
+from reference_server.store.model import BlobProps, ListPage
 
 
 @dataclass(frozen=True)
@@ -109,3 +110,31 @@ def iter_listing(
                     yield group, None
                 continue
         yield name, entry
+
+
+def list_page(
+    container_dir: str,
+    prefix: str,
+    delimiter: str | None,
+    marker: str | None,
+    maxresults: int,
+    describe: Callable[[str, os.stat_result, str], BlobProps],
+) -> ListPage:
+    """One page of the listing from ``marker``; ``describe(name, stat, path)`` gives a blob's
+    properties (its record)."""
+    items: list[BlobProps | str] = []
+    last: Marker | None = None
+    for name, entry in iter_listing(container_dir, prefix, delimiter, Marker.decode(marker)):
+        if len(items) == maxresults:
+            return ListPage(items, last.encode() if last else None)
+        if entry is None:
+            items.append(name)
+            last = Marker(name, True)
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # deleted while listing
+        items.append(describe(name, st, entry.path))
+        last = Marker(name, False)
+    return ListPage(items, None)

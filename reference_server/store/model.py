@@ -44,7 +44,8 @@ class BlobProps:
     content: ContentSettings = field(default_factory=ContentSettings)
     metadata: dict[str, str] = field(default_factory=dict)
     committed_blocks: list[tuple[str, int]] = field(default_factory=list)  # (base64 id, size)
-    # x-ms-copy-* response headers of the last Copy Blob into this blob (id, status, progress...)
+    # copy state: x-ms-copy-* headers of the last Copy Blob into this blob, recorded as given
+    # (their meaning belongs to reference_server/copy/state.py)
     copy: dict[str, str] = field(default_factory=dict)
 
 

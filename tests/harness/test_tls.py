@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from harness.bench.cli import bench
 from harness.bench.client import BenchClient, PhaseResult
 from harness.bench.tls import STEPS
+from harness.cli import main
 from harness.conformance.cli import capabilities_for
 from harness.conformance.framework import FAIL, PASS
 from harness.conformance.runner import GATE_MAX_INFLIGHT, run_checks
@@ -35,6 +36,7 @@ from harness.scenario import TargetSpec
 from harness.targets import make_target
 from harness.targets.base import DEV_ACCOUNT, DEV_KEY, Endpoint, free_port
 from harness.targets.reference import ReferenceTarget
+from reference_server.cli import build_config, parse_args
 
 
 def _handshake(cert: Path, key: Path, server_hostname: str, cafile: Path | None) -> bytes:
@@ -316,3 +318,52 @@ def test_bench_tls_tiny_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         assert by[(scheme, "put-block")]["bytes"] == by[(scheme, "get-blob")]["bytes"] == 4 * 2**20
         assert by[(scheme, "get-small")]["bytes"] == 20 * 1024
     assert "https / http" in result.output and (tmp_path / "ca" / "ca.pem").is_file()
+
+
+def test_server_config_takes_the_pair_from_yaml_and_flags(tmp_path: Path, ca: LabCA) -> None:
+    cert, key = ca.issue(["127.0.0.1"], tmp_path / "srv")
+    (tmp_path / "s.yaml").write_text(f"tls_cert: {cert}\ntls_key: {key}\n")
+    from_yaml = build_config(parse_args(["--config", str(tmp_path / "s.yaml")]))
+    assert (from_yaml.tls_cert, from_yaml.tls_key, from_yaml.scheme) == (cert, key, "https")
+    plain = build_config(parse_args([]))
+    assert (plain.tls_cert, plain.scheme) == (None, "http")
+
+
+TLS_SCENARIO = """\
+name: tls-run
+target: {kind: reference, options: {tls: true}}
+datasets:
+  - name: d
+    files:
+      - {count: 3, size: 8KiB}
+steps:
+  - {driver: sdk, operation: upload, dataset: d, prefix: t}
+  - {driver: sdk, operation: download, dataset: d, prefix: t}
+criteria:
+  - {step: sdk-download, expect: verified_objects == 3}
+"""
+
+
+@pytest.mark.sdk
+def test_scenario_with_tls_target_runs_over_https(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAB_CA_DIR", str(tmp_path / "ca"))
+    scenario = tmp_path / "tls.yaml"
+    scenario.write_text(TLS_SCENARIO)
+    out = tmp_path / "reports"
+    result = CliRunner().invoke(main, ["run", str(scenario), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (p for p in out.iterdir() if p.is_dir())
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["targets"]["reference"]["tls"] is True
+    assert info["preflight"]["reference"]["status"] == 200  # reached over https, CA trusted
+    log = (run_dir / "targets" / "reference" / "server.log").read_text()
+    assert "listening on https://127.0.0.1:" in log
+    # the contract recorder sat in between, serving https from the same lab CA
+    assert (run_dir / "targets" / "reference" / "proxy-tls" / "cert.pem").is_file()
+    contract = info["contract"]
+    assert contract["recorded"] and contract["drifted"] == 0
+    assert [t["calls"] for t in contract["tools"]] and all(
+        t["calls"] > 0 for t in contract["tools"]
+    )

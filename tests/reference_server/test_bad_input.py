@@ -18,7 +18,7 @@ from facade_raw import Raw, exchange, raw_head
 from harness.http import Response, block_list_xml
 from reference_server.app import MAX_XML_BODY
 from reference_server.auth.sas import generate_service_sas
-from reference_server.store.blobstore import PROPS_XATTR
+from reference_server.store.records import PROPS_XATTR
 
 # Names XML 1.0 cannot carry: Azure lists them as <Name Encoded="true">percent-encoded</Name>
 XML_INVALID_NAMES = ["a\x01b", "c\x1f", "d\ufffe", "e\uffff", "dir\x02/f.bin"]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from facade_raw import Raw
 
-from reference_server.store.blobstore import PROPS_XATTR
 from reference_server.store.names import name_hash
+from reference_server.store.records import PROPS_XATTR
 
 
 def test_committed_blob_is_the_file(raw: Raw, container: str) -> None:

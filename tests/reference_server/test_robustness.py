@@ -26,8 +26,8 @@ from facade_raw import Raw
 
 from harness.http import block_id, block_list_xml
 from harness.signing import generate_account_sas, generate_service_sas
-from reference_server.store.blobstore import PROPS_XATTR
 from reference_server.store.names import name_hash
+from reference_server.store.records import PROPS_XATTR
 from tests.conftest import RunningServer, start_server, stop_server
 
 MIB = 1024 * 1024

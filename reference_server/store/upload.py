@@ -1,0 +1,118 @@
+"""A request body streamed into a temp file of the staging dir, hashed on the way (MD5)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+
+from reference_server.errors import StorageError
+from reference_server.store.atomic import write_all
+
+MAX_IOV = 512  # chunks per writev (IOV_MAX is 1024 on Linux)
+
+
+class Upload:
+    """A temp file in the staging dir that a request body is streamed into.
+
+    The file is created on the first write, so a small body costs no thread hop of its own: the
+    HTTP layer hands whole batches of chunks to ``write_chunks`` in a thread (hashing there too:
+    hashlib releases the GIL on large buffers) and leaves the last batch in ``tail`` for
+    ``finish``, which runs in the same thread hop as the commit. Expected MD5s are checked there.
+    """
+
+    def __init__(
+        self,
+        open_temp: Callable[[], tuple[int, str]],
+        want_md5: bool,
+        limit: int,
+        expect_md5: tuple[bytes | None, ...] = (),
+    ) -> None:
+        self._open_temp = open_temp
+        self.fd = -1
+        self.path = ""
+        self.size = 0  # bytes received (written or in tail)
+        self.limit = limit
+        self.tail: list[bytes] = []
+        self._expect = [m for m in expect_md5 if m is not None]
+        self._md5 = hashlib.md5() if want_md5 or self._expect else None
+        self._md5_b64: str | None = None
+        self._io = threading.Lock()  # a write in a thread vs an abort on the loop thread
+        self._aborted = False
+
+    def count(self, n: int) -> None:
+        """Account for ``n`` more body bytes; RequestBodyTooLarge past the limit."""
+        self.size += n
+        if self.size > self.limit:
+            raise StorageError("RequestBodyTooLarge")
+
+    def _ensure_open(self) -> None:
+        if self.fd < 0:
+            if self._aborted:
+                raise StorageError("InternalError", "The upload was aborted.")
+            self.fd, self.path = self._open_temp()
+
+    def write_chunks(self, chunks: list[bytes]) -> None:
+        """Append ``chunks`` (already counted) to the file and the hash. Blocking."""
+        with self._io:
+            self._ensure_open()
+            if len(chunks) == 1:
+                write_all(self.fd, chunks[0])
+            else:
+                if len(chunks) > MAX_IOV:
+                    chunks = [b"".join(chunks)]
+                total = sum(len(c) for c in chunks)
+                written = os.writev(self.fd, chunks)
+                if written != total:  # a short write (signal, full disk): write the rest
+                    write_all(self.fd, b"".join(chunks)[written:])
+            if self._md5 is not None:
+                for c in chunks:
+                    self._md5.update(c)
+
+    def write(self, chunk: bytes) -> None:
+        """Count and write one chunk now (blocking)."""
+        self.count(len(chunk))
+        self.write_chunks([chunk])
+
+    def finish(self, durable: bool = True) -> os.stat_result:
+        """Write the tail, check expected MD5s, make the bytes durable (fsync, unless not
+        ``durable``) and close; the stat of the finished file. Aborts the upload on failure.
+        Blocking."""
+        try:
+            self.write_chunks(self.tail) if self.tail else self._ensure_open()
+            self.tail = []
+            if self._md5 is not None:
+                digest = self._md5.digest()
+                self._md5_b64 = base64.b64encode(digest).decode()
+                if any(m != digest for m in self._expect):
+                    raise StorageError("Md5Mismatch")
+            if durable:
+                os.fsync(self.fd)
+            st = os.fstat(self.fd)
+            self.close()
+            return st
+        except BaseException:
+            self.abort()
+            raise
+
+    @property
+    def md5_b64(self) -> str | None:
+        if self._md5_b64 is not None:
+            return self._md5_b64
+        return base64.b64encode(self._md5.digest()).decode() if self._md5 else None
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def abort(self) -> None:
+        with self._io:
+            self._aborted = True
+            self.close()
+            if self.path:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path)

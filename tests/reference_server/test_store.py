@@ -1,0 +1,80 @@
+"""The Store called directly (no HTTP): its record-update primitive, which Set Blob Properties
+and the copy package's state updates go through."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reference_server.conditions import Conditions
+from reference_server.errors import StorageError
+from reference_server.store import BlobProps, ContentSettings, Store
+
+ACCT, CT = "acct", "ctr"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "data", [ACCT])
+    s.create_container(ACCT, CT, {})
+    return s
+
+
+def put(store: Store, name: str, data: bytes) -> BlobProps:
+    upload = store.new_upload(ACCT, CT, want_md5=True, limit=1 << 20)
+    upload.write(data)
+    return store.put_blob(ACCT, CT, name, upload, ContentSettings(), {"k": "v"}, Conditions())
+
+
+def test_update_blob_without_touch_keeps_etag_and_persists(store: Store) -> None:
+    before = put(store, "a/b.bin", b"abc")
+
+    def change(props: BlobProps) -> bool:
+        props.metadata["n"] = "1"
+        return False
+
+    after = store.update_blob(ACCT, CT, "a/b.bin", change)
+    read = store.get_blob(ACCT, CT, "a/b.bin")
+    assert (after.etag, after.last_modified) == (before.etag, before.last_modified)
+    assert read.metadata == {"k": "v", "n": "1"} and read.etag == before.etag
+
+
+def test_update_blob_with_touch_gives_a_new_etag(store: Store) -> None:
+    before = put(store, "x", b"abc")
+    after = store.update_blob(ACCT, CT, "x", lambda props: True)
+    assert after.etag != before.etag
+    assert store.get_blob(ACCT, CT, "x").etag == after.etag
+    opened = store.open_blob(ACCT, CT, "x")
+    try:  # the bytes stay
+        assert opened.file.read() == b"abc"
+    finally:
+        opened.close()
+
+
+def test_update_blob_that_raises_writes_nothing(store: Store) -> None:
+    before = put(store, "x", b"abc")
+
+    def change(props: BlobProps) -> bool:
+        props.metadata = {"half": "done"}
+        raise StorageError("ConditionNotMet")
+
+    with pytest.raises(StorageError) as exc:
+        store.update_blob(ACCT, CT, "x", change)
+    assert exc.value.code == "ConditionNotMet"
+    read = store.get_blob(ACCT, CT, "x")
+    assert (read.etag, read.metadata) == (before.etag, {"k": "v"})
+
+
+@pytest.mark.parametrize(
+    ("container", "name", "code"),
+    [
+        (CT, "missing", "BlobNotFound"),
+        (CT, "a//b", "BlobNotFound"),  # a name that cannot map finds nothing
+        ("nope", "x", "ContainerNotFound"),
+    ],
+)
+def test_update_blob_of_nothing(store: Store, container: str, name: str, code: str) -> None:
+    with pytest.raises(StorageError) as exc:
+        store.update_blob(ACCT, container, name, lambda props: True)
+    assert exc.value.code == code
