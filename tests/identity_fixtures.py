@@ -36,7 +36,7 @@ class BearerFacade:
     """A reference façade serving https with bearer tokens enabled for ``account``."""
 
     account_url: str  # https://127.0.0.1:PORT/devstoreaccount1
-    http_account_url: str | None  # a second, plain http listener of the same data (or None)
+    http_account_url: str | None  # a second façade, plain http, same accounts (or None)
     account: str
     key: str
     ca_bundle: Path
@@ -65,7 +65,8 @@ def _facade(base: Path, name: str, ca_bundle: Path, *args: str) -> ServerProcess
     argv = [sys.executable, "-m", "reference_server", "--host", "127.0.0.1", "--port", str(port)]
     # copy sources over https (the façade fetching from itself) verify against the lab CA
     env = {"SSL_CERT_FILE": str(ca_bundle)}
-    server = ServerProcess(name, [*argv, "--data-root", str(base / "data"), *args], port,
+    # one data root per façade: a data root belongs to one façade at a time
+    server = ServerProcess(name, [*argv, "--data-root", str(base / name), *args], port,
                            base / f"{name}.log", env=env, cwd=ROOT)  # fmt: skip
     server.start()
     return server
@@ -74,7 +75,7 @@ def _facade(base: Path, name: str, ca_bundle: Path, *args: str) -> ServerProcess
 def start_bearer_facade(
     base: Path, identity: LabIdentity, lab_ca: LabCA, roles: list[tuple[str, str, str]]
 ) -> tuple[BearerFacade, list[ServerProcess]]:
-    """The same data root served twice: https (bearer works) and plain http (it must not)."""
+    """The same accounts served twice: over https (bearer works) and plain http (it must not)."""
     cert, key = lab_ca.issue(list(TLS_NAMES), base / "tls")  # the lab virtual hosts too
     accounts = [
         {"name": DEV_ACCOUNT, "key": DEV_KEY, "bearer": identity.bearer_block(roles)},
@@ -93,7 +94,7 @@ def start_bearer_facade(
         DEV_KEY,
         lab_ca.bundle_path,
         identity,
-        base / "data",
+        base / "https",
     )
     return facade, [tls, plain]
 
