@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from identity_fixtures import start_bearer_facade
 
 from harness.conformance.cli import run_target
@@ -64,3 +65,34 @@ def test_auth_cost_bench_measures_both_schemes(tmp_path: Path) -> None:
     assert results["ratio_server_cpu"] == (
         results["bearer"]["server_cpu_us"] / results["shared_key"]["server_cpu_us"]
     )
+
+
+@pytest.mark.azurite
+def test_azurite_findings(tmp_path: Path, lab_identity: LabIdentity, lab_ca: LabCA) -> None:
+    """Azurite with ``--oauth basic`` over https: it takes well-formed tokens of the right
+    audience and tenant shape, but does not verify signatures and knows no roles."""
+    from harness.targets.azurite import AzuriteTarget
+
+    cert, key = lab_ca.issue(["127.0.0.1", "localhost"], tmp_path / "tls")
+    target = AzuriteTarget(extra_args=["--oauth", "basic", "--cert", str(cert), "--key", str(key)])
+    target.ca_bundle = lab_ca.bundle_path
+    target.start(tmp_path / "azurite")
+    try:
+        endpoint = target.endpoint()
+        bearer = BearerEndpoint(
+            lab_identity, endpoint.blob_url, endpoint.account, endpoint.key, lab_ca.bundle_path
+        )
+        run = run_checks(endpoint, capabilities={"bearer": bearer}, only=GROUPS)
+    finally:
+        target.stop()
+    observed = {r.id: r.observed for r in run.results}
+    status = {r.id: r.status for r in run.results}
+    assert status["bearer.valid"] == status["user-delegation.valid"] == PASS
+    # findings: forged or unsigned tokens, another tenant's, and principals without a role get
+    # the blob; refusals are 403 AuthenticationFailed without the bearer challenge
+    for forged in ("tampered-payload", "unknown-kid", "alg-none", "hs256-public-key",
+                   "other-tenant", "no-role", "other-container"):  # fmt: skip
+        assert (status[f"bearer.{forged}"], observed[f"bearer.{forged}"]) == (
+            FAIL, "error: 200 None"
+        )  # fmt: skip
+    assert observed["bearer.expired"] == "error: 403 AuthenticationFailed"
