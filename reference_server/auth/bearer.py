@@ -73,6 +73,7 @@ class IssuerKeys:
     keys: dict[str, Any] = field(default_factory=dict)  # kid -> RSA public key
     fetched_at: float = float("-inf")  # last JWKS fetch attempt (monotonic)
     lock: asyncio.Lock | None = None
+    lock_loop: object = None  # the loop the lock belongs to (a lock is bound to one loop)
 
 
 _CACHE: dict[str, IssuerKeys] = {}  # issuer URL -> keys; one per worker process
@@ -139,7 +140,9 @@ async def ensure_keys(
         return
     for issuer in bearer.issuers:
         entry = _CACHE.setdefault(issuer, IssuerKeys())
-        entry.lock = entry.lock or asyncio.Lock()
+        loop = asyncio.get_running_loop()
+        if entry.lock is None or entry.lock_loop is not loop:
+            entry.lock, entry.lock_loop = asyncio.Lock(), loop
         async with entry.lock:  # a burst of first requests makes one fetch
             if kid in entry.keys:
                 return

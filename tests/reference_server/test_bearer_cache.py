@@ -74,3 +74,37 @@ def test_cache_is_per_account() -> None:
         bearer.verify(_view("b", token), b, READ)
     assert info.value.code == "InvalidAuthenticationInfo"
     assert TENANT_B in info.value.headers["WWW-Authenticate"]
+
+
+def test_unknown_kids_refetch_at_most_once_per_floor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Discovery once, then one JWKS fetch per refresh floor however many forged kids arrive;
+    a burst of first requests shares one fetch."""
+    import asyncio
+
+    bearer.clear_cache()
+    fetched: list[str] = []
+
+    async def fake_fetch(url: str, trust_ca: object) -> dict:
+        fetched.append(url)
+        await asyncio.sleep(0.01)  # concurrent callers overlap here
+        if url.endswith("openid-configuration"):
+            return {"issuer": "https://sts.windows.net/x/", "jwks_uri": "https://127.0.0.1:1/keys"}
+        return {"keys": []}
+
+    monkeypatch.setattr(bearer, "_fetch_json", fake_fetch)
+    config = BearerConfig(TENANT_A, [ISSUER])
+    tokens = [
+        jwt.encode({"n": i}, KEY, algorithm="RS256", headers={"kid": f"forged-{i}"})
+        for i in range(5)
+    ]
+
+    async def burst(floor: float) -> None:
+        await asyncio.gather(*(bearer.ensure_keys("a", t, config, None, floor) for t in tokens))
+
+    asyncio.run(burst(3600))
+    assert fetched == [f"{ISSUER}/.well-known/openid-configuration", "https://127.0.0.1:1/keys"]
+    asyncio.run(burst(3600))  # within the floor: nothing more
+    assert len(fetched) == 2
+    asyncio.run(burst(0))  # past the floor: the JWKS again (discovery is kept)
+    assert fetched[2:] == ["https://127.0.0.1:1/keys"] * (len(fetched) - 2)
+    assert len(fetched) >= 3
