@@ -18,6 +18,16 @@ from reference_server.config import DEV_ACCOUNT, DEV_KEY
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One marker per driver, named like it, for the tests that drive its real client: adding a
+    client adds its marker (``-m rclone`` runs one group)."""
+    from harness.drivers import REGISTRY
+
+    for name, driver in REGISTRY.items():
+        if name.isidentifier():  # sdk-aio's tests carry `sdk`: one marker per client library
+            config.addinivalue_line("markers", f"{name}: drives the real {driver.tool.name}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
