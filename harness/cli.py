@@ -118,7 +118,7 @@ def run(
     calls are recorded through a loopback proxy and diffed against each tool's locked
     contract (drift lines in the summary and the report) unless --no-contract.
     """
-    from harness.contract.record import CONTRACTS_DIR, RecordingRunner
+    from harness.contract.record import CONTRACTS_DIR, ContractRecorder
     from harness.datasets import default_cache_dir
     from harness.report import load_run, render_run
     from harness.report.terminal import print_run
@@ -147,11 +147,8 @@ def run(
             sample_interval=sample_interval,
             source=source,
         )
-        runner = (
-            Runner(sc, **options)
-            if no_contract
-            else RecordingRunner(sc, contracts_dir=contracts_dir or CONTRACTS_DIR, **options)
-        )
+        hooks = [] if no_contract else [ContractRecorder(contracts_dir or CONTRACTS_DIR)]
+        runner = Runner(sc, hooks=hooks, **options)
         outcome = runner.run()
         paths = render_run(outcome.run_dir)
         print_run(load_run(outcome.run_dir))

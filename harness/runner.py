@@ -3,9 +3,14 @@
 One execution is one repeat (or warm-up) of one step by one driver against one target. Targets
 are started once per run and always stopped, whatever happens (errors, Ctrl-C).
 
-Every execution is bounded by its step's ``timeout``: the driver runs in a worker thread, and
-when it overruns, the runner kills the client's processes (and stops an in-process client at its
-next progress report), then records the step as failed with the reason.
+Every execution is bounded by its step's ``timeout`` here, and only here (drivers arm no timer):
+the driver runs in a worker thread, and when it overruns, the runner kills the client's processes
+(and stops an in-process client at its next progress report), then records the step as failed
+with the reason. Downloads are verified against the manifest here too, never by the drivers.
+
+``RunHook`` objects ride along a run (contract recording is one): they hear when the targets
+are up, may re-point each step's context before its client runs, see each result, and add to
+run.json.
 
 Before the first step every target passes a preflight (TCP connect, one authenticated request):
 a wrong port or key ends the run in seconds (exit 2) instead of failing every step after its
@@ -31,6 +36,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +52,8 @@ from harness import scenario as scenario_mod
 from harness.cli_common import run_dir_for
 from harness.datasets import Dataset, generate_dataset
 from harness.drivers.base import Driver, StepContext
+from harness.drivers.common import local_dir
+from harness.http import BlobHttp
 from harness.metrics import Sampler
 from harness.paths import ROOT
 from harness.probes import FirstObjectProbe
@@ -110,6 +118,30 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise Terminated()
 
 
+class RunHook:
+    """Something that rides along a run, e.g. contract recording. Every method is optional."""
+
+    def on_targets_started(self, runner: Runner) -> None:
+        """Every target is up (``runner.targets``), before the preflight."""
+
+    def on_step(self, ex: Execution, ctx: StepContext, driver: Driver) -> bool:
+        """Before the step's client runs, with the context it will get (a hook may re-point
+        ``ctx.endpoint``). True asks the runner to create the step's container on the target
+        first (directly, not through ``ctx.endpoint``)."""
+        return False
+
+    def after_step(
+        self, ex: Execution, ctx: StepContext, driver: Driver, result: StepResult
+    ) -> None:
+        """The client finished (or was stopped); before the runner verifies its result."""
+
+    def on_targets_stopping(self, runner: Runner) -> None:
+        """The run is over (or interrupted): the targets are stopped next."""
+
+    def on_finish(self, runner: Runner, run_info: dict[str, Any]) -> None:
+        """Add to run.json before it is written."""
+
+
 def plan(scenario: Scenario, default_target: str) -> list[Execution]:
     """Every execution in order: step by step, target by target, warm-ups before repeats."""
     executions = []
@@ -146,8 +178,10 @@ class Runner:
         sample_interval: float = 1.0,
         progress: RunProgress | None = None,
         source: dict[str, Any] | None = None,
+        hooks: Sequence[RunHook] = (),
     ) -> None:
         self.scenario = scenario
+        self.hooks = list(hooks)
         self.default_target = target or scenario.target.kind
         self.endpoint_url = endpoint or scenario.target.endpoint
         self.cache_dir = cache_dir
@@ -248,8 +282,15 @@ class Runner:
                 )
             self.targets[kind] = target  # registered before start so a failed start is stopped
             target.start(self.run_dir / "targets" / kind)
+        for hook in self.hooks:
+            hook.on_targets_started(self)
 
     def _stop_targets(self) -> dict[str, Any]:
+        for hook in self.hooks:
+            try:
+                hook.on_targets_stopping(self)
+            except Exception as exc:
+                self.notes.append(f"stopping {type(hook).__name__} failed: {exc}")
         facts: dict[str, Any] = {}
         for kind, target in self.targets.items():
             try:
@@ -317,6 +358,16 @@ class Runner:
             ctx.source_container = step.source_container
         return ctx
 
+    def _before_step(self, ex: Execution, ctx: StepContext, driver: Driver) -> None:
+        """Let the hooks re-point the context, then create the step's container if the
+        client or a hook needs it: once, directly on the target (never recorded)."""
+        wanted = [hook.on_step(ex, ctx, driver) for hook in self.hooks]
+        if driver.needs_container(ctx) or any(wanted):
+            self._ensure_container(ex.target, ctx.container)
+
+    def _ensure_container(self, target: str, container: str) -> None:
+        ensure_container(self.targets[target].endpoint(), container)
+
     def _execute(self, ex: Execution, sampler: Sampler, progress: RunProgress) -> StepResult:
         step = ex.step
         tag = "w" if ex.warmup else "r"
@@ -328,7 +379,17 @@ class Runner:
         sampler.step = step.name
         t0 = time.time()
         try:
-            result = self._run_bounded(step.driver, ctx, progress, workdir)
+            try:
+                driver = self._driver(step.driver)
+                self._before_step(ex, ctx, driver)
+            except Exception as exc:  # a driver that cannot load, a target that refuses setup
+                (workdir / "error.txt").write_text(traceback.format_exc())
+                result = ctx.result(driver=step.driver, ok=False, started_at=t0)
+                result.error = f"{type(exc).__name__}: {exc}"
+            else:
+                result = run_bounded(driver, ctx, progress.advance)
+                for hook in self.hooks:
+                    hook.after_step(ex, ctx, driver, result)
         except KeyboardInterrupt as exc:  # the step in progress is part of the partial results
             why = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
             result = ctx.result(driver=step.driver, ok=False, started_at=t0)
@@ -343,7 +404,9 @@ class Runner:
         if result.error:
             result.error = _name_user_endpoint(result.error, ctx.endpoint)
         if step.verify and step.operation in DOWNLOADS and ctx.dataset and ctx.local_dir:
-            self._verify(ctx, result)
+            verify_download(ctx, result)
+            if not ctx.options.get("keep_downloads"):
+                shutil.rmtree(ctx.local_dir, ignore_errors=True)  # datasets can be large
         if step.verify and step.operation in UPLOADS and ctx.dataset:
             self._verify_upload(ex, ctx, result)
         cpu, rss = sampler.peaks(t0)
@@ -351,123 +414,6 @@ class Runner:
         result.client_rss_mib_max = result.client_rss_mib_max or rss
         progress.end(escape(_summary(ex, result)), result.ok)
         return result
-
-    def _run_bounded(
-        self, driver_name: str, ctx: StepContext, progress: RunProgress, workdir: Path
-    ) -> StepResult:
-        """prepare + run of the driver in a worker thread, stopped when it overruns its timeout."""
-        overran = threading.Event()
-        outcome: dict[str, Any] = {}
-
-        def report(done: int, total: int) -> None:
-            if overran.is_set():
-                raise StepTimeout(f"step {ctx.step} overran its timeout")
-            progress.advance(done, total)
-
-        ctx.progress = report
-        probe = FirstObjectProbe(ctx) if ctx.options.get("probe_first_object") else None
-
-        def work() -> None:
-            try:
-                driver = self._driver(driver_name)
-                driver.prepare(ctx)
-                if probe:
-                    probe.start()
-                result = driver.run(ctx)
-                if probe:
-                    result.extra["first_object_s"] = probe.stop()
-                outcome["result"] = result
-            except BaseException as exc:  # drivers should not raise; if one does, the step fails
-                outcome["error"] = exc
-                (workdir / "error.txt").write_text(traceback.format_exc())
-            finally:
-                if probe:
-                    probe.stop()
-
-        t0 = time.time()
-        worker = threading.Thread(target=work, name=f"step-{ctx.step}", daemon=True)
-        worker.start()
-        try:
-            worker.join(ctx.timeout_s)
-        except KeyboardInterrupt:  # Ctrl-C: stop the client too, then let run() record it
-            overran.set()
-            self._stop_client(driver_name)
-            worker.join(STOP_GRACE_S)
-            raise
-        if worker.is_alive():
-            overran.set()
-            killed = self._stop_client(driver_name)
-            worker.join(STOP_GRACE_S)
-            return self._timed_out(ctx, driver_name, t0, killed, worker.is_alive(), outcome)
-        if "result" in outcome:
-            return outcome["result"]
-        exc = outcome.get("error")
-        result = ctx.result(driver=driver_name, ok=False, error=f"{type(exc).__name__}: {exc}")
-        result.started_at, result.duration_s = t0, time.time() - t0
-        return result
-
-    def _stop_client(self, driver_name: str) -> list[int]:
-        """Kill the driver's client process trees (never this process); the pids killed."""
-        driver = self.drivers.get(driver_name)
-        if driver is None:
-            return []
-        try:
-            pids = [p for p in driver.pids() if p != os.getpid()]
-        except Exception:
-            return []
-        procs: list[psutil.Process] = []
-        for pid in pids:
-            try:
-                root = psutil.Process(pid)
-                procs += [root, *root.children(recursive=True)]
-            except psutil.Error:
-                continue
-        for proc in procs:
-            try:
-                proc.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(procs, timeout=5)
-        return [p.pid for p in procs]
-
-    def _timed_out(
-        self,
-        ctx: StepContext,
-        driver_name: str,
-        t0: float,
-        killed: list[int],
-        abandoned: bool,
-        outcome: dict[str, Any],
-    ) -> StepResult:
-        how = f"killed client process(es) {', '.join(map(str, killed))}" if killed else ""
-        if abandoned:
-            how = (how + "; " if how else "") + (
-                f"the in-process client did not stop within {STOP_GRACE_S:g} s and was left "
-                "to finish in the background"
-            )
-        error = f"timed out: the step overran its timeout of {ctx.timeout_s:g} s and was stopped"
-        result = outcome.get("result")
-        if isinstance(result, StepResult):  # what the client did before it was stopped
-            result.extra["error_after_stop"] = result.error
-        else:
-            result = ctx.result(driver=driver_name, started_at=t0)
-        result.ok, result.error = False, error + (f" ({how})" if how else "")
-        result.duration_s = time.time() - t0
-        result.extra["timed_out"] = True
-        result.extra["timeout_s"] = ctx.timeout_s
-        return result
-
-    def _verify(self, ctx: StepContext, result: StepResult) -> None:
-        assert ctx.dataset and ctx.local_dir
-        if result.ok and not result.verified_objects:
-            check = verify_tree(ctx.local_dir, ctx.dataset)
-            result.verified_objects, result.verified_bytes = check.objects, check.bytes
-            if not check.ok:
-                result.ok = False
-                result.failed += len(check.missing) + len(check.mismatched)
-                result.error = f"verification failed: {check.summary()}"
-        if not ctx.options.get("keep_downloads"):
-            shutil.rmtree(ctx.local_dir, ignore_errors=True)  # datasets can be large
 
     def _verify_upload(self, ex: Execution, ctx: StepContext, result: StepResult) -> None:
         """List what landed (on the target itself, not through a recording proxy) and compare
@@ -552,8 +498,10 @@ class Runner:
         return RunOutcome(self.run_dir, results, verdicts, exit_code, interrupted, self.notes)
 
     def _annotate(self, run_info: dict[str, Any]) -> None:
-        """Add to run.json before it is written (subclasses record more, e.g. contract drift)."""
+        """Add to run.json before it is written: the hooks' findings (e.g. contract drift)."""
         run_info["contract"] = {"recorded": False, "reason": "run without the recording proxy"}
+        for hook in self.hooks:
+            hook.on_finish(self, run_info)
 
     def _versions(self) -> dict[str, dict[str, str]]:
         versions = {}
@@ -563,6 +511,155 @@ class Runner:
             except Exception as exc:
                 versions[name] = {"error": str(exc)}
         return versions
+
+
+def run_bounded(
+    driver: Driver, ctx: StepContext, advance: Callable[[int, int], None] | None = None
+) -> StepResult:
+    """``prepare`` + ``run`` of the driver in a worker thread, stopped when it overruns
+    ``ctx.timeout_s``: the one timer of an execution. ``advance(done, total)`` hears progress."""
+    overran = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def report(done: int, total: int) -> None:
+        if overran.is_set():
+            raise StepTimeout(f"step {ctx.step} overran its timeout")
+        if advance is not None:
+            advance(done, total)
+
+    ctx.progress = report
+    probe = FirstObjectProbe(ctx) if ctx.options.get("probe_first_object") else None
+
+    def work() -> None:
+        try:
+            driver.prepare(ctx)
+            if probe:
+                probe.start()
+            result = driver.run(ctx)
+            if probe:
+                result.extra["first_object_s"] = probe.stop()
+            outcome["result"] = result
+        except BaseException as exc:  # drivers should not raise; if one does, the step fails
+            outcome["error"] = exc
+            (ctx.workdir / "error.txt").write_text(traceback.format_exc())
+        finally:
+            if probe:
+                probe.stop()
+
+    t0 = time.time()
+    worker = threading.Thread(target=work, name=f"step-{ctx.step}", daemon=True)
+    worker.start()
+    try:
+        worker.join(ctx.timeout_s)
+    except KeyboardInterrupt:  # Ctrl-C: stop the client too, then let the caller record it
+        overran.set()
+        stop_client(driver)
+        worker.join(STOP_GRACE_S)
+        raise
+    if worker.is_alive():
+        overran.set()
+        killed = stop_client(driver)
+        worker.join(STOP_GRACE_S)
+        return _timed_out(ctx, driver.name, t0, killed, worker.is_alive(), outcome)
+    if "result" in outcome:
+        return outcome["result"]
+    exc = outcome.get("error")
+    result = ctx.result(driver=driver.name, ok=False, error=f"{type(exc).__name__}: {exc}")
+    result.started_at, result.duration_s = t0, time.time() - t0
+    return result
+
+
+def stop_client(driver: Driver) -> list[int]:
+    """Kill the driver's client process trees (never this process); the pids killed."""
+    try:
+        pids = [p for p in driver.pids() if p != os.getpid()]
+    except Exception:
+        return []
+    procs: list[psutil.Process] = []
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            procs += [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(procs, timeout=5)
+    return [p.pid for p in procs]
+
+
+def _timed_out(
+    ctx: StepContext,
+    driver_name: str,
+    t0: float,
+    killed: list[int],
+    abandoned: bool,
+    outcome: dict[str, Any],
+) -> StepResult:
+    how = f"killed client process(es) {', '.join(map(str, killed))}" if killed else ""
+    if abandoned:
+        how = (how + "; " if how else "") + (
+            f"the in-process client did not stop within {STOP_GRACE_S:g} s and was left "
+            "to finish in the background"
+        )
+    error = f"timed out: the step overran its timeout of {ctx.timeout_s:g} s and was stopped"
+    result = outcome.get("result")
+    if isinstance(result, StepResult):  # what the client did before it was stopped
+        result.extra["error_after_stop"] = result.error
+    else:
+        result = ctx.result(driver=driver_name, started_at=t0)
+    result.ok, result.error = False, error + (f" ({how})" if how else "")
+    result.duration_s = time.time() - t0
+    result.extra["timed_out"] = True
+    result.extra["timeout_s"] = ctx.timeout_s
+    return result
+
+
+def verify_download(ctx: StepContext, result: StepResult) -> None:
+    """Compare what a download or sync-down left in ``ctx.local_dir`` with the manifest, byte
+    for byte: ``verified_*`` count the matches; a missing or different file fails the step."""
+    assert ctx.dataset and ctx.local_dir
+    if not result.ok:
+        return
+    check = verify_tree(ctx.local_dir, ctx.dataset)
+    result.verified_objects, result.verified_bytes = check.objects, check.bytes
+    result.extra["verify_missing"] = len(check.missing)
+    result.extra["verify_mismatched"] = len(check.mismatched)
+    result.extra["verify_extra"] = len(check.extra)
+    if not check.ok:
+        result.ok = False
+        result.failed += len(check.missing) + len(check.mismatched)
+        result.error = f"verification failed: {check.summary()}"
+
+
+def ensure_container(endpoint: Endpoint, container: str) -> None:
+    """Create ``container`` unless it exists (201 or 409), with the endpoint's key or SAS.
+    Another answer is left to the client, whose own error then says what went wrong."""
+    sas = endpoint.sas.lstrip("?") if endpoint.sas else None
+    if not (endpoint.key or sas):
+        return
+    http = BlobHttp(endpoint.blob_url, endpoint.account, endpoint.key, ca_bundle=endpoint.ca_bundle)
+    try:
+        http.request("PUT", container, query={"restype": "container"}, sas=sas)
+    finally:
+        http.close()
+
+
+def run_step(driver: Driver, ctx: StepContext) -> StepResult:
+    """One execution outside a scenario (the gate tests), as the runner makes it: the container
+    created first if the client needs it, bounded by ``ctx.timeout_s``, a download verified
+    unless ``options.verify`` is false. The download directory is kept."""
+    if driver.needs_container(ctx):
+        ensure_container(ctx.endpoint, ctx.container)
+    if ctx.operation in DOWNLOADS:
+        ctx.local_dir = local_dir(ctx)
+    result = run_bounded(driver, ctx)
+    if ctx.operation in DOWNLOADS and ctx.dataset and ctx.options.get("verify", True):
+        verify_download(ctx, result)
+    return result
 
 
 def _name_user_endpoint(text: str, endpoint: Endpoint) -> str:

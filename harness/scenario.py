@@ -30,11 +30,18 @@ class ScenarioError(ValueError):
         super().__init__("\n".join(problems))
 
 
-def available_drivers() -> dict[str, tuple[str, ...]]:
-    """Driver name -> operations it supports."""
+def available_drivers() -> tuple[str, ...]:
+    """The driver names a step may use (no driver module is imported)."""
     from harness.drivers import REGISTRY
 
-    return {name: tuple(getattr(cls, "operations", OPERATIONS)) for name, cls in REGISTRY.items()}
+    return tuple(REGISTRY)
+
+
+def driver_operations(name: str) -> tuple[str, ...]:
+    """The operations of one driver (imports that driver's module, never its client library)."""
+    from harness.drivers import REGISTRY
+
+    return tuple(REGISTRY[name].operations) if name in REGISTRY else OPERATIONS
 
 
 class _Model(BaseModel):
@@ -139,7 +146,7 @@ class Step(_Model):
 
     @model_validator(mode="after")
     def _known_operation(self) -> Step:
-        ops = available_drivers().get(self.driver, OPERATIONS)
+        ops = driver_operations(self.driver)
         if self.operation not in ops:
             valid = ", ".join(ops)
             raise ValueError(

@@ -12,6 +12,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -77,29 +79,50 @@ def _dist_version(name: str) -> str:
         return "not installed"
 
 
-_BINARIES = {
-    "azcopy": (azcopy_path, ["--version"]),
-    "rclone": (rclone_path, ["version"]),
-    "azurite": (azurite_path, ["--version"]),
-    "nginx": (nginx_path, ["-v"]),
-}
-_DISTRIBUTIONS = ("azure-storage-blob", "azure-core", "boostedblob", "locust", "aiohttp")
+@dataclass(frozen=True)
+class Tool:
+    """A program the lab runs, and how its version is read: a binary (``find`` locates it,
+    ``version_args`` make it print its version) or Python distributions (their metadata).
+
+    Each driver declares its client's Tool (``Driver.tool``); the servers' are below."""
+
+    name: str
+    find: Callable[[], Path] | None = None
+    version_args: tuple[str, ...] = ()
+    # Python distributions whose versions are recorded, the first naming the tool's contract
+    distributions: tuple[str, ...] = ()
+
+    def path(self) -> Path:
+        """The binary (ToolMissing, with the setup command, when it is not installed)."""
+        if self.find is None:
+            raise ValueError(f"{self.name} is a Python distribution, not a binary")
+        return self.find()
+
+    def versions(self) -> dict[str, str]:
+        """Name -> version: 'missing' for an absent binary, 'not installed' for a distribution."""
+        return dict(_versions(self))
 
 
 @functools.cache
-def tool_version(name: str) -> str:
-    """Version of one tool (a binary above or a Python distribution); 'missing' if absent."""
-    if name in _BINARIES:
-        finder, args = _BINARIES[name]
-        try:
-            return _first_version([str(finder()), *args])
-        except ToolMissing:
-            return "missing"
-    return _dist_version(name)
+def _versions(tool: Tool) -> tuple[tuple[str, str], ...]:
+    if tool.find is None:
+        return tuple((d, _dist_version(d)) for d in tool.distributions or (tool.name,))
+    try:
+        return ((tool.name, _first_version([str(tool.find()), *tool.version_args])),)
+    except ToolMissing:
+        return ((tool.name, "missing"),)
+
+
+# The servers the targets start; each client's tool is declared by its driver.
+SERVER_TOOLS = (
+    Tool("azurite", azurite_path, ("--version",)),
+    Tool("nginx", nginx_path, ("-v",)),
+    Tool("aiohttp"),
+)
 
 
 def tool_versions() -> dict[str, str]:
-    """Tool name -> version for every client and server tool the lab drives."""
-    versions = {name: tool_version(name) for name in (*_BINARIES, *_DISTRIBUTIONS)}
+    """Tool name -> version of every server tool (clients: ``harness.drivers.client_versions``)."""
+    versions = {k: v for tool in SERVER_TOOLS for k, v in tool.versions().items()}
     versions["python"] = sys.version.split()[0]
     return versions

@@ -19,6 +19,16 @@ ROOT = Path(__file__).resolve().parents[1]
 pytest_plugins = ["identity_fixtures"]  # the lab token service and a bearer façade
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One marker per driver, named like it, for the tests that drive its real client: adding a
+    client adds its marker (``-m rclone`` runs one group)."""
+    from harness.drivers import REGISTRY
+
+    for name, driver in REGISTRY.items():
+        if name.isidentifier():  # sdk-aio's tests carry `sdk`: one marker per client library
+            config.addinivalue_line("markers", f"{name}: drives the real {driver.tool.name}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

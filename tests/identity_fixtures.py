@@ -23,9 +23,9 @@ from harness.identity.lab import (
     LabIdentity,
     TokenService,
 )
+from harness.lab_proxy import LabProxy, routes_for
 from harness.labca import LabCA
 from harness.paths import ROOT
-from harness.proxy import LabProxy, routes_for
 from harness.targets.base import Endpoint, ServerProcess, free_port
 from harness.targets.reference import TLS_NAMES
 from reference_server.config import DEV_ACCOUNT, DEV_KEY

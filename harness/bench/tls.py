@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.bench.client import KIB, MIB, BenchClient
-from harness.bench.run import WORKLOADS, Reporter, to_step_result, value
+from harness.bench.run import BUSY_LOAD_PER_CORE, WORKLOADS, Reporter, to_step_result, value
 from harness.cli_common import new_run_dir
 from harness.paths import ROOT
 from harness.results import StepResult
@@ -56,6 +56,12 @@ class TlsBenchRun:
     config: TlsBenchConfig
     rows: list[StepResult]
     summary: list[dict[str, Any]]
+    load_before: float = 0.0  # 1-min load average when the run started
+
+    @property
+    def busy_host(self) -> bool:
+        """Other processes competed for the cores: ratios are noisy (as `bench server` says)."""
+        return self.load_before > BUSY_LOAD_PER_CORE * (os.cpu_count() or 1)
 
     @property
     def failed(self) -> list[str]:
@@ -150,6 +156,7 @@ def run_tls_bench(
 ) -> TlsBenchRun:
     """Start both façades inside the run dir, measure, stop them, remove their data."""
     run_dir = run_dir or new_run_dir(cfg.out, "bench-tls")
+    load_before = os.getloadavg()[0]
     targets = {
         "http": ReferenceTarget(workers=cfg.workers),
         "https": ReferenceTarget(workers=cfg.workers, tls=True, ca_dir=cfg.ca_dir),
@@ -166,9 +173,10 @@ def run_tls_bench(
             target.stop()
             if target.data_root is not None:
                 shutil.rmtree(target.data_root, ignore_errors=True)
-    run = TlsBenchRun(run_dir, cfg, rows, summarize(rows))
+    run = TlsBenchRun(run_dir, cfg, rows, summarize(rows), load_before)
     doc = {
         "config": {k: str(v) for k, v in dataclasses.asdict(cfg).items()},
+        "load_before": load_before,
         "summary": run.summary,
         "rows": [dataclasses.asdict(r) for r in rows],
     }
@@ -191,4 +199,9 @@ def render(run: TlsBenchRun, console: Console) -> None:
     console.print(table)
     if any(s["client_bound"] for s in run.summary):
         console.print("* client-bound: the benchmark client was above 90% CPU")
+    if run.busy_host:
+        console.print(
+            f"[yellow]note:[/] host busy before the run (1-min load average "
+            f"{run.load_before:.1f} on {os.cpu_count()} cores): ratios are noisy; rerun when idle"
+        )
     console.print(f"results: {run.run_dir / 'bench-tls.json'}")

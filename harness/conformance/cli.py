@@ -14,7 +14,7 @@ from rich.console import Console
 from harness.cli_common import utc_stamp
 from harness.conformance.framework import FAIL, PASS
 from harness.conformance.report import gate_verdict, print_summary, write_outputs
-from harness.conformance.runner import (
+from harness.conformance.suite import (
     GATE_MAX_INFLIGHT,
     ConformanceRun,
     load_checks,

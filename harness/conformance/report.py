@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.conformance.framework import FAIL, PASS, SKIP
-from harness.conformance.runner import ConformanceRun
+from harness.conformance.suite import ConformanceRun
 
 TEMPLATES = Path(__file__).parent / "templates"
 SHARED_TEMPLATES = Path(__file__).parents[1] / "report" / "templates"

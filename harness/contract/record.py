@@ -13,121 +13,100 @@ from harness.contract.model import Contract, Drift, diff, merge, summarize_calls
 from harness.contract.proxy import Call, RecordingProxy, timing_of
 from harness.contract.table import to_markdown
 from harness.datasets import default_cache_dir
-from harness.drivers.base import StepContext
-from harness.http import BlobHttp
+from harness.drivers.base import Driver, StepContext
 from harness.labca import LabCA
 from harness.metrics import latency_summary
 from harness.paths import ROOT
 from harness.results import StepResult
-from harness.runner import Execution, Runner, RunOutcome
+from harness.runner import Execution, RunHook, Runner, RunOutcome
+from harness.scenario import Scenario
 from harness.targets.base import Endpoint
 
 CONTRACTS_DIR = ROOT / "fixtures" / "contracts"
-# Drivers whose requests are the lab's own (Locust's locustfile), not a client's contract; they
-# also reach the target directly so a load test does not measure the proxy.
-UNRECORDED_DRIVERS = {"locust"}
-# Drivers built on the Python SDK: around any other tool, an SDK call is the lab's own setup
-# (e.g. the AzCopy driver creating a container first), not part of that tool's contract.
-SDK_DRIVERS = {"sdk", "sdk-aio", "checkpoint"}
+# The lab's own calls around a tool (the first-object probe) are made with the Python SDK: an
+# SDK call during the step of a driver that is not itself SDK-based is not that tool's.
 SDK_USER_AGENT = "azsdk-python-"
-# Drivers whose own clock is coarse (AzCopy ends a job only at its 2 s status poll): their
-# duration is the proxy's first request to last response instead.
-PROXY_TIMED_DRIVERS = {"azcopy"}
 
 
-def is_harness_call(call: Call) -> bool:
-    return call.tool not in SDK_DRIVERS and call.headers.get("user-agent", "").startswith(
-        SDK_USER_AGENT
-    )
+def is_harness_call(call: Call, tool_agent: str = "") -> bool:
+    """Whether ``call``, made during a step of a tool whose requests carry ``tool_agent``, is
+    the lab's own (an SDK call around a non-SDK tool)."""
+    return not tool_agent.startswith(SDK_USER_AGENT) and call.headers.get(
+        "user-agent", ""
+    ).startswith(SDK_USER_AGENT)
 
 
-class RecordingRunner(Runner):
-    """A scenario Runner whose drivers reach each target through a RecordingProxy; run.json
-    gets the drift of each tool's calls from its locked contract (``contracts_dir``)."""
+def _proxy_tls(endpoint: Endpoint, directory: Path) -> tuple[Path, Path] | None:
+    """A certificate from the target's lab CA for an https target, so the tools under test speak
+    https to the recording proxy as they would to the target (None: plain http to the proxy)."""
+    ca = LabCA.of_bundle(endpoint.ca_bundle) if endpoint.ca_bundle else None
+    if ca is None or not endpoint.blob_url.startswith("https:"):
+        return None
+    return ca.issue(["127.0.0.1", "localhost"], directory)
 
-    def __init__(self, *args: Any, contracts_dir: Path = CONTRACTS_DIR, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+
+class ContractRecorder(RunHook):
+    """A run hook that records the clients' calls: each recorded driver (``Driver.recorded``)
+    reaches its target through a RecordingProxy, and run.json gets the drift of each tool's
+    calls from its locked contract (``contracts_dir``)."""
+
+    def __init__(self, contracts_dir: Path = CONTRACTS_DIR) -> None:
         self.contracts_dir = contracts_dir
         self.proxies: dict[str, RecordingProxy] = {}
         self.account: str | None = None
+        self.agents: dict[str, str] = {}  # driver name -> the User-Agent its requests carry
+        self._step_first_call = 0
 
-    def _start_targets(self) -> None:
-        super()._start_targets()
-        for kind, target in self.targets.items():
+    def on_targets_started(self, runner: Runner) -> None:
+        for kind, target in runner.targets.items():
             endpoint = target.endpoint()
             self.account = self.account or endpoint.account
-            proxy = RecordingProxy(
-                endpoint.blob_url, ca_bundle=endpoint.ca_bundle, tls=self._proxy_tls(endpoint, kind)
-            )
+            tls = _proxy_tls(endpoint, runner.run_dir / "targets" / kind / "proxy-tls")
+            proxy = RecordingProxy(endpoint.blob_url, ca_bundle=endpoint.ca_bundle, tls=tls)
             proxy.start()
             self.proxies[kind] = proxy
 
-    def _proxy_tls(self, endpoint: Endpoint, kind: str) -> tuple[Path, Path] | None:
-        """A certificate from the target's lab CA for an https target, so the tools under test
-        speak https to the proxy as they would to the target (none: plain http to the proxy)."""
-        ca = LabCA.of_bundle(endpoint.ca_bundle) if endpoint.ca_bundle else None
-        if ca is None or not endpoint.blob_url.startswith("https:"):
-            return None
-        return ca.issue(["127.0.0.1", "localhost"], self.run_dir / "targets" / kind / "proxy-tls")
-
-    def _stop_targets(self) -> dict:
-        for proxy in self.proxies.values():
-            proxy.stop()
-        return super()._stop_targets()
-
-    def _context(self, ex: Execution, workdir: Path) -> StepContext:
-        ctx = super()._context(ex, workdir)
-        if ex.step.driver in UNRECORDED_DRIVERS:
-            return ctx
-        self._ensure_container(ctx.endpoint, ctx.container)
+    def on_step(self, ex: Execution, ctx: StepContext, driver: Driver) -> bool:
+        if not driver.recorded:
+            return False
         proxy = self.proxies[ex.target]
-        proxy.phase = ex.step.operation
-        proxy.tool = ex.step.driver
-        proxy.step = ex.step.name
+        proxy.phase, proxy.tool, proxy.step = ex.step.operation, driver.name, ex.step.name
+        self.agents[driver.name] = driver.user_agent
+        self._step_first_call = len(proxy.calls)
         # Only the destination goes through the proxy. A copy's source stays as it is: it may
         # be another target (a lake), and its reads are mostly the façade's own fetches of the
         # source URL, not calls of the tool under test.
         ctx.endpoint = dataclasses.replace(
             proxy.endpoint_for(ctx.endpoint), origin_url=ctx.endpoint.display_url
         )
-        return ctx
+        # The container exists before the client runs: AzCopy does not create a missing one at
+        # a path-style IP endpoint, and a tool's contract should not depend on which tool of a
+        # scenario happened to run first.
+        return True
 
-    def _run_bounded(
-        self, driver_name: str, ctx: StepContext, *args: Any, **kwargs: Any
-    ) -> StepResult:
-        proxy = self.proxies.get(ctx.endpoint.target)
-        first = len(proxy.calls) if proxy is not None else 0
-        result = super()._run_bounded(driver_name, ctx, *args, **kwargs)
-        if proxy is not None and driver_name not in UNRECORDED_DRIVERS:
-            apply_proxy_timing(result, [c for c in proxy.calls[first:] if not is_harness_call(c)])
-        return result
-
-    def _ensure_container(self, endpoint: Endpoint, container: str) -> None:
-        """Create the step's container directly on the target (not recorded): AzCopy does not
-        create a missing container at a path-style IP endpoint, and a tool's contract should
-        not depend on which tool of a scenario happened to run first."""
-        if not endpoint.key:
+    def after_step(
+        self, ex: Execution, ctx: StepContext, driver: Driver, result: StepResult
+    ) -> None:
+        proxy = self.proxies.get(ex.target)
+        if proxy is None or not driver.recorded:
             return
-        http = BlobHttp(
-            endpoint.blob_url, endpoint.account, endpoint.key, ca_bundle=endpoint.ca_bundle
-        )
-        try:
-            http.request("PUT", container, query={"restype": "container"})  # 201 or 409
-        finally:
-            http.close()
+        calls = proxy.calls[self._step_first_call :]
+        own = [c for c in calls if not is_harness_call(c, driver.user_agent)]
+        apply_proxy_timing(result, own, driver.proxy_timed)
+
+    def on_targets_stopping(self, runner: Runner) -> None:
+        for proxy in self.proxies.values():
+            proxy.stop()
 
     def calls(self) -> list[Call]:
         return [c for p in self.proxies.values() for c in p.calls]
 
-    def completed_steps(self) -> set[str]:
-        """Steps whose every planned execution ran and succeeded: only their calls are
-        expected of the tools (a failed or skipped step made few calls, or none)."""
-        planned = Counter(ex.step.name for ex in self.executions)
-        ran = Counter(r.step for r in self.results if r.ok)
-        return {name for name, n in planned.items() if ran[name] == n}
+    def tool_calls(self) -> list[Call]:
+        """The recorded calls without the lab's own."""
+        return [c for c in self.calls() if not is_harness_call(c, self.agents.get(c.tool, ""))]
 
-    def _annotate(self, run_info: dict[str, Any]) -> None:
-        ran = self.completed_steps()
+    def on_finish(self, runner: Runner, run_info: dict[str, Any]) -> None:
+        ran = completed_steps(runner)
         if not ran:
             run_info["contract"] = {
                 "recorded": bool(self.proxies),
@@ -135,22 +114,31 @@ class RecordingRunner(Runner):
                 "reason": "no step completed, so there are no calls to compare",
             }
             return
-        complete = len(ran) == len({ex.step.name for ex in self.executions})
+        complete = len(ran) == len({ex.step.name for ex in runner.executions})
         contracts = contracts_from(
-            self.calls(),
+            self.tool_calls(),
             run_info.get("tool_versions", {}),
-            self.scenario.name,
-            self.default_target,
+            runner.scenario.name,
+            runner.default_target,
             self.account,
         )
         run_info["contract"] = run_drift(
-            contracts, self.scenario.name, self.contracts_dir, None if complete else ran
+            contracts, runner.scenario.name, self.contracts_dir, None if complete else ran
         )
 
 
-def apply_proxy_timing(result: StepResult, calls: list[Call]) -> None:
+def completed_steps(runner: Runner) -> set[str]:
+    """Steps whose every planned execution ran and succeeded: only their calls are expected of
+    the tools (a failed or skipped step made few calls, or none)."""
+    planned = Counter(ex.step.name for ex in runner.executions)
+    ran = Counter(r.step for r in runner.results if r.ok)
+    return {name for name, n in planned.items() if ran[name] == n}
+
+
+def apply_proxy_timing(result: StepResult, calls: list[Call], proxy_timed: bool) -> None:
     """Time a step by what the recording proxy saw of it: per-request latency where the client
-    gave none, and the span from first request to last response for coarse-clocked drivers."""
+    gave none, and, for a driver whose own clock is coarse (``proxy_timed``), the span from
+    first request to last response."""
     timing = timing_of(calls)
     if timing is None:
         return
@@ -160,7 +148,7 @@ def apply_proxy_timing(result: StepResult, calls: list[Call]) -> None:
         for key, value in latency_summary(timing.latencies_ms).items():
             setattr(result, key, value)
         result.latency_clock = "proxy"
-    if result.driver in PROXY_TIMED_DRIVERS and result.ok and timing.span_s > 0:
+    if proxy_timed and result.ok and timing.span_s > 0:
         result.extra["wall_duration_s"] = result.duration_s
         result.duration_s = timing.span_s
         result.clock = "proxy"
@@ -180,11 +168,10 @@ def contracts_from(
     target: str,
     account: str | None,
 ) -> list[Contract]:
-    """One contract per tool: drivers of one library (sdk, sdk-aio) share the library's."""
+    """One contract per tool from the tools' calls (the lab's own left out, see
+    ``ContractRecorder.tool_calls``): drivers of one library (sdk, sdk-aio) share its contract."""
     by_tool: dict[tuple[str, str], list[Call]] = defaultdict(list)
     for call in calls:
-        if is_harness_call(call):
-            continue
         tool_versions = versions.get(call.tool) or {}
         tool, version = next(iter(tool_versions.items()), (call.tool, "unknown"))
         by_tool[(tool, version)].append(call)
@@ -196,23 +183,24 @@ def contracts_from(
 
 
 def record_scenario(
-    scenario, out: Path, target: str | None = None, endpoint: str | None = None
+    scenario: Scenario, out: Path, target: str | None = None, endpoint: str | None = None
 ) -> Recording:
-    """Run ``scenario`` with every driver behind the recording proxy."""
-    runner = RecordingRunner(
-        scenario, out=out, target=target, endpoint=endpoint, cache_dir=default_cache_dir()
+    """Run ``scenario`` with every recorded driver behind the recording proxy."""
+    recorder = ContractRecorder()
+    runner = Runner(
+        scenario,
+        out=out,
+        target=target,
+        endpoint=endpoint,
+        cache_dir=default_cache_dir(),
+        hooks=[recorder],
     )
     outcome = runner.run()
     versions = {name: driver.versions() for name, driver in runner.drivers.items()}
-    account = (
-        next((t.endpoint().account for t in runner.targets.values()), None)
-        if runner.targets
-        else None
-    )
     contracts = contracts_from(
-        runner.calls(), versions, scenario.name, runner.default_target, account
+        recorder.tool_calls(), versions, scenario.name, runner.default_target, recorder.account
     )
-    return Recording(outcome, contracts, runner.calls())
+    return Recording(outcome, contracts, recorder.calls())
 
 
 def merge_recordings(recordings: list[Recording]) -> list[Contract]:

@@ -1,7 +1,9 @@
 """The clients the harness drives, by the name a scenario step uses.
 
 A driver's module is imported on first use, so commands that never run a client (``--help``,
-``list``) do not pay for loading every SDK.
+``list``) do not pay for loading one, and validating a scenario loads only the drivers it names
+(whose modules load their client library only when a step runs). Everything else about a
+client (its tool, version, how contract recording treats it) is declared by its Driver class.
 """
 
 from __future__ import annotations
@@ -17,18 +19,20 @@ _DRIVERS: dict[str, tuple[str, str]] = {
     "sdk-aio": ("harness.drivers.sdk", "SdkAioDriver"),
     "boostedblob": ("harness.drivers.boostedblob", "BoostedblobDriver"),
     "rclone": ("harness.drivers.rclone", "RcloneDriver"),
-    "checkpoint": ("harness.drivers.checkpoint", "CheckpointDriver"),
     # Locust itself only ever runs in subprocesses; this module just drives them
     "locust": ("harness.drivers.locust", "LocustDriver"),
 }
 
 
-class _Registry(Mapping[str, type]):
+class _Registry(Mapping[str, type[Driver]]):
     """Driver name -> Driver class, importing the class's module when it is looked up."""
 
-    def __getitem__(self, name: str) -> type:
+    def __getitem__(self, name: str) -> type[Driver]:
         module, cls = _DRIVERS[name]
         return getattr(importlib.import_module(module), cls)
+
+    def __contains__(self, name: object) -> bool:
+        return name in _DRIVERS  # without importing anything
 
     def __iter__(self) -> Iterator[str]:
         return iter(_DRIVERS)
@@ -37,6 +41,12 @@ class _Registry(Mapping[str, type]):
         return len(_DRIVERS)
 
 
-REGISTRY: Mapping[str, type] = _Registry()
+REGISTRY: Mapping[str, type[Driver]] = _Registry()
 
-__all__ = ["REGISTRY", "Driver", "StepContext"]
+
+def client_versions() -> dict[str, str]:
+    """Tool name -> version of every client the lab drives (each driver's declared tool)."""
+    return {k: v for cls in REGISTRY.values() for k, v in cls.tool.versions().items()}
+
+
+__all__ = ["REGISTRY", "Driver", "StepContext", "client_versions"]

@@ -10,21 +10,19 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from harness.drivers.base import StepContext
+from harness.drivers.base import Driver, StepContext
 from harness.drivers.common import (
     ProcessRunner,
     account_sas,
-    apply_verify,
     blob_path_url,
-    ensure_container,
     is_ip_host,
     local_dir,
 )
+from harness.lab_proxy import LabProxy, routes_for, virtual_host_url
 from harness.metrics import latency_summary
-from harness.proxy import LabProxy, routes_for, virtual_host_url
 from harness.results import StepResult
 from harness.targets.base import Endpoint
-from harness.tools import azcopy_path, tool_version
+from harness.tools import Tool, azcopy_path
 
 # EndOfJob fields copied into StepResult.extra (numbers arrive as strings)
 SUMMARY_FIELDS = (
@@ -80,18 +78,31 @@ class _Location:
         return blob_path_url(self.base, container, path, self.sas)
 
 
-class AzCopyDriver:
+class AzCopyDriver(Driver):
     name = "azcopy"
     operations = ("upload", "download", "sync-up", "sync-down", "remove", "list", "copy")
+    tool = Tool("azcopy", azcopy_path, ("--version",))
+    proxy_timed = True  # a job ends only at AzCopy's 2 s status poll
 
     def __init__(self) -> None:
         self._runner = ProcessRunner()
 
     def prepare(self, ctx: StepContext) -> None:
-        azcopy_path()
+        self.tool.path()
 
-    def versions(self) -> dict[str, str]:
-        return {"azcopy": tool_version("azcopy")}
+    def needs_container(self, ctx: StepContext) -> bool:
+        # AzCopy creates a missing destination container only for hosts it classifies as
+        # Blob; for an IP host an operator creates it first, and so does the runner.
+        return ctx.operation in ("upload", "sync-up", "copy") and not self._by_name(ctx)
+
+    @staticmethod
+    def _by_name(ctx: StepContext) -> bool:
+        """Whether AzCopy reaches the endpoint by its virtual-host name (through a proxy)."""
+        # `azcopy list` has no --from-to: an IP host can only be listed by a lab name
+        wants_names = ctx.options.get("via_proxy") or (
+            ctx.operation == "list" and is_ip_host(ctx.endpoint.blob_url)
+        )
+        return bool(ctx.endpoint.proxy_url or wants_names)
 
     def pids(self) -> list[int]:
         pid = self._runner.pid()
@@ -171,7 +182,7 @@ class AzCopyDriver:
             argv.append(f"--from-to={from_to}")
         argv += ["--output-type", "json", "--log-level", str(ctx.options.get("log_level", "INFO"))]
         argv += [str(a) for a in ctx.options.get("extra_args", [])]
-        return [str(azcopy_path()), *argv]
+        return [str(self.tool.path()), *argv]
 
     # -- running ----------------------------------------------------------------------------
 
@@ -181,15 +192,11 @@ class AzCopyDriver:
         try:
             endpoints = [ctx.endpoint] + ([ctx.source_endpoint] if ctx.source_endpoint else [])
             proxy_url = ctx.endpoint.proxy_url
-            # `azcopy list` has no --from-to: an IP host can only be listed by a lab name
-            wants_names = ctx.options.get("via_proxy") or (
-                ctx.operation == "list" and is_ip_host(ctx.endpoint.blob_url)
-            )
-            if wants_names and not proxy_url:
+            use_names = self._by_name(ctx)
+            if use_names and not proxy_url:
                 # reach the endpoints by their virtual-host names through a step-local proxy
                 proxy = LabProxy(routes_for(*endpoints))
                 proxy_url = proxy.start()
-            use_names = bool(proxy_url)
 
             def location(endpoint: Endpoint) -> _Location:
                 base = endpoint.blob_url
@@ -199,10 +206,6 @@ class AzCopyDriver:
 
             dest = location(ctx.endpoint)
             source = location(ctx.source_endpoint) if ctx.source_endpoint else None
-            if not use_names and ctx.operation in ("upload", "sync-up", "copy"):
-                # AzCopy creates a missing destination container only for hosts it classifies
-                # as Blob; for an IP host an operator creates it first, and so do we.
-                ensure_container(ctx.endpoint, ctx.container)
             argv = self._command(ctx, dest, source)
             return self._execute(ctx, argv, self._env(ctx, proxy_url), proxy)
         except Exception as exc:
@@ -248,7 +251,6 @@ class AzCopyDriver:
         outcome = self._runner.run(
             argv,
             env,
-            ctx.timeout_s,
             on_line,
             cwd=ctx.workdir,
             stderr_path=ctx.workdir / "azcopy.stderr",
@@ -287,14 +289,10 @@ class AzCopyDriver:
             result.latency_clock = "azcopy-log"
             result.extra["requests_timed"] = len(latencies)
 
-        if outcome.timed_out:
-            result.ok, result.error = False, f"azcopy timed out after {ctx.timeout_s:.0f}s"
-        elif outcome.returncode != 0 or result.failed:
+        if outcome.returncode != 0 or result.failed:
             result.ok = False
             detail = summary.get("ErrorMsg") or "; ".join(messages[-3:]) or outcome.stderr[-500:]
             result.error = f"azcopy exit {outcome.returncode}, {result.failed} failed: {detail}"
-        if ctx.operation in ("download", "sync-down") and result.ok:
-            apply_verify(result, ctx, local_dir(ctx))
         return result
 
     @staticmethod

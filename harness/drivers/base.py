@@ -1,7 +1,9 @@
 """Driver: one client (AzCopy, SDK, boostedblob, rclone, Locust) behind one interface.
 
-Adding a client is adding a module in this package that defines a Driver and registers it in
-``harness.drivers.REGISTRY``.
+Adding a client is adding a module in this package that defines a Driver subclass and naming
+it in ``harness.drivers.REGISTRY``. The class owns the facts about its client (its tool and
+version, how contract recording treats it); a driver module imports its client library only
+when a step runs, so validating a scenario loads no SDK.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from harness.datasets import Dataset
 from harness.results import StepResult
 from harness.targets.base import Endpoint
+from harness.tools import Tool
 
 # Operations a step may ask for. Not every driver supports every one (Driver.operations says).
 OPERATIONS = (
@@ -69,17 +72,38 @@ class StepContext:
 
 
 class Driver(Protocol):
-    name: str
-    operations: tuple[str, ...]
+    """Subclass it: the runner, the version report and contract recording read these facts."""
+
+    name: ClassVar[str]
+    operations: ClassVar[tuple[str, ...]]
+    tool: ClassVar[Tool]  # the client program and how its version is read
+    # Its calls go through the recording proxy and make its tool's contract. Locust's are the
+    # lab's own requests: it reaches targets directly, so a load test does not measure the proxy.
+    recorded: ClassVar[bool] = True
+    # Its own clock is coarse (AzCopy ends a job only at its 2 s status poll): a recorded
+    # step's duration is the proxy's first request to last response instead.
+    proxy_timed: ClassVar[bool] = False
+    # The User-Agent its requests start with: the Python SDK's calls around another tool (the
+    # lab's own probes) are then told apart from the tool's.
+    user_agent: ClassVar[str] = ""
 
     def prepare(self, ctx: StepContext) -> None:
         """Check the tool is present and ready (install hints in the error if not)."""
 
     def run(self, ctx: StepContext) -> StepResult:
         """Execute the step; never raises for a failed transfer: returns ok=False with error."""
+        raise NotImplementedError
 
     def versions(self) -> dict[str, str]:
-        """Tool name -> version string, recorded with every result."""
+        """Tool name -> version string, recorded with every result (the first names the
+        contract its calls are diffed against)."""
+        return self.tool.versions()
 
     def pids(self) -> list[int]:
         """Client process ids to sample while the step runs (the current process if in-process)."""
+        return []
+
+    def needs_container(self, ctx: StepContext) -> bool:
+        """True when the client would not create the step's container itself: the runner
+        creates it first, directly on the target."""
+        return False

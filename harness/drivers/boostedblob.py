@@ -7,19 +7,21 @@ import os
 import sys
 from typing import Any
 
-from harness.drivers.base import StepContext
-from harness.drivers.common import ProcessRunner, apply_verify, local_dir
+from harness.drivers.base import Driver, StepContext
+from harness.drivers.common import ProcessRunner, local_dir
 from harness.metrics import latency_summary
 from harness.paths import ROOT
 from harness.results import StepResult, count_errors
-from harness.tools import tool_version
+from harness.tools import Tool
 
 MIB = 1024 * 1024
 
 
-class BoostedblobDriver:
+class BoostedblobDriver(Driver):
     name = "boostedblob"
     operations = ("upload", "download", "sync-up", "sync-down", "remove", "list")
+    # imported only by the CLI subprocess (boostedblob_cli), never by the harness itself
+    tool = Tool("boostedblob", distributions=("boostedblob",))
 
     def __init__(self) -> None:
         self._runner = ProcessRunner()
@@ -28,9 +30,6 @@ class BoostedblobDriver:
         if not ctx.endpoint.key:
             # boostedblob signs with the account key; it has no way to take a SAS for a whole tree
             raise ValueError("boostedblob needs the endpoint's account key")
-
-    def versions(self) -> dict[str, str]:
-        return {"boostedblob": tool_version("boostedblob")}
 
     def pids(self) -> list[int]:
         pid = self._runner.pid()
@@ -89,7 +88,7 @@ class BoostedblobDriver:
             env.pop("AZURE_STORAGE_ACCOUNT_KEY", None)
         env.update({str(k): str(v) for k, v in (ctx.options.get("env") or {}).items()})
         outcome = self._runner.run(
-            argv, env, ctx.timeout_s, cwd=ctx.workdir, stderr_path=ctx.workdir / "bbb.stderr"
+            argv, env, cwd=ctx.workdir, stderr_path=ctx.workdir / "bbb.stderr"
         )
         stats: dict[str, Any] = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
         errors = [(int(s), c) for s, c in stats.get("errors", [])]
@@ -115,13 +114,9 @@ class BoostedblobDriver:
             result.bytes = sum(_listed_size(ln) for ln in lines)
         elif op == "remove":
             result.objects = stats.get("blobs_deleted", 0)
-        if outcome.timed_out:
-            result.ok, result.error = False, f"boostedblob timed out after {ctx.timeout_s:.0f}s"
-        elif outcome.returncode != 0:
+        if outcome.returncode != 0:
             result.ok, result.failed = False, 1
             result.error = f"bbb exit {outcome.returncode}: {outcome.stderr.strip()[-600:]}"
-        if op in ("download", "sync-down") and result.ok:
-            apply_verify(result, ctx, local_dir(ctx))
         return result
 
 

@@ -34,7 +34,7 @@ from boostedblob.cli import run_bbb
 from boostedblob.globals import config
 
 from harness.http import client_ssl_context
-from harness.proxy import virtual_host
+from harness.lab_proxy import virtual_host
 
 AZURE_SUFFIX = ".blob.core.windows.net"
 

@@ -1,14 +1,11 @@
-"""Helpers every driver shares: credentials, URLs, subprocesses, verification of results."""
+"""Helpers the drivers share: credentials, URLs, local directories, client subprocesses."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import ipaddress
 import os
-import signal
 import subprocess
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -17,10 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.drivers.base import StepContext
-from harness.results import StepResult
 from harness.signing import generate_account_sas
 from harness.targets.base import Endpoint
-from harness.verify import verify_tree
 
 SAS_LIFETIME = datetime.timedelta(hours=6)
 
@@ -64,32 +59,19 @@ def local_dir(ctx: StepContext, default: str = "download") -> Path:
     return path
 
 
-def apply_verify(result: StepResult, ctx: StepContext, directory: Path) -> None:
-    """Fill verified_* from the manifest; a missing or mismatched file fails the step."""
-    if ctx.dataset is None or ctx.options.get("verify", True) is False:
-        return
-    check = verify_tree(directory, ctx.dataset)
-    result.verified_objects = check.objects
-    result.verified_bytes = check.bytes
-    result.extra["verify_missing"] = len(check.missing)
-    result.extra["verify_mismatched"] = len(check.mismatched)
-    result.extra["verify_extra"] = len(check.extra)
-    if not check.ok:
-        result.ok = False
-        result.error = (result.error + "; " if result.error else "") + check.summary()
-
-
 @dataclass
 class ProcessOutcome:
     returncode: int
     stdout_lines: list[str] = field(default_factory=list)
     stderr: str = ""
     duration_s: float = 0.0
-    timed_out: bool = False
 
 
 class ProcessRunner:
-    """Runs one client subprocess, streaming its stdout lines to a callback, with a timeout."""
+    """Runs one client subprocess, streaming its stdout lines to a callback.
+
+    It arms no timer: the runner bounds every step and kills the process tree of ``pid()``
+    when the step overruns (the client runs in a session of its own, children included)."""
 
     def __init__(self) -> None:
         self.process: subprocess.Popen[str] | None = None
@@ -102,7 +84,6 @@ class ProcessRunner:
         self,
         argv: list[str],
         env: dict[str, str],
-        timeout_s: float,
         on_line: Callable[[str], None] | None = None,
         cwd: Path | None = None,
         stderr_path: Path | None = None,
@@ -117,33 +98,17 @@ class ProcessRunner:
                 text=True,
                 env=env,
                 cwd=cwd,
-                start_new_session=True,  # so a timeout ends the client and its children
+                start_new_session=True,  # its own group: stopping it reaches its children
             )
-            timed_out = threading.Event()
-
-            def expire() -> None:
-                timed_out.set()
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-
-            timer = threading.Timer(timeout_s, expire)
-            timer.start()
             lines: list[str] = []
-            try:
-                assert proc.stdout is not None
-                for line in proc.stdout:
-                    lines.append(line.rstrip("\n"))
-                    if on_line is not None:
-                        on_line(lines[-1])
-                proc.wait()
-            finally:
-                timer.cancel()
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line.rstrip("\n"))
+                if on_line is not None:
+                    on_line(lines[-1])
+            proc.wait()
         stderr = stderr_path.read_text(errors="replace") if stderr_path is not None else ""
-        return ProcessOutcome(
-            proc.returncode, lines, stderr, time.monotonic() - started, timed_out.is_set()
-        )
+        return ProcessOutcome(proc.returncode, lines, stderr, time.monotonic() - started)
 
 
 def sdk_credential(endpoint: Endpoint) -> Any:
@@ -159,15 +124,3 @@ def sdk_transport(endpoint: Endpoint) -> dict[str, Any]:
     """Client keywords that make azure-storage-blob (sync and aio) trust the endpoint's lab CA;
     verification stays on. Empty for an endpoint without one (system CAs)."""
     return {"connection_verify": str(endpoint.ca_bundle)} if endpoint.ca_bundle else {}
-
-
-def ensure_container(endpoint: Endpoint, container: str) -> None:
-    """Create ``container`` unless it exists (what AzCopy skips for hosts it cannot classify)."""
-    from azure.core.exceptions import ResourceExistsError
-    from azure.storage.blob import BlobServiceClient
-
-    service = BlobServiceClient(
-        endpoint.blob_url, credential=sdk_credential(endpoint), **sdk_transport(endpoint)
-    )
-    with contextlib.suppress(ResourceExistsError):
-        service.create_container(container)

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.drivers.base import StepContext
+from harness.drivers.base import Driver, StepContext
 from harness.http import BlobHttp
 from harness.load.histograms import merge, percentiles_ms, read_buckets
 from harness.load.kpis import OpKpi, level_kpis, steady_windows
@@ -33,15 +33,17 @@ from harness.load.ops import RequestBuilder, seed_blob_names
 from harness.load.plan import LoadPlan, plan_from_options
 from harness.load.process import LocalWorkers, LocustRun, WorkerLauncher, run_locust
 from harness.results import StepResult
-from harness.tools import tool_versions
+from harness.tools import Tool
 
 # Read by the driver, or set by the runner for every step: not load-plan options.
 DRIVER_OPTIONS = {"expect_errors", "verify", "source_prefix"}
 
 
-class LocustDriver:
+class LocustDriver(Driver):
     name = "locust"
     operations = ("load",)
+    tool = Tool("locust", distributions=("locust",))
+    recorded = False  # its requests are the lab's own (the locustfile), not a client's
 
     def __init__(self, launcher: WorkerLauncher | None = None) -> None:
         # A remote-host target may hand over a launcher that starts workers on its hosts.
@@ -54,9 +56,6 @@ class LocustDriver:
         if not (ctx.endpoint.key or ctx.endpoint.sas):
             raise ValueError("locust signs every request: the endpoint needs a key or a SAS")
         self._plan(ctx)  # option errors surface before anything starts
-
-    def versions(self) -> dict[str, str]:
-        return {"locust": tool_versions()["locust"]}
 
     def pids(self) -> list[int]:
         return list(self._pids)
@@ -101,7 +100,9 @@ class LocustDriver:
             plan_path,
             ctx.workdir,
             launcher=self.launcher,
-            hard_timeout_s=min(ctx.timeout_s, plan.duration_s + 120),
+            # Locust's own bound (the plan's duration and a grace); the step's timeout is the
+            # runner's, which stops these processes through pids()
+            hard_timeout_s=plan.duration_s + 120,
             on_start=self._pids.extend,
         )
         self._pids = []

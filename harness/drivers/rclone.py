@@ -9,11 +9,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harness.drivers.base import StepContext
-from harness.drivers.common import ProcessRunner, apply_verify, local_dir
+from harness.drivers.base import Driver, StepContext
+from harness.drivers.common import ProcessRunner, local_dir
 from harness.metrics import latency_summary
 from harness.results import StepResult
-from harness.tools import rclone_path, tool_version
+from harness.tools import Tool, rclone_path
 
 REMOTE = "LAB"  # the remote's name: RCLONE_CONFIG_LAB_* in the environment
 # With --dump headers rclone logs "HTTP REQUEST (req 0x…)" and "HTTP RESPONSE (req 0x…)" with
@@ -21,21 +21,19 @@ REMOTE = "LAB"  # the remote's name: RCLONE_CONFIG_LAB_* in the environment
 _HTTP_RE = re.compile(r"^HTTP (REQUEST|RESPONSE) \(req (0x[0-9a-f]+)\)$")
 
 
-class RcloneDriver:
+class RcloneDriver(Driver):
     name = "rclone"
     operations = ("upload", "download", "sync-up", "sync-down", "remove", "list")
+    tool = Tool("rclone", rclone_path, ("version",))
 
     def __init__(self) -> None:
         self._runner = ProcessRunner()
 
     def prepare(self, ctx: StepContext) -> None:
-        rclone_path()
+        self.tool.path()
         oauth = ctx.options.get("auth") == "oauth"
         if not (ctx.endpoint.key or ctx.endpoint.sas or oauth):
             raise ValueError("rclone needs the endpoint's account key, a SAS or auth: oauth")
-
-    def versions(self) -> dict[str, str]:
-        return {"rclone": tool_version("rclone")}
 
     def pids(self) -> list[int]:
         pid = self._runner.pid()
@@ -94,7 +92,7 @@ class RcloneDriver:
             args = ["delete", remote, "--checkers", str(max(8, ctx.concurrency))]
         elif op == "list":
             return [
-                str(rclone_path()),
+                str(self.tool.path()),
                 "lsf",
                 "-R",
                 "--files-only",
@@ -110,7 +108,7 @@ class RcloneDriver:
         if ctx.options.get("request_log", True):
             stats += ["--dump", "headers"]  # per-request times (sets -vv)
         extra = map(str, ctx.options.get("extra_args", []))
-        return [str(rclone_path()), *args, *trust, *stats, *extra]
+        return [str(self.tool.path()), *args, *trust, *stats, *extra]
 
     def run(self, ctx: StepContext) -> StepResult:
         ctx.workdir.mkdir(parents=True, exist_ok=True)
@@ -120,9 +118,7 @@ class RcloneDriver:
         except (ValueError, AssertionError) as exc:
             return ctx.result(driver=self.name, ok=False, error=str(exc))
         log_path = ctx.workdir / "rclone.log.jsonl"
-        outcome = self._runner.run(
-            argv, self.env(ctx), ctx.timeout_s, cwd=ctx.workdir, stderr_path=log_path
-        )
+        outcome = self._runner.run(argv, self.env(ctx), cwd=ctx.workdir, stderr_path=log_path)
         stats, errors, latencies = _parse_log(log_path)
         result = ctx.result(driver=self.name, duration_s=outcome.duration_s)
         if latencies:
@@ -145,13 +141,9 @@ class RcloneDriver:
             for key in ("checks", "deletes", "renames", "elapsedTime", "speed", "totalTransfers"):
                 if key in stats:
                     result.extra[key] = stats[key]
-        if outcome.timed_out:
-            result.ok, result.error = False, f"rclone timed out after {ctx.timeout_s:.0f}s"
-        elif outcome.returncode != 0 or result.failed:
+        if outcome.returncode != 0 or result.failed:
             result.ok = False
             result.error = f"rclone exit {outcome.returncode}: " + "; ".join(errors[-3:])
-        if ctx.operation in ("download", "sync-down") and result.ok:
-            apply_verify(result, ctx, local_dir(ctx))
         return result
 
 

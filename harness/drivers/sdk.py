@@ -2,6 +2,16 @@
 
 Every HTTP attempt is timed by a pipeline policy, so latency percentiles, errors by status and
 ``x-ms-error-code`` and retries come from the requests the SDK really sent.
+
+Workloads (``options: {workload: ...}``) beyond the plain operations, `sdk` only:
+
+- ``checkpoint`` (operation upload), after MLPerf Storage's checkpoint workload: each file of
+  the step's dataset is one writer's shard; all writers start together (a barrier) and each
+  uploads its shard as concurrent Put Blocks (``max_concurrency`` per writer), then Put Block
+  List. Beyond the usual totals ``extra`` records the slowest writer's time and the lowest
+  per-writer bandwidth.
+
+The SDK itself is imported only when a step runs, so validating a scenario never loads it.
 """
 
 from __future__ import annotations
@@ -13,22 +23,21 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
-
-from azure.core.exceptions import AzureError, ResourceExistsError
-from azure.core.pipeline.policies import SansIOHTTPPolicy
-from azure.storage.blob import BlobProperties, BlobServiceClient, ContentSettings
-from azure.storage.blob.aio import BlobServiceClient as AioBlobServiceClient
+from typing import TYPE_CHECKING, Any
 
 from harness.datasets import Dataset, ManifestEntry
-from harness.drivers.base import StepContext
-from harness.drivers.common import apply_verify, local_dir, sdk_credential, sdk_transport
+from harness.drivers.base import Driver, StepContext
+from harness.drivers.common import local_dir, sdk_credential, sdk_transport
 from harness.metrics import latency_summary
 from harness.results import StepResult, count_errors
-from harness.tools import tool_version
+from harness.tools import Tool
+
+if TYPE_CHECKING:
+    from azure.storage.blob import ContentSettings
 
 MIB = 1024 * 1024
 DEFAULT_FILE_PARALLELISM = 8  # files in flight; each file also uses max_concurrency connections
+WORKLOADS = ("checkpoint",)  # options.workload of the sync driver
 
 
 @dataclass
@@ -43,30 +52,32 @@ class _Recorder:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class _AttemptPolicy(SansIOHTTPPolicy):
-    """Runs once per HTTP attempt (it sits after the retry policy): timing, errors, retries."""
+def _attempt_policy(recorder: _Recorder) -> Any:
+    """A pipeline policy that runs once per HTTP attempt (it sits after the retry policy):
+    timing, errors, retries. Built on first use: its base class is the SDK's."""
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
 
-    def __init__(self, recorder: _Recorder) -> None:
-        self.recorder = recorder
+    class AttemptPolicy(SansIOHTTPPolicy):
+        def on_request(self, request: Any) -> None:
+            # the retry policy re-sends the same PipelineRequest: a mark left here is a retry
+            if recorder.active and request.context.get("lab_t0") is not None:
+                with recorder.lock:
+                    recorder.retries += 1
+            request.context["lab_t0"] = time.perf_counter()
 
-    def on_request(self, request: Any) -> None:
-        # the retry policy re-sends the same PipelineRequest, so a mark left here means a retry
-        if self.recorder.active and request.context.get("lab_t0") is not None:
-            with self.recorder.lock:
-                self.recorder.retries += 1
-        request.context["lab_t0"] = time.perf_counter()
+        def on_response(self, request: Any, response: Any) -> None:
+            if not recorder.active:
+                return
+            elapsed = (time.perf_counter() - request.context["lab_t0"]) * 1000
+            status = response.http_response.status_code
+            code = response.http_response.headers.get("x-ms-error-code")
+            with recorder.lock:
+                recorder.attempts += 1
+                recorder.latencies_ms.append(elapsed)
+                if status >= 400:
+                    recorder.errors.append((status, code))
 
-    def on_response(self, request: Any, response: Any) -> None:
-        rec = self.recorder
-        if not rec.active:
-            return
-        elapsed = (time.perf_counter() - request.context["lab_t0"]) * 1000
-        status = response.http_response.status_code
-        with rec.lock:
-            rec.attempts += 1
-            rec.latencies_ms.append(elapsed)
-            if status >= 400:
-                rec.errors.append((status, response.http_response.headers.get("x-ms-error-code")))
+    return AttemptPolicy()
 
 
 def _client_kwargs(ctx: StepContext, recorder: _Recorder) -> dict[str, Any]:
@@ -75,7 +86,7 @@ def _client_kwargs(ctx: StepContext, recorder: _Recorder) -> dict[str, Any]:
         "credential": sdk_credential(ctx.endpoint),
         # the storage clients build their own pipeline; this hook appends a policy that sees
         # every attempt right before the transport
-        "_additional_pipeline_policies": [_AttemptPolicy(recorder)],
+        "_additional_pipeline_policies": [_attempt_policy(recorder)],
         "max_block_size": int(block),
         "max_single_put_size": int(ctx.options.get("max_single_put_size", block)),
         "max_single_get_size": int(ctx.options.get("max_single_get_size", block)),
@@ -87,6 +98,8 @@ def _client_kwargs(ctx: StepContext, recorder: _Recorder) -> dict[str, Any]:
 
 
 def _content_settings(entry: ManifestEntry) -> ContentSettings:
+    from azure.storage.blob import ContentSettings
+
     # the manifest's md5 becomes Content-MD5, so AzCopy --check-md5 and listings can verify it
     return ContentSettings(
         content_type="application/octet-stream", content_md5=bytes.fromhex(entry.md5)
@@ -126,17 +139,23 @@ class _Tally:
             self.failures.append(f"{what}: {code}")
 
 
-class _SdkBase:
+class _SdkBase(Driver):
     name = "sdk"
     operations = ("upload", "download", "list", "remove", "sync-up")
+    tool = Tool("azure-storage-blob", distributions=("azure-storage-blob", "azure-core"))
+    user_agent = "azsdk-python-"
+    workloads: tuple[str, ...] = ()
 
     def prepare(self, ctx: StepContext) -> None:
         if ctx.operation not in self.operations:
             raise ValueError(f"{self.name} does not support operation {ctx.operation!r}")
+        workload = ctx.options.get("workload")
+        if workload is not None and workload not in self.workloads:
+            valid = ", ".join(self.workloads) or "none"
+            raise ValueError(f"{self.name} has no workload {workload!r}; valid: {valid}")
+        if workload == "checkpoint" and (ctx.operation != "upload" or ctx.dataset is None):
+            raise ValueError("the checkpoint workload saves a dataset: operation upload")
         sdk_credential(ctx.endpoint)
-
-    def versions(self) -> dict[str, str]:
-        return {k: tool_version(k) for k in ("azure-storage-blob", "azure-core")}
 
     def pids(self) -> list[int]:
         return [os.getpid()]
@@ -161,8 +180,6 @@ class _SdkBase:
         if tally.failed:
             result.ok = False
             result.error = f"{tally.failed} failed: " + "; ".join(tally.failures[:3])
-        if ctx.operation == "download" and result.ok:
-            apply_verify(result, ctx, local_dir(ctx))
         return result
 
     def _parallelism(self, ctx: StepContext) -> tuple[int, int]:
@@ -177,8 +194,14 @@ class SdkDriver(_SdkBase):
     """The sync client: files in a thread pool, each blob with ``max_concurrency`` threads."""
 
     name = "sdk"
+    workloads = WORKLOADS
 
     def run(self, ctx: StepContext) -> StepResult:
+        from azure.core.exceptions import AzureError, ResourceExistsError
+        from azure.storage.blob import BlobServiceClient
+
+        if ctx.options.get("workload") == "checkpoint":
+            return self._checkpoint(ctx)
         recorder, tally = _Recorder(active=False), _Tally()
         started, t0 = time.time(), time.perf_counter()
         try:
@@ -198,6 +221,8 @@ class SdkDriver(_SdkBase):
         return self._finish(ctx, recorder, tally, started, time.perf_counter() - t0)
 
     def _dispatch(self, ctx: StepContext, container: Any, tally: _Tally) -> None:
+        from azure.core.exceptions import AzureError
+
         files, per_blob = self._parallelism(ctx)
         op, prefix = ctx.operation, ctx.prefix
         total = ctx.dataset.total_bytes if ctx.dataset else 0
@@ -266,9 +291,84 @@ class SdkDriver(_SdkBase):
                 if ctx.options.get("delete_destination"):
                     list(pool.map(delete, stale))
 
+    def _checkpoint(self, ctx: StepContext) -> StepResult:
+        """N writers save one shard each at once; the slowest writer is the checkpoint's time."""
+        from azure.core.exceptions import AzureError, ResourceExistsError
+        from azure.storage.blob import BlobServiceClient
+
+        assert ctx.dataset is not None
+        shards = ctx.dataset.files
+        recorder = _Recorder(active=False)
+        per_writer = int(ctx.options.get("max_concurrency", ctx.concurrency))
+        barrier = threading.Barrier(len(shards))
+        times: dict[str, tuple[float, float]] = {}
+        failures: list[str] = []
+        started = time.time()
+        with BlobServiceClient(ctx.endpoint.blob_url, **_client_kwargs(ctx, recorder)) as svc:
+            container = svc.get_container_client(ctx.container)
+            try:
+                container.create_container()
+            except ResourceExistsError:
+                pass
+            except AzureError as exc:  # a driver reports a failed step, it never raises
+                return ctx.result(driver=self.name, ok=False, error=f"create container: {exc}")
+            recorder.active = True
+
+            def write(shard: ManifestEntry) -> None:
+                assert ctx.dataset is not None
+                barrier.wait()
+                t0 = time.perf_counter()
+                try:
+                    with open(ctx.dataset.root / shard.path, "rb") as fh:
+                        container.upload_blob(
+                            ctx.prefix + shard.path,
+                            fh,
+                            length=shard.size,
+                            overwrite=True,
+                            max_concurrency=per_writer,
+                        )
+                    times[shard.path] = (t0, time.perf_counter())
+                except (AzureError, OSError) as exc:
+                    failures.append(f"{shard.path}: {getattr(exc, 'error_code', None) or exc}")
+
+            t_all = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=len(shards)) as pool:
+                list(pool.map(write, shards))
+            wall = time.perf_counter() - t_all
+        by_status, by_code = count_errors(recorder.errors)
+        done = [e for e in shards if e.path in times]
+        result = ctx.result(
+            driver=self.name,
+            started_at=started,
+            duration_s=wall,
+            objects=len(done),
+            bytes=sum(e.size for e in done),
+            failed=len(failures),
+            retries=recorder.retries,
+            errors_by_status=by_status,
+            errors_by_code=by_code,
+            **latency_summary(recorder.latencies_ms),
+        )
+        if done:
+            seconds = {e.path: times[e.path][1] - times[e.path][0] for e in done}
+            result.extra.update(
+                writers=len(shards),
+                slowest_writer_s=max(seconds.values()),
+                fastest_writer_s=min(seconds.values()),
+                min_writer_mib_s=min(e.size / MIB / seconds[e.path] for e in done),
+                last_done_s=max(t[1] for t in times.values()) - t_all,
+                requests=recorder.attempts,
+            )
+        if failures:
+            result.ok = False
+            result.error = f"{len(failures)} writers failed: " + "; ".join(failures[:3])
+        return result
+
 
 def _listing_sizes(ctx: StepContext, walk: Any, flat: Any) -> Iterable[int]:
     """Sizes of the listed blobs: flat list_blobs, or walk_blobs by delimiter when asked."""
+    from azure.storage.blob import BlobProperties
+
     prefix = ctx.prefix or None
     if not ctx.options.get("delimiter"):
         return (
@@ -298,6 +398,9 @@ class SdkAioDriver(_SdkBase):
         return self._finish(ctx, recorder, tally, started, wall)
 
     async def _run(self, ctx: StepContext, recorder: _Recorder, tally: _Tally) -> float:
+        from azure.core.exceptions import AzureError, ResourceExistsError
+        from azure.storage.blob.aio import BlobServiceClient as AioBlobServiceClient
+
         t0 = time.perf_counter()
         try:
             async with AioBlobServiceClient(
@@ -317,6 +420,8 @@ class SdkAioDriver(_SdkBase):
         return time.perf_counter() - t0
 
     async def _dispatch(self, ctx: StepContext, container: Any, tally: _Tally) -> None:
+        from azure.core.exceptions import AzureError
+
         files, per_blob = self._parallelism(ctx)
         gate = asyncio.Semaphore(files)
         op, prefix = ctx.operation, ctx.prefix
@@ -399,6 +504,8 @@ class SdkAioDriver(_SdkBase):
                 await asyncio.gather(*(delete(n) for n in stale))
 
     async def _walk(self, container: Any, start: str | None, delimiter: str, tally: _Tally) -> None:
+        from azure.storage.blob import BlobProperties
+
         async for item in container.walk_blobs(name_starts_with=start, delimiter=delimiter):
             if isinstance(item, BlobProperties):
                 tally.ok(item.size)

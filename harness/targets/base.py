@@ -14,7 +14,7 @@ from typing import Any, Protocol
 # The emulator's well-known account, served by the reference façade and Azurite alike.
 DEV_ACCOUNT = "devstoreaccount1"
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-# The lab's virtual-host domain (<account>.blob.lab.test, routed by harness.proxy): a reserved
+# The lab's virtual-host domain (<account>.blob.lab.test, routed by harness.lab_proxy): a reserved
 # TLD (RFC 2606) that can never resolve to a real host.
 LAB_DOMAIN = "lab.test"
 

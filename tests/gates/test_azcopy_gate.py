@@ -14,6 +14,7 @@ from azure.storage.blob import BlobServiceClient
 from harness.datasets import Dataset, dataset_from_dir, write_file
 from harness.drivers.azcopy import AzCopyDriver
 from harness.drivers.base import StepContext
+from harness.runner import run_step
 from harness.targets.base import Endpoint
 from harness.verify import verify_tree
 
@@ -38,7 +39,7 @@ def test_copy_sync_remove(
     ds = small_and_large
 
     before_upload = time.time()
-    up = azcopy.run(gate_step("upload", dataset=ds, prefix="data/"))
+    up = run_step(azcopy, gate_step("upload", dataset=ds, prefix="data/"))
     assert_clean(up)
     assert "--put-md5" in up.extra["argv"]
     assert (up.objects, up.bytes) == (ds.count, ds.total_bytes)
@@ -51,13 +52,14 @@ def test_copy_sync_remove(
     )
 
     down_dir = tmp_path / "down"
-    down = azcopy.run(
+    down = run_step(
+        azcopy,
         gate_step(
             "download",
             dataset=ds,
             prefix="data/",
             local_dir=down_dir,
-        )
+        ),
     )
     assert_clean(down)
     assert "--check-md5=FailIfDifferent" in down.extra["argv"]
@@ -78,34 +80,36 @@ def test_copy_sync_remove(
     os.remove(work / removed)
     local = dataset_from_dir(work)
 
-    sync_up = azcopy.run(
+    sync_up = run_step(
+        azcopy,
         gate_step(
             "sync-up",
             local_dir=work,
             prefix="data/",
             options={"delete_destination": True},
-        )
+        ),
     )
     assert_clean(sync_up)
     assert sync_up.objects == 2  # the modified and the added file, nothing else
     names = {b.name for b in container.list_blobs(name_starts_with="data/")}
     assert names == {"data/" + f.path for f in local.files}
 
-    sync_down = azcopy.run(
+    sync_down = run_step(
+        azcopy,
         gate_step(
             "sync-down",
             dataset=local,
             prefix="data/",
             local_dir=down_dir,
             options={"delete_destination": True},
-        )
+        ),
     )
     assert_clean(sync_down)
     check = verify_tree(down_dir, local)
     assert check.ok and not check.extra, check.summary()
     assert check.objects == local.count
 
-    removed_all = azcopy.run(gate_step("remove", prefix="data/"))
+    removed_all = run_step(azcopy, gate_step("remove", prefix="data/"))
     assert_clean(removed_all)
     assert removed_all.objects == local.count
     assert list(container.list_blobs()) == []
@@ -130,16 +134,16 @@ def test_virtual_host_name_through_lab_proxy(
     shutil.copytree(small.root, tmp_path / "src", ignore=_only(small))
     src = dataset_from_dir(tmp_path / "src")
     opts = {"via_proxy": True}
-    up = azcopy.run(gate_step("upload", dataset=src, options=opts))
+    up = run_step(azcopy, gate_step("upload", dataset=src, options=opts))
     assert_clean(up)
     assert "--from-to" not in up.extra["argv"]
     assert f"{lab_endpoint.account}.blob.lab.test" in up.extra["argv"]
     assert up.extra["proxy_forwarded"] > 0 and up.extra["proxy_refused"] == 0
-    down = azcopy.run(gate_step("download", dataset=src, options=opts))
+    down = run_step(azcopy, gate_step("download", dataset=src, options=opts))
     assert_clean(down)
     assert "--from-to" not in down.extra["argv"]
     assert (down.verified_objects, down.verified_bytes) == (src.count, src.total_bytes)
-    listed = azcopy.run(gate_step("list"))
+    listed = run_step(azcopy, gate_step("list"))
     assert listed.ok, listed.error
     assert (listed.objects, listed.bytes) == (src.count, src.total_bytes)
 

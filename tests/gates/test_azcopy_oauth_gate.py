@@ -20,7 +20,7 @@ from harness.datasets import Dataset
 from harness.drivers.azcopy import AzCopyDriver
 from harness.drivers.base import StepContext
 from harness.http import BlobHttp
-from harness.proxy import LabProxy, with_proxy
+from harness.lab_proxy import LabProxy, with_proxy
 from harness.targets.base import Endpoint
 
 pytestmark = [pytest.mark.azcopy, pytest.mark.slow]

@@ -14,6 +14,7 @@ from harness.datasets import Dataset, dataset_from_dir, write_file
 from harness.drivers.base import StepContext
 from harness.drivers.boostedblob import BoostedblobDriver
 from harness.results import StepResult
+from harness.runner import run_step
 from harness.verify import verify_tree
 
 pytestmark = pytest.mark.boostedblob
@@ -32,7 +33,7 @@ def test_cp_ls_sync_rm(
 
     def run(op: str, **fields: Any) -> StepResult:
         fields = {"dataset": small_tree, "prefix": "bbb/", "block_size_mib": 4, **fields}
-        return bbb.run(gate_step(op, concurrency=64, **fields))
+        return run_step(bbb, gate_step(op, concurrency=64, **fields))
 
     up = run("upload")
     assert up.ok, up.error

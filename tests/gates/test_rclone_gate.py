@@ -11,6 +11,7 @@ from harness.datasets import Dataset
 from harness.drivers.base import StepContext
 from harness.drivers.rclone import RcloneDriver
 from harness.results import StepResult
+from harness.runner import run_step
 
 pytestmark = pytest.mark.rclone
 
@@ -25,7 +26,7 @@ def test_copy_lsf_delete(
     service.create_container(container_name)
 
     def run(op: str) -> StepResult:
-        return rclone.run(gate_step(op, dataset=small_tree, prefix="rc/", block_size_mib=4))
+        return run_step(rclone, gate_step(op, dataset=small_tree, prefix="rc/", block_size_mib=4))
 
     up = run("upload")
     assert up.ok, up.error

@@ -15,7 +15,7 @@ from harness.datasets import Dataset
 from harness.drivers.base import StepContext
 from harness.drivers.rclone import RcloneDriver
 from harness.http import BlobHttp
-from harness.proxy import LabProxy
+from harness.lab_proxy import LabProxy
 from harness.targets.base import Endpoint
 
 pytestmark = pytest.mark.rclone

@@ -20,7 +20,7 @@ from harness.datasets import Dataset
 from harness.drivers.azcopy import AzCopyDriver
 from harness.drivers.base import StepContext
 from harness.results import StepResult
-from harness.runner import Runner, RunOutcome
+from harness.runner import Runner, RunOutcome, run_step
 from harness.scenario import load
 from harness.targets.azurite import AzuriteTarget
 from harness.targets.base import Endpoint
@@ -77,7 +77,8 @@ def s2s_copy(
     dataset: Dataset,
     workdir: Path,
 ) -> StepResult:
-    return AzCopyDriver().run(
+    return run_step(
+        AzCopyDriver(),
         StepContext(
             scenario="s2s-gate",
             step="copy",
@@ -91,7 +92,7 @@ def s2s_copy(
             timeout_s=300,
             source_endpoint=source,
             source_container=source_container,
-        )
+        ),
     )
 
 

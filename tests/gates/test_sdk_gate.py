@@ -19,6 +19,7 @@ from harness.drivers.base import StepContext
 from harness.drivers.sdk import SdkAioDriver, SdkDriver
 from harness.paths import ROOT
 from harness.results import StepResult
+from harness.runner import run_step
 from harness.targets.base import Endpoint, ServerProcess
 
 pytestmark = pytest.mark.sdk
@@ -156,7 +157,7 @@ def test_drivers_upload_download_list_remove(
             timeout_s=600.0,
             options=dict(options),
         )
-        return driver.run(ctx)
+        return run_step(driver, ctx)
 
     up = run("upload")
     assert up.ok, up.error

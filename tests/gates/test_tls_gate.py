@@ -28,6 +28,7 @@ from harness.http import BlobHttp
 from harness.labca import LabCA
 from harness.load.plan import PLAN_ENV, plan_from_options
 from harness.paths import ROOT
+from harness.runner import run_step
 from harness.targets.base import Endpoint
 from harness.targets.reference import ReferenceTarget
 from harness.verify import remote_listing
@@ -93,19 +94,20 @@ def test_upload_download_over_https(
 ) -> None:
     driver = REGISTRY[driver_name]()
     _create_container(lab_endpoint, container_name)
-    up = driver.run(gate_step("upload", dataset=tls_tree, prefix="tls/", block_size_mib=4))
+    up = run_step(driver, gate_step("upload", dataset=tls_tree, prefix="tls/", block_size_mib=4))
     assert up.ok and up.failed == 0, up.error
     remote = {name: size for name, size, _ in remote_listing(lab_endpoint, container_name, "tls/")}
     assert remote == {"tls/" + f.path: f.size for f in tls_tree.files}
 
-    down = driver.run(
+    down = run_step(
+        driver,
         gate_step(
             "download",
             dataset=tls_tree,
             prefix="tls/",
             local_dir=tmp_path / "down",
             block_size_mib=4,
-        )
+        ),
     )
     assert down.ok and down.failed == 0, down.error
     assert (down.verified_objects, down.verified_bytes) == (tls_tree.count, tls_tree.total_bytes)
@@ -125,16 +127,17 @@ def test_azcopy_by_virtual_host_name_through_the_lab_proxy(
     azcopy = REGISTRY["azcopy"]()
     _create_container(lab_endpoint, container_name)
     named = {"via_proxy": True}
-    up = azcopy.run(gate_step("upload", dataset=tls_tree, prefix="vh/", options=named))
+    up = run_step(azcopy, gate_step("upload", dataset=tls_tree, prefix="vh/", options=named))
     assert up.ok and up.failed == 0, up.error
     argv = up.extra["argv"]  # the command line as run, one string
     assert "--from-to" not in argv and " https://devstoreaccount1.blob.lab.test/" in argv
-    listed = azcopy.run(gate_step("list", prefix="vh/"))  # an IP host lists by name anyway
+    listed = run_step(azcopy, gate_step("list", prefix="vh/"))  # an IP host lists by name anyway
     assert listed.ok and (listed.objects, listed.bytes) == (tls_tree.count, tls_tree.total_bytes)
-    down = azcopy.run(
+    down = run_step(
+        azcopy,
         gate_step(
             "download", dataset=tls_tree, prefix="vh/", local_dir=tmp_path / "d", options=named
-        )
+        ),
     )
     assert down.ok, down.error
     assert (down.verified_objects, down.verified_bytes) == (tls_tree.count, tls_tree.total_bytes)

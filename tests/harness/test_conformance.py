@@ -10,7 +10,7 @@ import pytest
 from harness.conformance.cli import run_target
 from harness.conformance.framework import FAIL, PASS, SKIP, error_shape_problem
 from harness.conformance.report import build_junit, render_html, write_outputs
-from harness.conformance.runner import load_checks
+from harness.conformance.suite import load_checks
 from harness.http import Response
 
 
@@ -75,7 +75,7 @@ def test_a_broken_expectation_is_reported_with_expected_and_observed(tmp_path: P
     html = render_html([run])
     assert "put-blob.status" in html
     # The same check against a port where nothing listens fails with the reason, not a crash.
-    from harness.conformance.runner import run_checks
+    from harness.conformance.suite import run_checks
     from harness.targets.base import Endpoint, free_port
     from reference_server.config import DEV_ACCOUNT, DEV_KEY
 

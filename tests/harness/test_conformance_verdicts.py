@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from harness.conformance.cli import run_target
 from harness.conformance.framework import FAIL, PASS, CheckResult
 from harness.conformance.report import build_junit, gate_verdict, render_html
-from harness.conformance.runner import ConformanceRun
+from harness.conformance.suite import ConformanceRun
 
 
 def _run(target: str, statuses: list[str], version: str) -> ConformanceRun:

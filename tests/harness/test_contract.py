@@ -13,9 +13,10 @@ from harness.contract.model import Contract, diff, merge, path_shape, summarize_
 from harness.contract.proxy import Call, RecordingProxy
 from harness.contract.record import CONTRACTS_DIR, drift_report, run_drift
 from harness.contract.table import to_markdown
+from harness.drivers import client_versions
 from harness.http import BlobHttp
 from harness.signing import generate_account_sas
-from harness.tools import azcopy_path, tool_versions
+from harness.tools import azcopy_path
 
 
 def _call(
@@ -160,7 +161,7 @@ def test_proxy_forwards_raw_requests_and_records_them(server) -> None:
 
 
 def _locked_azcopy() -> Contract:
-    path = CONTRACTS_DIR / f"azcopy-{tool_versions()['azcopy']}.yaml"
+    path = CONTRACTS_DIR / f"azcopy-{client_versions()['azcopy']}.yaml"
     assert path.is_file(), f"no locked AzCopy contract at {path}"
     return Contract.load(path)
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.proxy import LabProxy, routes_for, virtual_host_url, with_proxy
+from harness.lab_proxy import LabProxy, routes_for, virtual_host_url, with_proxy
 from harness.targets.base import Endpoint
 
 

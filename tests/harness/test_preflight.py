@@ -154,15 +154,19 @@ def test_step_errors_name_the_users_endpoint_behind_the_recording_proxy() -> Non
 
 def test_a_recorded_step_knows_the_users_endpoint(tmp_path: Path) -> None:
     from harness import scenario
-    from harness.contract.record import RecordingRunner
+    from harness.contract.record import ContractRecorder
+    from harness.runner import Runner
 
     (tmp_path / "s.yaml").write_text(SCENARIO)
-    runner = RecordingRunner(scenario.load(tmp_path / "s.yaml"), out=tmp_path / "reports")
+    runner = Runner(
+        scenario.load(tmp_path / "s.yaml"), out=tmp_path / "reports", hooks=[ContractRecorder()]
+    )
     runner.run_dir.mkdir(parents=True)
     try:
         runner._start_targets()
         ex = runner.executions[0]
         ctx = runner._context(ex, tmp_path / "w")
+        runner._before_step(ex, ctx, runner._driver(ex.step.driver))
         direct = runner.targets["reference"].endpoint().blob_url
         assert ctx.endpoint.blob_url != direct  # the step talks to the recording proxy
         assert ctx.endpoint.origin_url == ctx.endpoint.display_url == direct

@@ -16,6 +16,7 @@ from harness.contract.proxy import Call
 from harness.contract.record import apply_proxy_timing
 from harness.datasets import default_cache_dir
 from harness.drivers.azcopy import AzCopyDriver, go_duration_ms
+from harness.drivers.rclone import RcloneDriver
 from harness.progress import MiBSpeedColumn
 from harness.report import load_run, side_by_side, summarize
 from harness.report.compare import compare_runs
@@ -59,7 +60,7 @@ def _call(started: float, elapsed_ms: float) -> Call:
 def test_proxy_clock_replaces_azcopy_poll_quantised_duration() -> None:
     result = StepResult("s", "up", "azcopy", "upload", "reference", duration_s=2.05)
     result.p50_ms, result.latency_clock = 20.0, "azcopy-log"
-    apply_proxy_timing(result, [_call(100.0, 50.0), _call(100.1, 200.0)])
+    apply_proxy_timing(result, [_call(100.0, 50.0), _call(100.1, 200.0)], AzCopyDriver.proxy_timed)
     # first request at 100.0, last response at 100.1 + 0.2
     assert result.duration_s == pytest.approx(0.3)
     assert result.clock == "proxy" and result.extra["wall_duration_s"] == 2.05
@@ -68,7 +69,7 @@ def test_proxy_clock_replaces_azcopy_poll_quantised_duration() -> None:
 
 def test_proxy_gives_rclone_latency_but_keeps_its_own_clock() -> None:
     result = StepResult("s", "up", "rclone", "upload", "reference", duration_s=1.0)
-    apply_proxy_timing(result, [_call(100.0, 10.0), _call(100.5, 30.0)])
+    apply_proxy_timing(result, [_call(100.0, 10.0), _call(100.5, 30.0)], RcloneDriver.proxy_timed)
     assert result.duration_s == 1.0 and result.clock == "wall"
     assert result.latency_clock == "proxy"
     assert result.p50_ms == pytest.approx(10.0, rel=0.01)
@@ -320,11 +321,15 @@ def test_a_recorded_run_times_azcopy_by_the_proxy_and_both_tools_by_their_logs(
     tmp_path: Path,
 ) -> None:
     from harness import scenario
-    from harness.contract.record import RecordingRunner
+    from harness.contract.record import ContractRecorder
+    from harness.runner import Runner
 
     (tmp_path / "s.yaml").write_text(RECORDED)
-    runner = RecordingRunner(
-        scenario.load(tmp_path / "s.yaml"), out=tmp_path / "reports", cache_dir=tmp_path / "c"
+    runner = Runner(
+        scenario.load(tmp_path / "s.yaml"),
+        out=tmp_path / "reports",
+        cache_dir=tmp_path / "c",
+        hooks=[ContractRecorder()],
     )
     outcome = runner.run()
     rows = outcome.results[outcome.results.row_kind == "step"]

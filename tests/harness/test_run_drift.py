@@ -11,7 +11,7 @@ import yaml
 from click.testing import CliRunner
 
 from harness.cli import main
-from harness.tools import tool_versions
+from harness.drivers import client_versions
 
 pytestmark = [pytest.mark.sdk]
 
@@ -83,7 +83,7 @@ def _args(ws: dict[str, Path], *extra: str) -> list[str]:
 
 
 def test_an_unchanged_run_reports_no_drift(workspace: dict[str, Path]) -> None:
-    slug = f"azure-storage-blob-{tool_versions()['azure-storage-blob']}"
+    slug = f"azure-storage-blob-{client_versions()['azure-storage-blob']}"
     assert (workspace["contracts"] / f"{slug}.yaml").is_file()
     code, output, run_dir = _run(*_args(workspace))
     assert code == 0, output

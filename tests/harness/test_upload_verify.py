@@ -9,7 +9,7 @@ import pytest
 
 from harness import runner as runner_mod
 from harness import scenario
-from harness.drivers.base import StepContext
+from harness.drivers.base import Driver, StepContext
 from harness.http import BlobHttp
 from harness.results import StepResult
 from harness.runner import Runner, read_results
@@ -28,7 +28,7 @@ criteria:
 """
 
 
-class ShortWriter:
+class ShortWriter(Driver):
     """A client that reports success but drops the last byte of every other object."""
 
     name = "short-writer"

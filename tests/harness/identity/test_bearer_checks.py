@@ -11,7 +11,7 @@ from identity_fixtures import start_bearer_facade
 
 from harness.conformance.cli import run_target
 from harness.conformance.framework import FAIL, PASS, SKIP
-from harness.conformance.runner import run_checks
+from harness.conformance.suite import run_checks
 from harness.identity.lab import LAB_ROLES, READER, BearerEndpoint, LabIdentity
 from harness.labca import LabCA
 from harness.targets.base import Endpoint

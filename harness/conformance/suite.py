@@ -1,4 +1,5 @@
-"""Run the registered checks against one endpoint, sequentially, each in its own containers."""
+"""The conformance suite: load the registered checks, select them, and run them against one
+endpoint, sequentially, each in its own containers."""
 
 from __future__ import annotations
 
