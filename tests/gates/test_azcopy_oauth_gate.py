@@ -21,6 +21,7 @@ from harness.drivers.azcopy import AzCopyDriver
 from harness.drivers.base import StepContext
 from harness.http import BlobHttp
 from harness.lab_proxy import LabProxy, with_proxy
+from harness.runner import run_step
 from harness.targets.base import Endpoint
 
 pytestmark = [pytest.mark.azcopy, pytest.mark.slow]
@@ -61,17 +62,20 @@ def _up_and_down(
         "dataset": dataset, "prefix": "data/", "timeout_s": 180, "options": _options(env),
         "concurrency": 8, "block_size_mib": 4,
     }  # fmt: skip
-    up = azcopy.run(StepContext(step="up", operation="upload", workdir=tmp_path / "up", **common))
+    up = run_step(
+        azcopy, StepContext(step="up", operation="upload", workdir=tmp_path / "up", **common)
+    )
     assert up.ok, up.error
     assert (up.objects, up.failed) == (dataset.count, 0)
-    down = azcopy.run(
+    down = run_step(
+        azcopy,
         StepContext(
             step="down",
             operation="download",
             workdir=tmp_path / "down",
             local_dir=tmp_path / "local",
             **common,
-        )
+        ),
     )
     assert down.ok, down.error
     assert (down.verified_objects, down.verified_bytes) == (dataset.count, dataset.total_bytes)
@@ -142,10 +146,12 @@ def test_azcopy_user_delegation_sas_in_the_url(
         "block_size_mib": 4,
     }  # fmt: skip
     azcopy = AzCopyDriver()
-    up = azcopy.run(StepContext(step="up", operation="upload", workdir=tmp_path / "up", **common))
+    up = run_step(
+        azcopy, StepContext(step="up", operation="upload", workdir=tmp_path / "up", **common)
+    )
     assert up.ok, up.error
     assert (up.objects, up.failed) == (small_tree.count, 0)
-    down = azcopy.run(
+    down = run_step(azcopy,
         StepContext(step="down", operation="download", workdir=tmp_path / "down",
                     local_dir=tmp_path / "local", **common)
     )  # fmt: skip

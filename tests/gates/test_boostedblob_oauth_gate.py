@@ -13,6 +13,7 @@ from harness.datasets import Dataset
 from harness.drivers.base import StepContext
 from harness.drivers.boostedblob import BoostedblobDriver
 from harness.http import BlobHttp
+from harness.runner import run_step
 from harness.targets.base import Endpoint
 
 pytestmark = pytest.mark.boostedblob
@@ -34,17 +35,20 @@ def test_boostedblob_managed_identity(
         "timeout_s": 180, "options": options,
     }  # fmt: skip
     bbb = BoostedblobDriver()
-    up = bbb.run(StepContext(step="up", operation="upload", workdir=tmp_path / "up", **common))
+    up = run_step(
+        bbb, StepContext(step="up", operation="upload", workdir=tmp_path / "up", **common)
+    )
     assert up.ok, up.error
     assert (up.objects, up.bytes) == (small_tree.count, small_tree.total_bytes)
-    down = bbb.run(
+    down = run_step(
+        bbb,
         StepContext(
             step="down",
             operation="download",
             workdir=tmp_path / "down",
             local_dir=tmp_path / "local",
             **common,
-        )
+        ),
     )
     assert down.ok, down.error
     assert (down.verified_objects, down.verified_bytes) == (

@@ -16,6 +16,7 @@ from harness.drivers.base import StepContext
 from harness.drivers.rclone import RcloneDriver
 from harness.http import BlobHttp
 from harness.lab_proxy import LabProxy
+from harness.runner import run_step
 from harness.targets.base import Endpoint
 
 pytestmark = pytest.mark.rclone
@@ -51,10 +52,12 @@ def _up_and_down(
         "timeout_s": 180, "options": options,
     }  # fmt: skip
     rclone = RcloneDriver()
-    up = rclone.run(StepContext(step="up", operation="upload", workdir=tmp_path / "up", **common))
+    up = run_step(
+        rclone, StepContext(step="up", operation="upload", workdir=tmp_path / "up", **common)
+    )
     assert up.ok, up.error
     assert (up.objects, up.bytes) == (dataset.count, dataset.total_bytes)
-    down = rclone.run(
+    down = run_step(rclone,
         StepContext(step="down", operation="download", workdir=tmp_path / "down",
                     local_dir=tmp_path / "local", **common)
     )  # fmt: skip
