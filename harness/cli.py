@@ -14,7 +14,7 @@ import click
 import yaml
 
 from harness import scenario as scenario_mod
-from harness.bench.cli import bench
+from harness.bench_cli import bench
 from harness.cli_common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, load_scenario
 from harness.conformance.cli import conformance
 from harness.contract.cli import contract

@@ -7,9 +7,16 @@ An expression is parsed by a small grammar, never ``eval``::
     p99_ms < 50
     max(failed) == 0            # aggregate over repeats: median (default), min, max, mean, sum
     extra.ServerBusyPercentage <= 1
+    ratio(throughput_mib_s, reference/azurite) >= 3   # one target's aggregate over another's
+    ratio(max(ops_s), reference/nginx) >= 0.7
+    ratio(duration_s, relay-down+relay-up/s2s) >= 1   # steps: their aggregates add up
 
 Each criterion is scoped to a step (and optionally a driver and a target); without a step it
 applies to every step. One verdict is produced per (step, driver, target) group it matches.
+A ratio names its two sides itself: two targets (one verdict per (step, driver) that ran on
+both, observed = the numerator target's aggregate over the denominator's: a benchmark's goal
+against an anchor target), or two sets of steps joined by ``+`` (one verdict; the aggregates
+of a side's steps add up, e.g. the durations of a download and then an upload).
 
 Load steps (steps with per-level rows, ``row_kind == "level"``) are judged per operation over
 their levels: every level must hold, the verdict shows the worst one. Levels where the load
@@ -30,7 +37,7 @@ import math
 import operator
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pandas as pd
@@ -62,8 +69,12 @@ KPIS: tuple[str, ...] = (
 
 _NUMBER = r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _NAME = r"[A-Za-z_][A-Za-z0-9_.]*"
+_TARGET = r"[A-Za-z0-9][A-Za-z0-9_-]*"
+_AGG_KPI = rf"(?:(?P<agg>[a-z]+)\(\s*(?P<akpi>{_NAME})\s*\)|(?P<kpi>{_NAME}))"
+_SIDE = rf"{_TARGET}(?:\s*\+\s*{_TARGET})*"  # one target or step, or steps joined by +
+_RATIO = rf"ratio\(\s*{_AGG_KPI}\s*,\s*(?P<num>{_SIDE})\s*/\s*(?P<den>{_SIDE})\s*\)"
 _EXPR = re.compile(
-    rf"^\s*(?:(?P<agg>[a-z]+)\(\s*(?P<akpi>{_NAME})\s*\)|(?P<kpi>{_NAME}))"
+    rf"^\s*(?:{_RATIO}|{_AGG_KPI.replace('?P<', '?P<r')})"
     rf"\s*(?P<op>==|!=|<=|>=|<|>)\s*(?P<value>{_NUMBER}|true|false)\s*$"
 )
 
@@ -82,6 +93,12 @@ class Expression:
     kpi: str
     op: str
     value: float
+    numerator: str = ""  # for ratio(KPI, NUMERATOR/DENOMINATOR): the two targets
+    denominator: str = ""
+
+    @property
+    def is_ratio(self) -> bool:
+        return bool(self.numerator)
 
     def holds(self, observed: float) -> bool:
         return OPERATORS[self.op](observed, self.value)
@@ -92,19 +109,30 @@ def parse(text: str) -> Expression:
     match = _EXPR.match(text)
     if not match:
         raise ValueError(
-            f"cannot parse {text!r}: expected `KPI OP NUMBER` or `AGG(KPI) OP NUMBER` "
-            f"with OP one of {' '.join(OPERATORS)}"
+            f"cannot parse {text!r}: expected `KPI OP NUMBER`, `AGG(KPI) OP NUMBER` or "
+            f"`ratio(KPI, TARGET/TARGET) OP NUMBER` with OP one of {' '.join(OPERATORS)}"
         )
-    aggregate = match["agg"] or "median"
-    kpi = match["akpi"] or match["kpi"]
+    ratio = match["num"] is not None
+    prefix = "" if ratio else "r"
+    aggregate = match[f"{prefix}agg"] or "median"
+    kpi = match[f"{prefix}akpi"] or match[f"{prefix}kpi"]
     if aggregate not in AGGREGATES:
         raise ValueError(f"unknown aggregate {aggregate!r}; valid: {', '.join(AGGREGATES)}")
     if kpi not in KPIS and not (kpi.startswith("extra.") and len(kpi) > 6):
         raise ValueError(f"unknown KPI {kpi!r}; valid: {', '.join(KPIS)}, extra.<counter>")
     raw = match["value"]
     value = {"true": 1.0, "false": 0.0}.get(raw)
+    num, den = (re.sub(r"\s+", "", match[g] or "") for g in ("num", "den"))
+    if ratio and num == den:
+        raise ValueError(f"cannot parse {text!r}: a ratio needs two different sides")
     return Expression(
-        text.strip(), aggregate, kpi, match["op"], float(raw) if value is None else value
+        text.strip(),
+        aggregate,
+        kpi,
+        match["op"],
+        float(raw) if value is None else value,
+        num,
+        den,
     )
 
 
@@ -131,6 +159,11 @@ class Verdict:
     operation: str = ""  # the Blob operation of a load step's verdict ("" for a whole step)
     # Not judged: a covered execution failed, or nothing ran (``passed`` is then False).
     errored: bool = False
+    # A judged row had its client above 90% CPU (``extra.client_bound``): the number measured
+    # the client as much as the server.
+    client_bound: bool = False
+    # A ratio's two targets and their aggregates (None where not measured): what was divided.
+    sides: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -164,6 +197,9 @@ def evaluate(
     verdicts: list[Verdict] = []
     for crit in criteria:
         expr = parse(crit.expect)
+        if expr.is_ratio:
+            verdicts += _judge_ratio(crit, expr, steps, not_run)
+            continue
         rows, level_rows = steps, levels
         for column in ("step", "driver", "target"):
             wanted = getattr(crit, column)
@@ -254,6 +290,95 @@ def _judge_repeats(label: str, expr: Expression, group: pd.DataFrame) -> Verdict
         not math.isnan(observed) and expr.holds(observed),
         f"{expr.aggregate}({expr.kpi}) = {observed:.4g} over {len(values)} repeat(s) [{shown}]",
     )
+
+
+def _judge_ratio(
+    crit: CriterionLike, expr: Expression, steps: pd.DataFrame, not_run: str
+) -> list[Verdict]:
+    """A ratio of two targets: one verdict per (step, driver) that ran on them. A ratio of
+    steps (each side one step or several joined by ``+``, whose aggregates add up, e.g. the
+    durations of a download and an upload): one verdict."""
+    sides = (expr.numerator.split("+"), expr.denominator.split("+"))
+    names = [*sides[0], *sides[1]]
+    by_step = bool(len(steps)) and set(names) <= set(steps["step"])
+    side_column = "step" if by_step else "target"
+    rows = steps
+    for column in ("step", "driver", "target"):
+        wanted = getattr(crit, column)
+        if column != side_column and wanted is not None and len(rows):
+            rows = rows[rows[column] == wanted]
+    if len(rows):
+        rows = rows[rows[side_column].isin(names)]
+    pair = f"{expr.numerator}/{expr.denominator}"
+    if not len(rows):
+        why = f"not run: {not_run}" if not_run else f"no measured results of {' or '.join(names)}"
+        scope = (pair, crit.driver or "*", crit.target or "*") if by_step else None
+        step, driver, target = scope or (crit.step or "*", crit.driver or "*", pair)
+        return [
+            Verdict(
+                crit.label, expr.text, step, driver, target, None, False, why,
+                errored=bool(not_run),
+            )
+        ]  # fmt: skip
+    if not by_step and crit.step is None:
+        # Unscoped, a ratio of targets judges the steps that ran on both of them.
+        both = rows.groupby("step")["target"].transform("nunique") == 2
+        rows = rows[both] if both.any() else rows
+    verdicts = []
+    # steps: one verdict over their rows (they may run on different targets, a download from
+    # the lake and an upload to the edge; a criterion's ``target`` narrows them)
+    groups = [(("", ""), rows)] if by_step else rows.groupby(["step", "driver"], sort=False)
+    for key, group in groups:
+        if by_step:
+            step = pair
+            driver, target = (
+                "/".join(dict.fromkeys(map(str, group[c]))) for c in ("driver", "target")
+            )
+        else:
+            (step, driver), target = (str(k) for k in key), pair
+        failed = _failed_executions(crit.label, expr, group)
+        if failed is not None:
+            verdicts.append(dataclasses.replace(failed, step=step, driver=driver, target=target))
+            continue
+        values: dict[str, float | None] = {}
+        shown: list[str] = []
+        for side in sides:
+            total: float | None = 0.0
+            parts = []
+            for name in side:
+                series = _kpi_values(group[group[side_column] == name], expr.kpi).dropna()
+                if series.empty:
+                    total = None
+                    parts.append(f"{name}: {expr.kpi} not measured")
+                    continue
+                agg = AGGREGATES[expr.aggregate](series)
+                total = None if total is None else total + agg
+                listed = ", ".join(f"{v:.4g}" for v in series)
+                parts.append(f"{name} {agg:.4g} over {len(series)} [{listed}]")
+            values["+".join(side)] = total
+            shown.append(" + ".join(parts))
+        num, den = values.values()
+        observed = num / den if num is not None and den else None
+        evidence = f"{expr.aggregate}({expr.kpi}): {shown[0]} / {shown[1]}"
+        evidence += f" = {observed:.3g}" if observed is not None else ": no ratio"
+        bound = sorted(set(group[_client_bound(group)][side_column]))
+        if bound:
+            evidence += f"; client-bound: {', '.join(bound)}"
+        verdicts.append(
+            Verdict(
+                crit.label,
+                expr.text,
+                step,
+                driver,
+                target,
+                observed,
+                observed is not None and expr.holds(observed),
+                evidence,
+                client_bound=bool(bound),
+                sides=values,
+            )
+        )
+    return verdicts
 
 
 def _client_bound(rows: pd.DataFrame) -> pd.Series:

@@ -50,7 +50,7 @@ from rich.markup import escape
 from harness import criteria as criteria_mod
 from harness import scenario as scenario_mod
 from harness.cli_common import run_dir_for
-from harness.datasets import Dataset, generate_dataset
+from harness.datasets import Dataset, default_cache_dir, generate_dataset
 from harness.drivers.base import Driver, StepContext
 from harness.drivers.common import local_dir
 from harness.http import BlobHttp
@@ -65,7 +65,6 @@ from harness.targets.base import Endpoint
 from harness.targets.preflight import PreflightError, preflight
 from harness.verify import remote_listing, verify_listing, verify_tree
 
-DEFAULT_CACHE = ROOT / ".cache" / "datasets"
 JSON_COLUMNS = ("errors_by_status", "errors_by_code", "extra")
 STEP_ROW, LEVEL_ROW = "step", "level"
 # How long an overrun step's client gets to wind down once stopped, before it is abandoned.
@@ -143,10 +142,18 @@ class RunHook:
 
 
 def plan(scenario: Scenario, default_target: str) -> list[Execution]:
-    """Every execution in order: step by step, target by target, warm-ups before repeats."""
+    """Every execution in order: step by step, target by target, warm-ups before repeats.
+
+    With ``interleave`` the targets alternate within a step instead (warm-ups, then repeat 1 on
+    A, B, ..., then repeat 2 on A, B, ...)."""
     executions = []
     for step in scenario.steps:
-        for target in step.target or [default_target]:
+        targets = step.target or [default_target]
+        if scenario.interleave:
+            for warmup, count in ((True, step.warmup or 0), (False, step.repeats or 1)):
+                executions += [Execution(step, t, i, warmup) for i in range(count) for t in targets]
+            continue
+        for target in targets:
             executions += [Execution(step, target, i, True) for i in range(step.warmup or 0)]
             executions += [Execution(step, target, i, False) for i in range(step.repeats or 1)]
     return executions
@@ -174,7 +181,7 @@ class Runner:
         out: Path = ROOT / "reports",
         target: str | None = None,
         endpoint: str | None = None,
-        cache_dir: Path = DEFAULT_CACHE,
+        cache_dir: Path | None = None,
         sample_interval: float = 1.0,
         progress: RunProgress | None = None,
         source: dict[str, Any] | None = None,
@@ -184,13 +191,14 @@ class Runner:
         self.hooks = list(hooks)
         self.default_target = target or scenario.target.kind
         self.endpoint_url = endpoint or scenario.target.endpoint
-        self.cache_dir = cache_dir
+        self.cache_dir = cache_dir or default_cache_dir()
         self.sample_interval = sample_interval
         self.run_dir = run_dir_for(out, scenario.name)
         self.source = source or {}
         self.executions = plan(scenario, self.default_target)
         self.progress = progress
         self.targets: dict[str, Target] = {}
+        self.profilers: dict[str, Any] = {}  # target -> py-spy sampling it (options.profile)
         self.drivers: dict[str, Driver] = {}
         self.datasets: dict[str, Dataset] = {}
         self.results: list[StepResult] = []
@@ -257,7 +265,8 @@ class Runner:
         """Every target answers an authenticated request before the first step, or the run
         ends here (PreflightError) naming the target's URL, the status and the error code."""
         for kind, target in self.targets.items():
-            self.preflight[kind] = preflight(kind, target.endpoint())
+            if getattr(target, "blob_api", True):  # a static-file server has no account to ask
+                self.preflight[kind] = preflight(kind, target.endpoint())
 
     def _prepare_datasets(self) -> None:
         for name in {s.dataset for s in self.scenario.steps if s.dataset}:
@@ -281,7 +290,19 @@ class Runner:
                     options=spec.options if own else None,
                 )
             self.targets[kind] = target  # registered before start so a failed start is stopped
+            peer = getattr(target, "serves", None)  # serves the files of another target (nginx)
+            if peer:
+                if peer not in self.targets:
+                    raise ValueError(f"target {kind} serves {peer}: list {peer} before {kind}")
+                target.bind(self.targets[peer])
             target.start(self.run_dir / "targets" / kind)
+            options = named.options if named is not None else spec.options if own else {}
+            if options.get("profile"):  # py-spy on the server while the run goes on
+                from harness.bench.profile import Profiler
+
+                pids = target.server_pids()
+                if pids:
+                    self.profilers[kind] = Profiler(pids[0], self.run_dir / "targets" / kind)
         for hook in self.hooks:
             hook.on_targets_started(self)
 
@@ -297,10 +318,16 @@ class Runner:
                 facts[kind] = target.facts()
             except Exception as exc:
                 facts[kind] = {"error": str(exc)}
+            profiler = self.profilers.pop(kind, None)
+            if profiler is not None:
+                profile = profiler.stop()
+                facts[kind]["profile"] = str(profile) if profile else None
             try:
                 target.stop()
             except Exception as exc:
                 self.notes.append(f"stopping {kind} failed: {exc}")
+            if not self.scenario.keep_data:
+                shutil.rmtree(self.run_dir / "targets" / kind / "data", ignore_errors=True)
         return facts
 
     def _server_pids(self) -> dict[str, list[int]]:

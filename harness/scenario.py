@@ -19,7 +19,7 @@ from harness.drivers.base import OPERATIONS
 from harness.paths import ROOT
 
 SCENARIO_DIR = ROOT / "scenarios"
-TARGET_KINDS = ("reference", "azurite", "url")
+TARGET_KINDS = ("reference", "azurite", "url", "nginx")
 
 
 class ScenarioError(ValueError):
@@ -93,7 +93,7 @@ class DatasetSpec(_Model):
 class TargetSpec(_Model):
     """Where steps run unless a step names its own targets; CLI flags override it."""
 
-    kind: Literal["reference", "azurite", "url"] = "reference"
+    kind: Literal["reference", "azurite", "url", "nginx"] = "reference"
     endpoint: str | None = None  # for kind "url"
     workers: int = Field(default=1, ge=1)  # reference façade worker processes
     options: dict[str, Any] = Field(default_factory=dict)  # extra server flags / settings
@@ -197,6 +197,12 @@ class Scenario(_Model):
     repeats: int = Field(default=1, ge=1)
     warmup: int = Field(default=0, ge=0)
     timeout: float = Field(default=600.0, gt=0)
+    # Repeats alternate targets (A B A B ...) instead of A A B B, so that a slow drift of the
+    # machine during a step hits every target alike: what a comparison of targets needs.
+    interleave: bool = False
+    # False: the targets' data roots are removed when the run ends (a benchmark's large blobs);
+    # logs and configs stay.
+    keep_data: bool = True
 
     @field_validator("kpis")
     @classmethod
@@ -255,6 +261,16 @@ class Scenario(_Model):
                 problems.append(
                     f"criteria[{i}].step: unknown step {crit.step!r}; "
                     f"steps: {', '.join(step_names)}"
+                )
+            expr = criteria_mod.parse(crit.expect)
+            sides = f"{expr.numerator}+{expr.denominator}".split("+") if expr.is_ratio else []
+            targets = [*TARGET_KINDS, *self.targets]
+            if sides and not (set(sides) <= set(targets) or set(sides) <= set(step_names)):
+                unknown = [n for n in sides if n not in targets and n not in step_names]
+                what = f"unknown {', '.join(unknown)}" if unknown else "a mix of both"
+                problems.append(
+                    f"criteria[{i}].expect: a ratio compares two targets or two sets of steps, "
+                    f"not {what} (targets {', '.join(targets)} | steps {', '.join(step_names)})"
                 )
         if problems:
             raise ValueError("; ".join(problems))

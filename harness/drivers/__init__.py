@@ -21,6 +21,8 @@ _DRIVERS: dict[str, tuple[str, str]] = {
     "rclone": ("harness.drivers.rclone", "RcloneDriver"),
     # Locust itself only ever runs in subprocesses; this module just drives them
     "locust": ("harness.drivers.locust", "LocustDriver"),
+    # raw REST workloads of the benchmark client (harness bench server)
+    "rest-bench": ("harness.drivers.rest_bench", "RestBenchDriver"),
 }
 
 

@@ -67,7 +67,7 @@ class RcloneDriver(Driver):
     def _command(self, ctx: StepContext) -> list[str]:
         op = ctx.operation
         remote = f"{REMOTE}:{ctx.container}/{ctx.prefix}".rstrip("/")
-        # the lab CA on top of the system's: verification stays on
+        # verification stays on, against the lab CA (rclone then trusts only it)
         trust = ["--ca-cert", str(ctx.endpoint.ca_bundle)] if ctx.endpoint.ca_bundle else []
         tuning = [
             "--transfers",

@@ -72,6 +72,10 @@ def print_run(data: RunData, console: Console | None = None) -> None:
             table.add_column(col, justify="right", no_wrap=True)
         table.add_column("clock", overflow="fold")
         table.add_column("result", no_wrap=True)
+    if summary.empty:  # a run stopped by its preflight or an interrupt: say so, no empty grid
+        console.print(f"{data.scenario} — {data.name}: no step ran", highlight=False)
+        if data.info.get("first_failure"):
+            console.print(f"[red]what failed first:[/] {escape(str(data.info['first_failure']))}")
     for r in summary.to_dict("records"):
         if narrow:
             table.add_row(
@@ -98,7 +102,8 @@ def print_run(data: RunData, console: Console | None = None) -> None:
             str(r["clock"]) + (f", latency: {r['latency_clock']}" if r["latency_clock"] else ""),
             _result_cell(r),
         )
-    console.print(table)
+    if not summary.empty:
+        console.print(table)
     if any(r["unstable"] for r in summary.to_dict("records")):
         console.print(
             f"[yellow]unstable[/]: repeats differ by more than {UNSTABLE_SPREAD:g}× "

@@ -1,4 +1,4 @@
-"""Targets by name: `reference` (embedded façade), `azurite`, `url`."""
+"""Targets by name: `reference` (embedded façade), `azurite`, `url`, `nginx` (plain files)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from typing import Any
 
 from harness.targets.base import Endpoint, Target
 
-TARGET_NAMES = ("reference", "azurite", "url")
+TARGET_NAMES = ("reference", "azurite", "url")  # targets that stand alone (`--target`)
+# nginx serves another target's files: only beside it, in a step's target list
+STEP_TARGETS = ("nginx",)
 
 
 def make_target(
@@ -29,7 +31,13 @@ def make_target(
         from harness.targets.url import UrlTarget
 
         return UrlTarget(endpoint)
-    raise ValueError(f"unknown target {kind!r}; valid: {', '.join(TARGET_NAMES)}")
+    if kind == "nginx":
+        from harness.targets.nginx import NginxTarget
+
+        # nginx runs as many workers as the target it serves unless its options say otherwise
+        opts = options or {}
+        return NginxTarget(opts.get("workers"), str(opts.get("serves", "reference")))
+    raise ValueError(f"unknown target {kind!r}; valid: {', '.join(TARGET_NAMES + STEP_TARGETS)}")
 
 
 __all__ = ["TARGET_NAMES", "Endpoint", "Target", "make_target"]

@@ -1,4 +1,5 @@
-"""`harness bench server` at a tiny size: the same code path, its outputs and its arithmetic."""
+"""`harness bench server` at a tiny size: the shipped scenario through the runner, its outputs
+and its arithmetic."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import psutil
 import pytest
 from click.testing import CliRunner
 
-from harness.bench.cli import bench
 from harness.bench.client import ChildResult, merge_children
-from harness.bench.nginx import nginx_config
+from harness.bench_cli import bench
 from harness.cli_common import SIZE as SIZE_OPTION
+from harness.criteria import parse
 from harness.http import block_id, block_list_xml
+from harness.runner import read_results, step_rows
+from harness.targets.nginx import nginx_config
 
 SIZE = 4 * 1024 * 1024
 
@@ -63,6 +66,7 @@ def test_merge_children_is_exact() -> None:
 
 
 @pytest.mark.azurite
+@pytest.mark.nginx
 @pytest.mark.slow
 @pytest.mark.parametrize("client_procs", [1, 2])
 def test_bench_server_tiny_run(tmp_path: Path, client_procs: int) -> None:
@@ -95,11 +99,13 @@ def test_bench_server_tiny_run(tmp_path: Path, client_procs: int) -> None:
     )
     assert result.exit_code in (0, 1), result.output + repr(result.exception)
     (run_dir,) = tmp_path.glob("*-bench-server")
-    data = json.loads((run_dir / "bench.json").read_text())
-    assert (run_dir / "bench.md").read_text().startswith("# bench server")
+    data = json.loads((run_dir / "run.json").read_text())
+    # Every bench run is a scenario run: the report, JUnit and run.json like any other.
+    assert (run_dir / "report.html").exists() and (run_dir / "junit.xml").exists()
+    assert data["scenario"]["name"] == "bench-server" and data["exit_code"] == result.exit_code
     assert "Put Block throughput" in result.output
 
-    rows = data["results"]
+    rows = step_rows(read_results(run_dir)).to_dict("records")
     by_key = {(r["target"], r["step"]): r for r in rows}
     steps = ["put-block", "get-blob", "put-block-burst", "put-small", "get-small"]
     assert set(by_key) == {(t, s) for t in ("reference", "azurite") for s in steps} | {
@@ -110,7 +116,8 @@ def test_bench_server_tiny_run(tmp_path: Path, client_procs: int) -> None:
         assert r["failed"] == 0 and r["duration_s"] > 0
         assert r["client_cpu_pct_max"] is not None and r["p50_ms"] is not None
     # The throughput workloads ran split across the client processes, the others on one.
-    assert data["config"]["client_procs"] == client_procs
+    config = {s["name"]: s for s in data["scenario"]["steps"]}
+    assert config["put-block"]["options"]["procs"] == client_procs
     for r in rows:
         large = r["step"] in ("put-block", "get-blob")
         assert r["extra"]["client_procs"] == (client_procs if large else 1), r
@@ -126,32 +133,64 @@ def test_bench_server_tiny_run(tmp_path: Path, client_procs: int) -> None:
     # nginx read the file the façade committed: the blob is a whole regular file on disk.
     assert by_key[("nginx", "get-blob")]["bytes"] == SIZE
 
-    # Ratios are the measured medians divided, and every comparison is present.
-    summary = data["summary"]
-    assert [(s["step"], s["baseline"]) for s in summary] == [
+    # Ratios (the goals, as criteria) are the measured medians divided, every one present.
+    summary = [v for v in data["verdicts"] if parse(v["expression"]).is_ratio]
+    assert [(s["step"], s["target"].split("/")[1]) for s in summary] == [
         *((s, "azurite") for s in steps),
         ("get-blob", "nginx"),
     ]
     for s in summary:
-        kpi = "throughput_mib_s" if s["unit"] == "MiB/s" else "ops_s"
-        ours = by_key[("reference", s["step"])][kpi]
-        base = by_key[(s["baseline"], s["step"])][kpi]
-        assert s["reference"] == pytest.approx(ours)
-        assert s["baseline_value"] == pytest.approx(base)
-        assert s["ratio"] == pytest.approx(ours / base)
-        assert s["met"] == (s["ratio"] >= s["goal"])
+        expr = parse(s["expression"])
+        ours = by_key[("reference", s["step"])][expr.kpi]
+        base = by_key[(expr.denominator, s["step"])][expr.kpi]
+        assert s["sides"]["reference"] == pytest.approx(ours)
+        assert s["sides"][expr.denominator] == pytest.approx(base)
+        assert s["observed"] == pytest.approx(ours / base)
+        assert s["passed"] == (s["observed"] >= expr.value)
     # A missed goal fails the command; the client-bound footnote only explains a marked row.
-    assert result.exit_code == (0 if all(s["met"] for s in summary) else 1), result.output
+    assert result.exit_code == (0 if all(s["passed"] for s in summary) else 1), result.output
     footnote = "* client-bound: a benchmark client process" in result.output
     assert footnote == any(s["client_bound"] for s in summary)
 
     # Data roots are gone, logs stay, no server is left running.
-    assert not (run_dir / "reference" / "data").exists()
-    assert not (run_dir / "azurite" / "data").exists()
-    assert (run_dir / "nginx" / "nginx.conf").exists()
+    assert not (run_dir / "targets" / "reference" / "data").exists()
+    assert not (run_dir / "targets" / "azurite" / "data").exists()
+    assert (run_dir / "targets" / "nginx" / "nginx.conf").exists()
     leftovers = [
         p
         for p in psutil.process_iter(["cmdline"])
         if str(run_dir) in " ".join(p.info["cmdline"] or [])
     ]
     assert leftovers == []
+
+
+@pytest.mark.azcopy
+@pytest.mark.sdk
+@pytest.mark.slow
+def test_bench_s2s_tiny_run(tmp_path: Path) -> None:
+    args = ["s2s", "--files", "1", "--file-size", "4MiB", "--small-files", "3"]
+    args += [
+        "--small-size",
+        "64KiB",
+        "--repeats",
+        "1",
+        "--concurrency",
+        "4",
+        "--out",
+        str(tmp_path),
+    ]
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(bench, args)
+    assert result.exit_code in (0, 1), result.output + repr(result.exception)
+    (run_dir,) = tmp_path.glob("*-bench-s2s")
+    rows = step_rows(read_results(run_dir)).set_index("step")
+    assert rows["ok"].all(), rows["error"].tolist()
+    # Every object went lake -> edge both ways, and the S2S copy was read back against the MD5s.
+    assert (rows.loc[["s2s", "relay-down", "relay-up"], "objects"] == 4).all()
+    assert rows.loc["verify-s2s", "verified_objects"] == 4
+    data = json.loads((run_dir / "run.json").read_text())
+    (goal,) = [v for v in data["verdicts"] if parse(v["expression"]).is_ratio]
+    relay = rows.loc["relay-down", "duration_s"] + rows.loc["relay-up", "duration_s"]
+    assert goal["observed"] == pytest.approx(relay / rows.loc["s2s", "duration_s"])
+    assert result.exit_code == (0 if all(v["passed"] for v in data["verdicts"]) else 1)
+    assert "S2S faster than the client relay" in result.output
+    assert not (run_dir / "targets" / "lake" / "data").exists()

@@ -114,6 +114,9 @@ def test_unreachable_endpoint_ends_the_run_with_exit_2_and_a_report(tmp_path: Pa
     assert page.xpath("//img") == []  # no empty charts
     assert page.get_element_by_id("no-steps").text_content() == "No step ran."
     assert page.xpath("//table[@id='summary']") == []  # no empty table either
+    # the terminal says the same, without an empty summary grid
+    assert "no step ran" in output and "what failed first:" in output
+    assert "MiB/s" not in output
 
 
 @pytest.mark.sdk

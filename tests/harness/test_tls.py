@@ -21,9 +21,8 @@ from click.testing import CliRunner
 from cryptography import x509
 from pydantic import ValidationError
 
-from harness.bench.cli import bench
 from harness.bench.client import BenchClient, PhaseResult
-from harness.bench.tls import STEPS
+from harness.bench_cli import bench
 from harness.cli import main
 from harness.conformance.cli import capabilities_for
 from harness.conformance.framework import FAIL, PASS
@@ -32,6 +31,7 @@ from harness.http import BlobHttp, BlobRequests, client_ssl_context
 from harness.lab_proxy import LabProxy, routes_for, virtual_host
 from harness.labca import LabCA, default_ca_dir
 from harness.paths import ROOT
+from harness.runner import read_results, step_rows
 from harness.scenario import TargetSpec
 from harness.targets import make_target
 from harness.targets.base import DEV_ACCOUNT, DEV_KEY, Endpoint, free_port
@@ -292,33 +292,28 @@ def test_scenario_tls_option_is_validated() -> None:
 
 @pytest.mark.slow
 def test_bench_tls_tiny_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A smoke of `harness bench tls`: both schemes measured, every ratio computed."""
+    """A smoke of `harness bench tls`: both schemes measured through the runner, every ratio
+    judged (a tiny run on a shared host may miss a goal: exit 0 or 1, never a crash)."""
     monkeypatch.setenv("LAB_CA_DIR", str(tmp_path / "ca"))
     args = ["tls", "--size", "4MiB", "--block-size", "1MiB", "--concurrency", "4"]
     args += ["--small-ops", "20", "--small-concurrency", "4", "--repeats", "1", "--workers", "1"]
     result = CliRunner(env={"COLUMNS": "200"}).invoke(bench, [*args, "--out", str(tmp_path)])
-    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert result.exit_code in (0, 1), result.output + repr(result.exception)
     (run_dir,) = tmp_path.glob("*-bench-tls")
-    doc = json.loads((run_dir / "bench-tls.json").read_text())
-    assert doc["load_before"] >= 0  # kept so a busy host's noisy ratios can be told apart
-    assert [s["step"] for s in doc["summary"]] == [
-        "put-block",
-        "get-blob",
-        "put-small",
-        "get-small",
-    ]
-    for s in doc["summary"]:
-        assert s["http"] > 0 and s["https"] > 0 and s["ratio"] == s["https"] / s["http"]
-    rows = doc["rows"]
-    assert {(r["target"], r["step"]) for r in rows} == {
-        (scheme, step) for scheme in ("http", "https") for step in STEPS
-    }
-    assert all(r["ok"] and r["failed"] == 0 for r in rows)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["targets"]["tls"]["tls"] is True and info["targets"]["reference"]["tls"] is False
+    rows = step_rows(read_results(run_dir)).to_dict("records")
     by = {(r["target"], r["step"]): r for r in rows}
-    for scheme in ("http", "https"):  # every byte of each workload moved, on both schemes
-        assert by[(scheme, "put-block")]["bytes"] == by[(scheme, "get-blob")]["bytes"] == 4 * 2**20
-        assert by[(scheme, "get-small")]["bytes"] == 20 * 1024
-    assert "https / http" in result.output and (tmp_path / "ca" / "ca.pem").is_file()
+    steps = ("put-block", "get-blob", "put-small", "get-small")
+    assert set(by) == {(t, s) for t in ("reference", "tls") for s in steps}
+    for r in rows:
+        assert r["ok"] and r["failed"] == 0, r
+    for target in ("reference", "tls"):  # every byte of each workload moved, on both schemes
+        assert by[(target, "put-block")]["bytes"] == by[(target, "get-blob")]["bytes"] == 4 * 2**20
+        assert by[(target, "get-small")]["bytes"] == 20 * 1024
+    judged = {v["criterion"]: v for v in info["verdicts"]}
+    assert len(judged) == 4 and all(v["observed"] > 0 for v in judged.values())
+    assert "Put Block throughput over https" in result.output
 
 
 def test_server_config_takes_the_pair_from_yaml_and_flags(tmp_path: Path, ca: LabCA) -> None:
