@@ -294,3 +294,35 @@ def s2s(**options: Any) -> None:
         "workers": ["target.workers", "targets.lake.workers"],
     }
     _run_alias("bench-s2s", [*_overrides(mapping, options), *options["extra"]], options["out"])
+
+
+@bench.command("tls")
+@click.option("--workers", type=int, help="worker processes of each façade [2]")
+@click.option("--size", type=SIZE, help="the bulk blob [256MiB]")
+@click.option("--block-size", type=SIZE, help="Put Block / ranged Get size [8MiB]")
+@click.option("--concurrency", type=int, help="bulk requests in flight [16]")
+@click.option("--small-ops", type=int, help="1 KiB Put Blobs (then Get Blobs) per repeat [1000]")
+@click.option("--small-concurrency", type=int, help="[32]")
+@click.option("--repeats", type=click.IntRange(min=1), help="the table shows the median [3]")
+@out_option()
+@click.option(
+    "--set",
+    "extra",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="any other override of scenarios/bench-tls.yaml (repeatable)",
+)
+def tls(**options: Any) -> None:
+    """Small-op and bulk throughput over https against http on the reference façade (goal:
+    https ≥ 0.5× of http)."""
+    large, small = ("put-block", "get-blob"), ("put-small", "get-small")
+    mapping: dict[str, list[str]] = {
+        "size": [f"steps.{s}.options.size" for s in large],
+        "block_size": [f"steps.{s}.options.block_size" for s in large],
+        "concurrency": [f"steps.{s}.concurrency" for s in large],
+        "small_ops": [f"steps.{s}.options.count" for s in small],
+        "small_concurrency": [f"steps.{s}.concurrency" for s in small],
+        "repeats": ["repeats"],
+        "workers": ["target.workers", "targets.tls.workers"],
+    }
+    _run_alias("bench-tls", [*_overrides(mapping, options), *options["extra"]], options["out"])

@@ -19,6 +19,7 @@ from harness.cli_common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, load_scenar
 from harness.conformance.cli import conformance
 from harness.contract.cli import contract
 from harness.history.cli import history, regress
+from harness.identity.cli import token_service
 from harness.targets import TARGET_NAMES
 
 
@@ -304,6 +305,7 @@ main.add_command(conformance)
 main.add_command(contract)
 main.add_command(history)
 main.add_command(regress)
+main.add_command(token_service)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import base64
 import http.client
+import socket
+import ssl
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -27,6 +30,12 @@ from harness.signing import sign_request
 API_VERSION = "2025-07-05"
 
 Query = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+def client_ssl_context(ca_bundle: Path | str | None = None) -> ssl.SSLContext:
+    """The one client-side TLS context of the lab: verification on, trusting ``ca_bundle`` (the
+    lab CA) or, without it, the system's CAs. Every raw client (http.client, aiohttp) uses it."""
+    return ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
 
 
 def quote_name(name: str) -> str:
@@ -201,23 +210,40 @@ class BlobHttp(BlobRequests):
         *,
         api_version: str = API_VERSION,
         timeout_s: float = 30.0,
+        ca_bundle: Path | str | None = None,
     ) -> None:
         super().__init__(account_url, account, key, api_version=api_version)
         self.timeout_s = timeout_s
+        self.ca_bundle = ca_bundle  # the CA an https endpoint's certificate must chain to
         self._local = threading.local()
 
     def connection(self) -> http.client.HTTPConnection:
         """This thread's connection, for callers that stream a body or a response themselves."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            cls = (
-                http.client.HTTPSConnection
-                if self.scheme == "https"
-                else http.client.HTTPConnection
-            )
-            conn = cls(self.netloc, timeout=self.timeout_s)
+            if self.scheme == "https":
+                conn = http.client.HTTPSConnection(
+                    self.netloc, timeout=self.timeout_s, context=client_ssl_context(self.ca_bundle)
+                )
+            else:
+                conn = http.client.HTTPConnection(self.netloc, timeout=self.timeout_s)
             self._local.conn = conn
         return conn
+
+    def open_socket(self, timeout_s: float) -> socket.socket:
+        """A new connection of its own (TLS for https, verified like ``connection``) for callers
+        that write a request by hand and hold it open, slow or half-sent."""
+        parts = urlsplit(self.origin)
+        host = parts.hostname or "127.0.0.1"
+        port = parts.port or (443 if self.scheme == "https" else 80)
+        sock = socket.create_connection((host, port), timeout=timeout_s)
+        if self.scheme != "https":
+            return sock
+        try:
+            return client_ssl_context(self.ca_bundle).wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -19,9 +19,8 @@ import threading
 import urllib.parse
 from dataclasses import replace
 
-from harness.targets.base import Endpoint
+from harness.targets.base import LAB_DOMAIN, Endpoint
 
-LAB_DOMAIN = "lab.test"  # reserved TLD (RFC 2606): can never resolve to a real host
 _HOP_HEADERS = {b"proxy-connection", b"connection", b"keep-alive", b"proxy-authorization"}
 _MAX_HEAD = 64 * 1024
 

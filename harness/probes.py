@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from harness.drivers.base import StepContext
+from harness.drivers.common import sdk_transport
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
@@ -49,7 +50,9 @@ class FirstObjectProbe:
 
         endpoint = self.ctx.endpoint
         credential = endpoint.key or endpoint.sas
-        with ContainerClient(endpoint.blob_url, self.ctx.container, credential=credential) as ct:
+        with ContainerClient(
+            endpoint.blob_url, self.ctx.container, credential=credential, **sdk_transport(endpoint)
+        ) as ct:
             try:
                 before = self._first_page(ct)  # a repeat finds the previous repeat's objects
             except AzureError:

@@ -668,7 +668,7 @@ def ensure_container(endpoint: Endpoint, container: str) -> None:
     sas = endpoint.sas.lstrip("?") if endpoint.sas else None
     if not (endpoint.key or sas):
         return
-    http = BlobHttp(endpoint.blob_url, endpoint.account, endpoint.key)
+    http = BlobHttp(endpoint.blob_url, endpoint.account, endpoint.key, ca_bundle=endpoint.ca_bundle)
     try:
         http.request("PUT", container, query={"restype": "container"}, sas=sas)
     finally:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -97,6 +97,18 @@ class TargetSpec(_Model):
     endpoint: str | None = None  # for kind "url"
     workers: int = Field(default=1, ge=1)  # reference façade worker processes
     options: dict[str, Any] = Field(default_factory=dict)  # extra server flags / settings
+
+    @model_validator(mode="after")
+    def _tls_option(self) -> TargetSpec:
+        # `options.tls: true` serves the reference façade over https with the lab CA
+        tls = self.options.get("tls")
+        if tls is not None and not isinstance(tls, bool):
+            raise ValueError("options.tls: must be true or false")
+        if tls and self.kind != "reference":
+            raise ValueError(
+                f"options.tls: only the reference target serves https, not {self.kind}"
+            )
+        return self
 
 
 class Step(_Model):
@@ -417,7 +429,17 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def load(name_or_path: str | Path, overrides: list[str] | None = None) -> Scenario:
     """Load, override and validate a scenario; ScenarioError lists every problem with FILE:LINE."""
-    path = resolve_path(name_or_path)
+    return load_model(resolve_path(name_or_path), Scenario, overrides, "a scenario")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_model(
+    path: Path, model: type[M], overrides: list[str] | None = None, what: str = "the file"
+) -> M:
+    """Any lab YAML file validated by a pydantic ``model``, with the scenario's error shape:
+    ScenarioError lists every problem as FILE:LINE: field: message."""
     shown = _display(path)
     text = path.read_text()
     try:
@@ -432,12 +454,13 @@ def load(name_or_path: str | Path, overrides: list[str] | None = None) -> Scenar
             [f"{shown}:{line}: {where}invalid YAML: {getattr(exc, 'problem', exc)}"]
         ) from None
     if not isinstance(data, dict) or node is None:
-        raise ScenarioError([f"{shown}:1: a scenario is a YAML mapping (name, steps, ...)"])
+        hint = " (name, steps, ...)" if model is Scenario else ""
+        raise ScenarioError([f"{shown}:1: {what} is a YAML mapping{hint}"])
     lines: dict[tuple[Any, ...], int] = {}
     _line_map(node, (), lines)
     data = apply_overrides(data, overrides or [])
     try:
-        return Scenario.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(_problems(exc, lines, shown)) from None
 

@@ -93,7 +93,7 @@ def remote_listing(
 ) -> list[tuple[str, int, str | None]]:
     """(name, Content-Length, Content-MD5 base64 or None) of every blob under ``prefix``,
     listed with the harness's own raw requests (all pages)."""
-    http = BlobHttp(endpoint.blob_url, endpoint.account, endpoint.key)
+    http = BlobHttp(endpoint.blob_url, endpoint.account, endpoint.key, ca_bundle=endpoint.ca_bundle)
     http.sas = endpoint.sas
     out: list[tuple[str, int, str | None]] = []
     marker = ""

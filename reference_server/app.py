@@ -19,6 +19,7 @@ from aiohttp import web
 from reference_server import routing, unsupported
 from reference_server.addressing import resolve
 from reference_server.auth import Access, RequestView, authorize
+from reference_server.auth import prepare as prepare_auth
 from reference_server.auth.sas import redact
 from reference_server.config import ServerConfig
 from reference_server.connections import CONNECTIONS, Connections, InFlight, watched
@@ -139,7 +140,8 @@ async def _handle(request: web.Request, config: ServerConfig) -> web.StreamRespo
         is_read=request.method in ("GET", "HEAD"),
         service_sas=route.service_sas,
     )
-    authorize(view, account, access)
+    await prepare_auth(view, account, config)  # a bearer token's keys, fetched asynchronously
+    request["principal"] = authorize(view, account, access)  # handlers needing the caller read it
     ctx = Ctx(request, target, request.app[STORE], config, request.app[COPY_SERVICE])
     return await route.handler(ctx)
 

@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import signal
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -66,7 +67,9 @@ def parse_args(argv: Sequence[str] | None, prog: str = "reference_server") -> ar
         metavar="S",
         help="seconds an idle connection stays open between requests (default 75)",
     )
-    p.add_argument("--config", type=Path, help="YAML: accounts (name, keys, allow_anonymous_read)")
+    p.add_argument(
+        "--config", type=Path, help="YAML: accounts (name, keys, allow_anonymous_read, bearer)"
+    )
     p.add_argument(
         "--account",
         action="append",
@@ -80,6 +83,13 @@ def parse_args(argv: Sequence[str] | None, prog: str = "reference_server") -> ar
         help="event loop (default uvloop); Get Blob uses sendfile(2) on either",
     )
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default), ERROR")
+    p.add_argument("--tls-cert", type=Path, help="PEM server certificate (chain): serve https")
+    p.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    p.add_argument(
+        "--trust-ca",
+        type=Path,
+        help="PEM CA bundle the bearer token issuers' https certificates chain to",
+    )
     return p.parse_args(argv)
 
 
@@ -105,12 +115,33 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         ("keepalive_timeout", "keepalive_timeout_s"),
         ("loop", "event_loop"),
         ("log_level", "log_level"),
+        ("tls_cert", "tls_cert"),
+        ("tls_key", "tls_key"),
+        ("trust_ca", "trust_ca"),
     ):
         value = getattr(args, flag)
         if value is not None:
             setattr(config, attr, value)
     config.data_root = Path(config.data_root).resolve()
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise SystemExit("--tls-cert and --tls-key go together")
+    if config.tls_cert and config.tls_key:
+        config.tls_cert, config.tls_key = config.tls_cert.resolve(), config.tls_key.resolve()
+        ssl_context(config)  # a bad pair fails here, with its reason, before any worker starts
     return config
+
+
+def ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
+    """The server side of https, or None for plain http. Each worker builds its own (an
+    SSLContext does not cross a spawn)."""
+    if not config.tls_cert or not config.tls_key:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise SystemExit(f"cannot load --tls-cert/--tls-key: {exc}") from exc
+    return context
 
 
 async def _serve(
@@ -127,7 +158,12 @@ async def _serve(
     )
     await runner.setup()
     site = web.TCPSite(
-        runner, config.host, config.port, backlog=4096, reuse_port=config.workers > 1
+        runner,
+        config.host,
+        config.port,
+        backlog=4096,
+        reuse_port=config.workers > 1,
+        ssl_context=ssl_context(config),
     )
     await site.start()
     server = site._server
@@ -175,8 +211,8 @@ def run_worker(
     asyncio.run(_serve(config, on_ready, supervisor))
 
 
-def _announce(host: str, port: int) -> None:
-    print(f"listening on http://{host}:{port}", flush=True)
+def _announce(config: ServerConfig, port: int) -> None:
+    print(f"listening on {config.scheme}://{config.host}:{port}", flush=True)
 
 
 def _child(config: ServerConfig, ready: multiprocessing.synchronize.Event) -> None:
@@ -206,7 +242,7 @@ def supervise(config: ServerConfig) -> int:
     signal.signal(signal.SIGINT, on_signal)
     store = Store(config.data_root, [a.name for a in config.accounts])
     procs = [start() for _ in range(config.workers)]
-    _announce(config.host, config.port)
+    _announce(config, config.port)
     while not stopping:
         multiprocessing.connection.wait([p.sentinel for p in procs], timeout=0.5)
         for i, p in enumerate(procs):
@@ -236,7 +272,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "reference_server") -> i
     if config.workers > 1:
         return supervise(config)
     hold_worker_lock(config.data_root)
-    run_worker(config, lambda port: _announce(config.host, port))
+    run_worker(config, lambda port: _announce(config, port))
     return 0
 
 

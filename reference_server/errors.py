@@ -99,6 +99,11 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
         401,
         "Server failed to authenticate the request. Please refer to the information in the www-authenticate header.",
     ),
+    # 401: a bearer token that fails validation, sent with the tenant's bearer challenge
+    "InvalidAuthenticationInfo": (
+        401,
+        "Server failed to authenticate the request. Please refer to the information in the www-authenticate header.",
+    ),
     # 403
     "AuthenticationFailed": (
         403,

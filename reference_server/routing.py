@@ -56,6 +56,17 @@ ROUTES: tuple[Route, ...] = (
     R("service", "GET", None, "list", service.list_containers, "l", "s", NO_SVC),
     R("service", "GET", "service", "properties", service.get_service_properties, "r", "s", NO_SVC),
     R("service", "PUT", "service", "properties", service.set_service_properties, "w", "s", NO_SVC),
+    # bearer callers with a role at account scope; the handler refuses every other scheme
+    R(
+        "service",
+        "POST",
+        "service",
+        "userdelegationkey",
+        service.get_user_delegation_key,
+        "",
+        "s",
+        NO_SVC,
+    ),
     # container
     R("container", "PUT", "container", None, container.create_container, "cw", "c", NO_SVC),
     R("container", "DELETE", "container", None, container.delete_container, "d", "c", NO_SVC),

@@ -261,3 +261,31 @@ def default_service_properties() -> bytes:
 def check_service_properties(body: bytes) -> None:
     if parse_xml(body).tag != "StorageServiceProperties":
         raise StorageError("InvalidXmlDocument")
+
+
+def parse_key_info(body: bytes) -> tuple[str | None, str]:
+    """``<KeyInfo><Start/><Expiry/></KeyInfo>`` -> (start or None, expiry) as sent."""
+    root = parse_xml(body)
+    if root.tag != "KeyInfo":
+        raise StorageError("InvalidXmlDocument")
+    expiry = (root.findtext("Expiry") or "").strip()
+    if not expiry:
+        raise StorageError("InvalidXmlNodeValue", "KeyInfo needs an Expiry.")
+    start = (root.findtext("Start") or "").strip() or None
+    return start, expiry
+
+
+def user_delegation_key_body(fields: dict[str, str], value: str) -> bytes:
+    """The Get User Delegation Key answer, elements in Azure's order."""
+    root = etree.Element("UserDelegationKey")
+    for tag, name in (
+        ("SignedOid", "skoid"),
+        ("SignedTid", "sktid"),
+        ("SignedStart", "skt"),
+        ("SignedExpiry", "ske"),
+        ("SignedService", "sks"),
+        ("SignedVersion", "skv"),
+    ):
+        _sub(root, tag, fields[name])
+    _sub(root, "Value", value)
+    return _doc(root)

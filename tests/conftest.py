@@ -16,6 +16,7 @@ import pytest
 from reference_server.config import DEV_ACCOUNT, DEV_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
+pytest_plugins = ["identity_fixtures"]  # the lab token service and a bearer façade
 
 
 def pytest_configure(config: pytest.Config) -> None:

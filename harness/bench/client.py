@@ -28,7 +28,7 @@ import psutil
 import uvloop
 from yarl import URL
 
-from harness.http import BlobRequests, Query, block_id, block_list_xml
+from harness.http import BlobRequests, Query, block_id, block_list_xml, client_ssl_context
 from harness.targets.base import Endpoint
 
 KIB = 1024
@@ -171,9 +171,14 @@ class BenchClient:
         # URLs, default headers and Shared Key signing: the project's one request shaper
         self.shaper = BlobRequests(endpoint.blob_url, endpoint.account, endpoint.key)
 
-    @staticmethod
-    def session(limit: int) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, use_dns_cache=True)
+    def session(self, limit: int) -> aiohttp.ClientSession:
+        # https verifies against the endpoint's lab CA (system CAs without one); unused for http
+        connector = aiohttp.TCPConnector(
+            limit=limit,
+            limit_per_host=limit,
+            use_dns_cache=True,
+            ssl=client_ssl_context(self.endpoint.ca_bundle),
+        )
         return aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=300),

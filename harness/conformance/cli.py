@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from harness.conformance.suite import (
 )
 from harness.report.terminal import wide_console
 from harness.targets import TARGET_NAMES, make_target
-from harness.targets.base import Target
+from harness.targets.base import Endpoint, Target
 
 
 def locked_contracts_html() -> str:
@@ -53,6 +54,30 @@ def start_target(kind: str, workdir: Path, endpoint: str | None = None) -> Targe
     return target
 
 
+def bearer_capability(
+    kind: str, workdir: Path, endpoint: Endpoint, identity: Path | None
+) -> tuple[Any, Callable[[], None]]:
+    """The bearer checks' endpoint and how to stop what it started. The reference façade gets
+    the lab token service and a second façade (https and http) trusting it; any other target
+    gets them only with ``--identity`` (a ``harness token-service --describe`` file) and is
+    then expected to trust the lab tenant itself."""
+    from harness.identity.lab import BearerEndpoint, BearerReference, identity_from_description
+
+    if identity is not None:
+        lab = identity_from_description(identity)
+        bundle = endpoint.ca_bundle or lab.ca_bundle
+        found = BearerEndpoint(lab, endpoint.blob_url, endpoint.account, endpoint.key, bundle)
+        return found, lambda: None
+    if kind != "reference":
+        return None, lambda: None
+    bearer = BearerReference(workdir / "bearer")
+    try:
+        return bearer.start(), bearer.stop
+    except Exception:
+        bearer.stop()
+        raise
+
+
 def run_target(
     kind: str,
     workdir: Path,
@@ -60,11 +85,22 @@ def run_target(
     endpoint: str | None = None,
     only: tuple[str, ...] = (),
     console: Console | None = None,
+    identity: Path | None = None,
 ) -> ConformanceRun:
     """Start ``kind``, run the gate against it, stop it."""
     target = start_target(kind, workdir, endpoint)
+    stop_bearer: Callable[[], None] = lambda: None  # noqa: E731
     try:
         facts = target.facts()
+        capabilities = capabilities_for(kind)
+        wants_bearer = not only or any(
+            c.group in ("Auth Bearer", "Auth User Delegation SAS")
+            for c in select(load_checks(), only)
+        )
+        if wants_bearer:
+            capabilities["bearer"], stop_bearer = bearer_capability(
+                kind, workdir, target.endpoint(), identity
+            )
         marks = {PASS: "[green].[/green]", FAIL: "[red]F[/red]"}
         progress = (
             (lambda r: console.print(marks.get(r.status, "[yellow]s[/yellow]"), end=""))
@@ -73,7 +109,7 @@ def run_target(
         )
         run = run_checks(
             target.endpoint(),
-            capabilities=capabilities_for(kind),
+            capabilities=capabilities,
             only=only,
             facts=facts,
             on_result=progress,
@@ -82,6 +118,7 @@ def run_target(
             console.print()
         return run
     finally:
+        stop_bearer()
         target.stop()
 
 
@@ -104,6 +141,13 @@ def run_target(
 )
 @click.option("--only", multiple=True, help="Run only this operation group or check-id prefix.")
 @click.option(
+    "--identity",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="A `harness token-service --describe` file: run the bearer checks against a target "
+    "configured with the lab tenant (the reference façade gets its own).",
+)
+@click.option(
     "--allow-fail",
     "allow_fail",
     multiple=True,
@@ -116,6 +160,7 @@ def conformance(
     out: Path | None,
     only: tuple[str, ...],
     allow_fail: tuple[str, ...],
+    identity: Path | None,
 ) -> None:
     """Run the conformance gate: one raw-HTTP check per contract behaviour.
 
@@ -132,7 +177,14 @@ def conformance(
         for kind in dict.fromkeys(targets):
             console.print(f"[bold]conformance[/bold] against {kind}")
             runs.append(
-                run_target(kind, Path(tmp) / kind, endpoint=endpoint, only=only, console=console)
+                run_target(
+                    kind,
+                    Path(tmp) / kind,
+                    endpoint=endpoint,
+                    only=only,
+                    console=console,
+                    identity=identity,
+                )
             )
     print_summary(runs, console)
     paths = write_outputs(runs, out, locked_contracts_html(), allow_fail)

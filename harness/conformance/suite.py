@@ -91,7 +91,9 @@ def run_checks(
     """Run the selected checks against ``endpoint`` (Shared Key from ``endpoint.key``)."""
     if not endpoint.key:
         raise ValueError("the conformance gate signs its own requests: the endpoint needs a key")
-    http = RecordingHttp(endpoint.blob_url, endpoint.account, endpoint.key)
+    http = RecordingHttp(
+        endpoint.blob_url, endpoint.account, endpoint.key, ca_bundle=endpoint.ca_bundle
+    )
     ctx = CheckContext(
         http=http,
         account=endpoint.account,

@@ -11,12 +11,15 @@ import asyncio
 import threading
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from harness.http import client_ssl_context
+from harness.labca import server_ssl_context
 from harness.targets.base import Endpoint
 
 _HOP = {
@@ -78,10 +81,19 @@ class RecordingProxy:
     """``with RecordingProxy(upstream) as proxy:`` → clients use ``proxy.url``; calls in
     ``proxy.calls``. Set ``proxy.phase`` between steps to label when a call is used."""
 
-    def __init__(self, upstream: str, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        upstream: str,
+        host: str = "127.0.0.1",
+        *,
+        ca_bundle: Path | None = None,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         parts = urlsplit(upstream)
         self.upstream = f"{parts.scheme}://{parts.netloc}"
         self.host = host
+        self.ca_bundle = ca_bundle  # an https upstream is verified against it
+        self.tls = tls  # (cert, key): clients reach the proxy over https too
         self.port = 0
         self.phase = ""
         self.tool = ""
@@ -97,7 +109,7 @@ class RecordingProxy:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def endpoint_for(self, endpoint: Endpoint) -> Endpoint:
         """The same account reached through this proxy (path style on loopback)."""
@@ -144,13 +156,14 @@ class RecordingProxy:
         self._session = aiohttp.ClientSession(
             auto_decompress=False,
             timeout=aiohttp.ClientTimeout(total=600),
-            connector=aiohttp.TCPConnector(limit=256),
+            connector=aiohttp.TCPConnector(limit=256, ssl=client_ssl_context(self.ca_bundle)),
         )
         app = web.Application(client_max_size=1 << 34)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, auto_decompress=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        tls = server_ssl_context(*self.tls) if self.tls else None
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=tls)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 

@@ -14,11 +14,13 @@ from harness.contract.proxy import Call, RecordingProxy, timing_of
 from harness.contract.table import to_markdown
 from harness.datasets import default_cache_dir
 from harness.drivers.base import Driver, StepContext
+from harness.labca import LabCA
 from harness.metrics import latency_summary
 from harness.paths import ROOT
 from harness.results import StepResult
 from harness.runner import Execution, RunHook, Runner, RunOutcome
 from harness.scenario import Scenario
+from harness.targets.base import Endpoint
 
 CONTRACTS_DIR = ROOT / "fixtures" / "contracts"
 # The lab's own calls around a tool (the first-object probe) are made with the Python SDK: an
@@ -32,6 +34,15 @@ def is_harness_call(call: Call, tool_agent: str = "") -> bool:
     return not tool_agent.startswith(SDK_USER_AGENT) and call.headers.get(
         "user-agent", ""
     ).startswith(SDK_USER_AGENT)
+
+
+def _proxy_tls(endpoint: Endpoint, directory: Path) -> tuple[Path, Path] | None:
+    """A certificate from the target's lab CA for an https target, so the tools under test speak
+    https to the recording proxy as they would to the target (None: plain http to the proxy)."""
+    ca = LabCA.of_bundle(endpoint.ca_bundle) if endpoint.ca_bundle else None
+    if ca is None or not endpoint.blob_url.startswith("https:"):
+        return None
+    return ca.issue(["127.0.0.1", "localhost"], directory)
 
 
 class ContractRecorder(RunHook):
@@ -50,7 +61,8 @@ class ContractRecorder(RunHook):
         for kind, target in runner.targets.items():
             endpoint = target.endpoint()
             self.account = self.account or endpoint.account
-            proxy = RecordingProxy(endpoint.blob_url)
+            tls = _proxy_tls(endpoint, runner.run_dir / "targets" / kind / "proxy-tls")
+            proxy = RecordingProxy(endpoint.blob_url, ca_bundle=endpoint.ca_bundle, tls=tls)
             proxy.start()
             self.proxies[kind] = proxy
 

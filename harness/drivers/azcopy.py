@@ -66,10 +66,11 @@ def _number(value: Any) -> float | int | str:
 class _Location:
     """How AzCopy should address one endpoint: URL base, SAS, whether --from-to is needed."""
 
-    def __init__(self, endpoint: Endpoint, base: str) -> None:
+    def __init__(self, endpoint: Endpoint, base: str, oauth: bool = False) -> None:
         self.endpoint = endpoint
         self.base = base
-        self.sas = account_sas(endpoint)
+        # OAuth (AZCOPY_AUTO_LOGIN_TYPE in options.env): no SAS in the URL, AzCopy sends tokens
+        self.sas = "" if oauth else account_sas(endpoint)
         # AzCopy classifies a location by its host (".blob" in the name); an IP is "unknown"
         self.needs_from_to = is_ip_host(base) or ".blob" not in base
 
@@ -201,7 +202,7 @@ class AzCopyDriver(Driver):
                 base = endpoint.blob_url
                 if use_names:
                     base = endpoint.virtual_host_url or virtual_host_url(endpoint)
-                return _Location(endpoint, base)
+                return _Location(endpoint, base, oauth=ctx.options.get("auth") == "oauth")
 
             dest = location(ctx.endpoint)
             source = location(ctx.source_endpoint) if ctx.source_endpoint else None

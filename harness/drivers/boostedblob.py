@@ -77,10 +77,16 @@ class BoostedblobDriver(Driver):
             "AZURE_STORAGE_ACCOUNT": ctx.endpoint.account,
             "AZURE_STORAGE_ACCOUNT_KEY": ctx.endpoint.key or "",
             "BBB_DISABLE_CACHE": "1",  # no token cache in the user's home
+            "LAB_BBB_CA_BUNDLE": str(ctx.endpoint.ca_bundle or ""),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
         for key in ("AZURE_STORAGE_KEY", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_USE_IDENTITY"):
             env.pop(key, None)
+        if ctx.options.get("auth") == "oauth":
+            # boostedblob takes the first credential it finds: without a key it reads the OAuth
+            # settings given in options.env (MSI_ENDPOINT, AZURE_CLIENT_ID, ...)
+            env.pop("AZURE_STORAGE_ACCOUNT_KEY", None)
+        env.update({str(k): str(v) for k, v in (ctx.options.get("env") or {}).items()})
         outcome = self._runner.run(
             argv, env, cwd=ctx.workdir, stderr_path=ctx.workdir / "bbb.stderr"
         )

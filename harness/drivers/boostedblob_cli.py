@@ -9,7 +9,8 @@ resource boostedblob signed with Shared Key (``/<account>/<container>/<blob>``) 
 
 It also times every request and writes counters as JSON to ``LAB_BBB_STATS`` at exit.
 Environment: ``LAB_BBB_ENDPOINT`` (required), ``LAB_BBB_STATS``, ``LAB_BBB_CHUNK_SIZE`` (bytes
-per block when uploading); credentials are boostedblob's own (``AZURE_STORAGE_ACCOUNT_KEY``).
+per block when uploading), ``LAB_BBB_CA_BUNDLE`` (the lab CA an https endpoint is verified
+against); credentials are boostedblob's own (``AZURE_STORAGE_ACCOUNT_KEY``).
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
+import boostedblob.globals as bbb_globals
 import boostedblob.request as bbb_request
 from boostedblob.cli import run_bbb
 from boostedblob.globals import config
 
+from harness.http import client_ssl_context
 from harness.lab_proxy import virtual_host
 
 AZURE_SUFFIX = ".blob.core.windows.net"
@@ -74,6 +78,19 @@ def rewrite(url: str, endpoint: str) -> tuple[str, str | None]:
     # keep virtual-host addressing: same path, account named by the Host header
     port = f":{target.port}" if target.port else ""
     return urllib.parse.urlunsplit(new), virtual_host(account) + port
+
+
+def trust(ca_bundle: str) -> None:
+    """Make boostedblob's aiohttp session verify https against ``ca_bundle`` (the lab CA)."""
+    context = client_ssl_context(ca_bundle)
+
+    def create_session() -> aiohttp.ClientSession:
+        # boostedblob's own session settings, with the lab CA in the connector's SSL context
+        connector = aiohttp.TCPConnector(limit=1024, ttl_dns_cache=60, ssl=context)
+        headers = {"User-Agent": bbb_globals.config.user_agent}
+        return aiohttp.ClientSession(connector=connector, trust_env=True, headers=headers)
+
+    bbb_globals._create_session = create_session
 
 
 def install(endpoint: str) -> None:
@@ -126,6 +143,8 @@ def main(argv: list[str]) -> int:
         print("LAB_BBB_ENDPOINT is not set", file=sys.stderr)
         return 2
     install(endpoint)
+    if ca_bundle := os.environ.get("LAB_BBB_CA_BUNDLE"):
+        trust(ca_bundle)
     if stats_path := os.environ.get("LAB_BBB_STATS"):
         atexit.register(STATS.dump, stats_path)
     try:

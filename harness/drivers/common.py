@@ -118,3 +118,9 @@ def sdk_credential(endpoint: Endpoint) -> Any:
     if endpoint.key:
         return {"account_name": endpoint.account, "account_key": endpoint.key}
     return None
+
+
+def sdk_transport(endpoint: Endpoint) -> dict[str, Any]:
+    """Client keywords that make azure-storage-blob (sync and aio) trust the endpoint's lab CA;
+    verification stays on. Empty for an endpoint without one (system CAs)."""
+    return {"connection_verify": str(endpoint.ca_bundle)} if endpoint.ca_bundle else {}

@@ -74,6 +74,7 @@ class LocustDriver(Driver):
             prefix=f"{ctx.prefix}load-{ctx.step}-{'w' if ctx.warmup else 'r'}{ctx.repeat}/",
             out_dir=ctx.workdir / "histograms",
             default_users=ctx.concurrency,
+            ca_bundle=str(ctx.endpoint.ca_bundle) if ctx.endpoint.ca_bundle else None,
         )
 
     def run(self, ctx: StepContext) -> StepResult:
@@ -230,7 +231,7 @@ def _verdict(r: StepResult, expect_errors: bool, problem: str | None) -> tuple[b
 
 def seed(plan: LoadPlan) -> None:
     """Create the container and, when the mix reads, the objects it reads (same signing)."""
-    http = BlobHttp(plan.blob_url, plan.account, plan.key)
+    http = BlobHttp(plan.blob_url, plan.account, plan.key, ca_bundle=plan.ca_bundle)
     sas = plan.sas
     try:
         r = http.request("PUT", plan.container, query=[("restype", "container")], sas=sas)

@@ -31,8 +31,9 @@ class RcloneDriver(Driver):
 
     def prepare(self, ctx: StepContext) -> None:
         self.tool.path()
-        if not (ctx.endpoint.key or ctx.endpoint.sas):
-            raise ValueError("rclone needs the endpoint's account key or a SAS")
+        oauth = ctx.options.get("auth") == "oauth"
+        if not (ctx.endpoint.key or ctx.endpoint.sas or oauth):
+            raise ValueError("rclone needs the endpoint's account key, a SAS or auth: oauth")
 
     def pids(self) -> list[int]:
         pid = self._runner.pid()
@@ -50,17 +51,24 @@ class RcloneDriver(Driver):
             prefix + "USE_EMULATOR": "true",
             "RCLONE_CONFIG": os.devnull,  # nothing from the user's rclone.conf
         }
-        if ep.key:
+        if ctx.options.get("auth") == "oauth":
+            # Entra ID instead of the emulator's key: the OAuth settings come from options.remote
+            # (tenant, client_id, client_secret, env_auth, ...) and options.env
+            del env[prefix + "USE_EMULATOR"]
+            for key, value in (ctx.options.get("remote") or {}).items():
+                env[prefix + str(key).upper()] = str(value)
+        elif ep.key:
             env[prefix + "KEY"] = ep.key
         elif ep.sas:
             env[prefix + "SAS_URL"] = f"{ep.blob_url}?{ep.sas.lstrip('?')}"
-        if ep.ca_bundle:
-            env["SSL_CERT_FILE"] = str(ep.ca_bundle)
+        env.update({str(k): str(v) for k, v in (ctx.options.get("env") or {}).items()})
         return env
 
     def _command(self, ctx: StepContext) -> list[str]:
         op = ctx.operation
         remote = f"{REMOTE}:{ctx.container}/{ctx.prefix}".rstrip("/")
+        # verification stays on, against the lab CA (rclone then trusts only it)
+        trust = ["--ca-cert", str(ctx.endpoint.ca_bundle)] if ctx.endpoint.ca_bundle else []
         tuning = [
             "--transfers",
             str(ctx.concurrency),
@@ -83,14 +91,24 @@ class RcloneDriver(Driver):
         elif op == "remove":
             args = ["delete", remote, "--checkers", str(max(8, ctx.concurrency))]
         elif op == "list":
-            return [str(self.tool.path()), "lsf", "-R", "--files-only", "--format", "sp", remote]
+            return [
+                str(self.tool.path()),
+                "lsf",
+                "-R",
+                "--files-only",
+                "--format",
+                "sp",
+                remote,
+                *trust,
+            ]
         else:
             raise ValueError(f"rclone does not support operation {op!r}")
         # JSON logs on stderr; the final stats object carries the counters
         stats = ["--use-json-log", "--stats", "1s", "--stats-log-level", "NOTICE", "-v"]
         if ctx.options.get("request_log", True):
             stats += ["--dump", "headers"]  # per-request times (sets -vv)
-        return [str(self.tool.path()), *args, *stats, *map(str, ctx.options.get("extra_args", []))]
+        extra = map(str, ctx.options.get("extra_args", []))
+        return [str(self.tool.path()), *args, *trust, *stats, *extra]
 
     def run(self, ctx: StepContext) -> StepResult:
         ctx.workdir.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.datasets import Dataset, ManifestEntry
 from harness.drivers.base import Driver, StepContext
-from harness.drivers.common import local_dir, sdk_credential
+from harness.drivers.common import local_dir, sdk_credential, sdk_transport
 from harness.metrics import latency_summary
 from harness.results import StepResult, count_errors
 from harness.tools import Tool
@@ -93,6 +93,7 @@ def _client_kwargs(ctx: StepContext, recorder: _Recorder) -> dict[str, Any]:
         "max_chunk_get_size": int(ctx.options.get("max_chunk_get_size", block)),
         "connection_timeout": 30,
         "read_timeout": int(min(ctx.timeout_s, 600)),
+        **sdk_transport(ctx.endpoint),
     }
 
 

@@ -26,6 +26,7 @@ from locust import FastHttpUser, LoadTestShape, constant, events, task
 from locust.exception import StopUser
 from locust.runners import MasterRunner
 
+from harness.http import client_ssl_context
 from harness.load.histograms import Recorder
 from harness.load.ops import Request, RequestBuilder, UserState, bytes_moved
 from harness.load.plan import LoadPlan, open_loop_users
@@ -117,6 +118,9 @@ class BlobUser(FastHttpUser):
     connection_timeout = PLAN.timeout_s
     # One connection per closed-loop user; an open-loop user holds several requests at once.
     concurrency = PLAN.per_user_concurrency if PLAN.open_loop else 1
+    # FastHttpUser skips certificate checks by default: verify, against the lab CA if any
+    insecure = False
+    ssl_context_factory = staticmethod(lambda **_: client_ssl_context(PLAN.ca_bundle))
 
     def on_start(self) -> None:
         n = next(WORKER.users)

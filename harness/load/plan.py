@@ -82,6 +82,7 @@ class LoadPlan:
     per_user_concurrency: int = 16  # outstanding open-loop requests one user may hold
     max_requests: int | None = None  # count bound over the whole run (None: time bound only)
     timeout_s: float = 60.0  # one request's network timeout
+    ca_bundle: str | None = None  # the lab CA an https endpoint is verified against
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ---- derived -------------------------------------------------------------------------
@@ -143,6 +144,7 @@ def plan_from_options(
     prefix: str,
     out_dir: Path,
     default_users: int,
+    ca_bundle: str | None = None,
 ) -> LoadPlan:
     """Validate the scenario's options into a plan; unknown options are an error, not ignored."""
     known = {
@@ -196,6 +198,7 @@ def plan_from_options(
         per_user_concurrency=int(options.get("per_user_concurrency", 16)),
         max_requests=int(max_requests) if max_requests is not None else None,
         timeout_s=float(options.get("request_timeout_s", 60.0)),
+        ca_bundle=ca_bundle,
     )
 
 

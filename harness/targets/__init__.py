@@ -14,12 +14,15 @@ STEP_TARGETS = ("nginx",)
 def make_target(
     kind: str, endpoint: str | None = None, workers: int = 1, options: dict[str, Any] | None = None
 ) -> Target:
-    """A Target of ``kind``; `options.args` adds command-line flags to a local server."""
+    """A Target of ``kind``; `options.args` adds command-line flags to a local server,
+    `options.tls` serves the reference façade over https with the lab CA."""
     args = [str(a) for a in (options or {}).get("args", [])]
     if kind == "reference":
         from harness.targets.reference import ReferenceTarget
 
-        return ReferenceTarget(workers=workers, extra_args=args)
+        return ReferenceTarget(
+            workers=workers, extra_args=args, tls=bool((options or {}).get("tls"))
+        )
     if kind == "azurite":
         from harness.targets.azurite import AzuriteTarget
 

@@ -14,6 +14,9 @@ from typing import Any, Protocol
 # The emulator's well-known account, served by the reference façade and Azurite alike.
 DEV_ACCOUNT = "devstoreaccount1"
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+# The lab's virtual-host domain (<account>.blob.lab.test, routed by harness.lab_proxy): a reserved
+# TLD (RFC 2606) that can never resolve to a real host.
+LAB_DOMAIN = "lab.test"
 
 
 @dataclass
@@ -169,6 +172,7 @@ class LocalServerTarget:
     name = "local"
     account = ""  # "" for a server without an account segment in its URLs (plain files)
     key: str | None = None
+    ca_bundle: Path | None = None  # set by a subclass that serves https with the lab CA
 
     def __init__(self) -> None:
         self.server: ServerProcess | None = None
@@ -181,11 +185,13 @@ class LocalServerTarget:
     def endpoint(self) -> Endpoint:
         assert self.server, f"{self.name} not started"
         path = f"/{self.account}" if self.account else ""
+        scheme = "https" if self.ca_bundle else "http"
         return Endpoint(
             target=self.name,
             account=self.account,
-            blob_url=f"http://127.0.0.1:{self.server.port}{path}",
+            blob_url=f"{scheme}://127.0.0.1:{self.server.port}{path}",
             key=self.key,
+            ca_bundle=self.ca_bundle,
         )
 
     def stop(self) -> None:

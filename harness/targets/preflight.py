@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import http.client
 import socket
-import ssl
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.http import BlobRequests
+from harness.http import BlobRequests, client_ssl_context
 from harness.targets.base import Endpoint
 
 PREFLIGHT_TIMEOUT_S = 5.0
@@ -102,11 +101,8 @@ def _send(
 ) -> tuple[int, str | None]:
     prepared = requests.prepare("GET", query=query)
     if requests.scheme == "https":
-        context = ssl.create_default_context(
-            cafile=str(endpoint.ca_bundle) if endpoint.ca_bundle else None
-        )
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            host, port, timeout=timeout_s, context=context
+            host, port, timeout=timeout_s, context=client_ssl_context(endpoint.ca_bundle)
         )
     else:
         conn = http.client.HTTPConnection(host, port, timeout=timeout_s)

@@ -6,8 +6,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.labca import LabCA, default_ca_dir
 from harness.paths import ROOT
-from harness.targets.base import DEV_ACCOUNT, DEV_KEY, LocalServerTarget, free_port
+from harness.targets.base import DEV_ACCOUNT, DEV_KEY, LAB_DOMAIN, LocalServerTarget, free_port
+
+# Every name a client may reach the façade by: loopback, and the lab proxy's virtual hosts
+# ``<account>.blob.lab.test`` (one wildcard for every account, --account ones included).
+TLS_NAMES = ("127.0.0.1", "localhost", f"*.blob.{LAB_DOMAIN}")
 
 
 class ReferenceTarget(LocalServerTarget):
@@ -15,10 +20,19 @@ class ReferenceTarget(LocalServerTarget):
     account = DEV_ACCOUNT
     key = DEV_KEY
 
-    def __init__(self, workers: int = 1, extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        workers: int = 1,
+        extra_args: list[str] | None = None,
+        *,
+        tls: bool = False,
+        ca_dir: Path | None = None,
+    ) -> None:
         super().__init__()
         self.workers = workers
         self.extra_args = list(extra_args or [])
+        self.tls = tls  # serve https with a certificate from the lab CA
+        self.ca_dir = ca_dir  # the lab CA's directory (default: default_ca_dir())
         self.data_root: Path | None = None
 
     def start(self, workdir: Path) -> None:
@@ -40,7 +54,15 @@ class ReferenceTarget(LocalServerTarget):
         ]
         if self.workers > 1:
             argv += ["--workers", str(self.workers)]
-        self._serve("reference façade", argv, port, workdir, cwd=ROOT)
+        env: dict[str, str] = {}
+        if self.tls:
+            ca = LabCA.load_or_create(self.ca_dir or default_ca_dir())
+            cert, key = ca.issue(TLS_NAMES, workdir / "tls")
+            argv += ["--tls-cert", str(cert), "--tls-key", str(key)]
+            # the façade fetches copy sources itself: an https lab source must verify too
+            env["SSL_CERT_FILE"] = str(ca.bundle_path)
+            self.ca_bundle = ca.bundle_path
+        self._serve("reference façade", argv, port, workdir, cwd=ROOT, env=env)
 
     def facts(self) -> dict[str, Any]:
         from importlib import metadata
@@ -53,6 +75,7 @@ class ReferenceTarget(LocalServerTarget):
             "kind": self.name,
             "version": version,
             "workers": self.workers,
+            "tls": self.tls,
             "args": self.extra_args,
             "data_root": str(self.data_root) if self.data_root else None,
             "port": self.server.port if self.server else None,

@@ -1,12 +1,13 @@
-"""Authorization of one request: Shared Key, SAS (account, service), later bearer tokens.
+"""Authorization of one request: Shared Key, SAS (account, service, user delegation), bearer.
 
 The HTTP layer builds a RequestView and an Access (what the operation needs) and calls
 ``authorize``; it raises StorageError (403 AuthenticationFailed, AuthorizationPermissionMismatch,
 ...) or returns the Principal. Each scheme is a small module; canonicalisation is written once in
 ``shared_key`` / ``sas`` and used both to verify (server) and to sign (harness clients).
 
-Schemes carried in the Authorization header are looked up in ``HEADER_SCHEMES``; a ``bearer``
-module replaces the "Bearer" entry when token validation lands.
+Schemes carried in the Authorization header are looked up in ``HEADER_SCHEMES``. Bearer tokens
+need their issuer's keys: ``prepare`` (awaited before ``authorize``) fetches them without
+blocking the event loop, so ``authorize`` stays synchronous.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from reference_server.config import Account
+from reference_server.config import Account, ServerConfig
 from reference_server.errors import StorageError
 
 
@@ -70,11 +71,28 @@ def _shared_key(view: RequestView, account: Account, access: Access) -> Principa
     return shared_key.verify(view, account)  # Shared Key grants the whole account
 
 
-def _bearer_not_enabled(view: RequestView, account: Account, access: Access) -> Principal:
-    raise StorageError("AuthenticationFailed", "Bearer tokens are not enabled on this server")
+def _bearer(view: RequestView, account: Account, access: Access) -> Principal:
+    from reference_server.auth import bearer
+
+    return bearer.verify(view, account, access)
 
 
-HEADER_SCHEMES: dict[str, Verifier] = {"SharedKey": _shared_key, "Bearer": _bearer_not_enabled}
+HEADER_SCHEMES: dict[str, Verifier] = {"SharedKey": _shared_key, "Bearer": _bearer}
+
+
+async def prepare(view: RequestView, account: Account, config: ServerConfig) -> None:
+    """Fetch what ``authorize`` will need from the network: a bearer token's signing keys."""
+    header = view.headers.get("Authorization", "").strip()
+    if account.bearer is not None and header.startswith("Bearer "):
+        from reference_server.auth import bearer
+
+        await bearer.ensure_keys(
+            account.name,
+            header[len("Bearer ") :].strip(),
+            account.bearer,
+            config.trust_ca,
+            config.jwks_refresh_floor_s,
+        )
 
 
 def _anonymous_denied(view: RequestView) -> StorageError:

@@ -10,10 +10,15 @@ One string-to-sign per kind, used to verify (server) and to generate (harness cl
   request, so a container or blob SAS used on another resource fails its signature. The
   response-header overrides (rscc, rscd, rsce, rscl, rsct) are signed and handed back in
   ``Principal.details`` for the server to apply.
-- user delegation SAS (``skoid`` ...): its string-to-sign is built
-  (``user_delegation_string_to_sign``) but it is signed with a key the service hands out to a
-  bearer-authenticated caller, so until bearer authentication exists every user delegation SAS
-  is answered with 403 AuthenticationFailed.
+- user delegation SAS (``skoid sktid skt ske sks skv``): signed with a user delegation key the
+  service hands out to a bearer-authenticated caller (Get User Delegation Key). The key's
+  ``Value`` is derived, not stored: an HMAC of its signed fields under the account key
+  (``user_delegation_key_value``), so every worker recomputes it and a tampered field changes
+  the key. The string-to-sign follows the signed version (``user_delegation_string_to_sign``:
+  2018-11-09, 2020-02-10 adds saoid suoid scid, 2020-12-06 adds ses, 2025-07-05 adds skdutid
+  sduoid and the signed request headers / query lines). The key's principal (``skoid``) must
+  still hold a role granting the operation. An account without bearer configuration refuses
+  every user delegation SAS (403 AuthenticationFailed).
 
 Scope: a service SAS authorizes only the operations whose route lists its signed resource
 (``Access.service_sas``): never the container itself (403 AuthorizationFailure) nor anything
@@ -120,10 +125,20 @@ def user_delegation_string_to_sign(
     signed_headers: Mapping[str, str] | None = None,
     signed_query: Mapping[str, str] | None = None,
 ) -> str:
-    """The user delegation SAS string-to-sign in the layout current SDKs (2025-07-05 and later)
-    build: the delegation key fields, the delegated user, then the request headers and query
-    parameters the SAS binds (``srh``/``srq``, ``name:value`` lines)."""
+    """The user delegation SAS string-to-sign of the signed version ``sv``. From 2025-07-05 in
+    the layout current SDKs build: the delegation key fields, the delegated user, then the
+    request headers and query parameters the SAS binds (``srh``/``srq``, ``name:value``
+    lines); older versions in their documented layouts."""
     head = _lines(fields, ["sp", "st", "se"]) + canonical_resource + "\n"
+    version = fields.get("sv", "")
+    if version < "2025-07-05":
+        names = list(_UDK_FIELDS)
+        if version >= "2020-02-10":
+            names += ["saoid", "suoid", "scid"]
+        names += ["sip", "spr", "sv", "sr", "snapshot"]
+        if version >= "2020-12-06":
+            names.append("ses")
+        return (head + _lines(fields, [*names, *OVERRIDE_FIELDS]))[:-1]
     middle = _lines(
         fields,
         [*_UDK_FIELDS, "saoid", "suoid", "scid", "skdutid", "sduoid", "sip", "spr", "sv", "sr"],
@@ -270,6 +285,89 @@ def _check_ip(sip: str, client_ip: str | None) -> None:
         )
 
 
+def user_delegation_key_value(account: Account, fields: Mapping[str, str]) -> str:
+    """The base64 key of a user delegation key with these signed fields (skoid sktid skt ske
+    sks skv): an HMAC of them under the account's first key. Nothing is stored, every worker
+    derives the same key, and changing any field (a longer expiry, another oid) changes it."""
+    text = "user-delegation-key\n" + "".join(fields.get(n, "") + "\n" for n in _UDK_FIELDS)
+    return compute_signature(account.keys[0], text)
+
+
+def _verify_user_delegation(
+    view: RequestView,
+    account: Account,
+    access: Access,
+    fields: Mapping[str, str],
+    now: datetime,
+) -> Principal:
+    from reference_server.auth import bearer as bearer_mod
+
+    bearer = account.bearer
+    assert bearer is not None
+    missing = [n for n in _UDK_FIELDS if not fields.get(n)]
+    if missing:
+        raise _fail(f"Signature fields not well formed: {', '.join(missing)} missing.")
+    if fields["sktid"].lower() != bearer.tenant:
+        raise _fail(f"The user delegation key's tenant {fields['sktid']} is not this account's.")
+    try:
+        key_start, key_expiry = parse_sas_time(fields["skt"]), parse_sas_time(fields["ske"])
+    except ValueError as exc:
+        raise _fail("Signature fields not well formed: skt or ske is not a valid time.") from exc
+    if not key_start <= now <= key_expiry:
+        raise _fail(
+            f"The user delegation key is not valid now: SignedStart [{fields['skt']}] - "
+            f"SignedExpiry [{fields['ske']}]."
+        )
+    if "b" not in fields["sks"]:
+        raise _fail("The user delegation key is not for the Blob service (sks).")
+    signed_resource = fields.get("sr", "")
+    if signed_resource not in ("c", "b"):
+        raise _fail(f"Signed resource '{signed_resource}' is not supported.")
+    if access.container is None or (signed_resource == "b" and access.blob is None):
+        raise _fail("The specified signed resource is not allowed for the this resource level")
+    blob = access.blob if signed_resource == "b" else None
+    sts = user_delegation_string_to_sign(
+        fields, service_canonical_resource(account.name, access.container, blob)
+    )
+    expected = compute_signature(user_delegation_key_value(account, fields), sts)
+    if not hmac.compare_digest(expected.encode(), fields["sig"].replace(" ", "+").encode()):
+        log.debug("user delegation SAS mismatch for %s; string-to-sign %r", account.name, sts)
+        raise _fail(
+            "Signature did not match. String to sign used was " + sts.replace("\n", "\\n") + "."
+        )
+    _check_time(fields, now)
+    protocols = {p.strip() for p in fields.get("spr", "https,http").split(",")}
+    if not view.secure and "http" not in protocols:
+        raise _fail(
+            "This request is not authorized to perform this operation using this protocol.",
+            "AuthorizationProtocolMismatch",
+        )
+    if fields.get("sip"):
+        _check_ip(fields["sip"], view.client_ip)
+    if signed_resource not in access.service_sas:
+        raise _fail(
+            f"A user delegation SAS (sr={signed_resource}) cannot authorize this operation on "
+            "the container.",
+            "AuthorizationFailure",
+        )
+    permissions = fields.get("sp", "")
+    if access.permission and not any(p in permissions for p in access.permission):
+        raise _fail(
+            f"The signed permissions '{permissions}' do not include '{access.permission}'.",
+            "AuthorizationPermissionMismatch",
+        )
+    if not bearer_mod.role_allows(bearer, [fields["skoid"]], access):
+        raise _fail(
+            f"The user delegation key's principal {fields['skoid']} no longer holds a role "
+            "granting this operation.",
+            "AuthorizationPermissionMismatch",
+        )
+    details = {"sas": "user-delegation", "permissions": permissions, "expiry": fields["se"]}
+    details |= {"resource": signed_resource, "oid": fields["skoid"]}
+    details.update({n: fields[n] for n in OVERRIDE_FIELDS if fields.get(n)})
+    return Principal("sas", account.name, details)
+
+
 def _check_signature(account: Account, sts: str, presented: str, kind: str) -> None:
     given = presented.encode("ascii", "replace")
     ok = False
@@ -293,9 +391,12 @@ def verify(
     if fields["sv"] < _OLDEST_VERSION:
         raise _fail(f"Signed version {fields['sv']} is not supported.")
     if "skoid" in fields:
-        raise _fail(
-            "User delegation SAS needs bearer authentication, which is not enabled on this server."
-        )
+        if account.bearer is None:
+            raise _fail(
+                "User delegation SAS needs bearer authentication, which is not enabled on this "
+                "server."
+            )
+        return _verify_user_delegation(view, account, access, fields, now or datetime.now(UTC))
     if fields.get("si"):
         raise _fail("Stored access policies (si) are not supported on this server.")
 

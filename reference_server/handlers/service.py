@@ -1,19 +1,26 @@
-"""Service-level operations: List Containers, Get Account Information, Service Properties."""
+"""Service-level operations: List Containers, Get Account Information, Service Properties,
+Get User Delegation Key."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from aiohttp import web
 
+from reference_server.auth.sas import parse_sas_time, user_delegation_key_value
 from reference_server.errors import StorageError
 from reference_server.handlers.common import Ctx, blocking, read_xml_body, respond
 from reference_server.xmlbody import (
     check_service_properties,
     default_service_properties,
     list_containers_body,
+    parse_key_info,
+    user_delegation_key_body,
     xml_representable,
 )
 
 MAX_RESULTS = 5000
+MAX_DELEGATION = timedelta(days=7)  # a user delegation key lives at most 7 days from now
 
 
 def parse_maxresults(value: str | None) -> int:
@@ -91,3 +98,45 @@ async def set_service_properties(ctx: Ctx) -> web.StreamResponse:
     check_service_properties(body)
     await blocking(ctx.store.set_service_properties, ctx.account, body)
     return respond(202)
+
+
+def _key_time(value: str, name: str) -> datetime:
+    try:
+        return parse_sas_time(value)
+    except ValueError:
+        raise StorageError("InvalidXmlNodeValue", f"{name} is not an ISO 8601 time.") from None
+
+
+async def get_user_delegation_key(ctx: Ctx) -> web.StreamResponse:
+    """A key for the bearer caller's oid/tid, valid from Start (default now) to Expiry, at most 7
+    days ahead. Its Value is derived from those fields (auth/sas.py), so nothing is stored."""
+    principal = ctx.request["principal"]
+    if principal.scheme != "bearer":
+        raise StorageError(
+            "AuthenticationFailed",
+            details={"AuthenticationErrorDetail": "Only an OAuth bearer token can request a "
+                     "user delegation key."},
+        )  # fmt: skip
+    start_text, expiry_text = parse_key_info(await read_xml_body(ctx))
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = _key_time(start_text, "Start") if start_text else now
+    expiry = _key_time(expiry_text, "Expiry")
+    if expiry <= start or expiry <= now or expiry - now > MAX_DELEGATION:
+        raise StorageError(
+            "InvalidQueryParameterValue",
+            "Expiry must be after Start and now, and at most 7 days from now.",
+            details={"QueryParameterName": "Expiry"},
+        )
+    fields = {
+        "skoid": principal.details["oid"],
+        "sktid": principal.details["tid"],
+        "skt": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "ske": expiry.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "sks": "b",
+        "skv": ctx.headers.get("x-ms-version") or ctx.config.api_version,
+    }
+    account = ctx.config.account(ctx.account)
+    assert account is not None  # the request was authorized against it
+    return respond(
+        200, body=user_delegation_key_body(fields, user_delegation_key_value(account, fields))
+    )

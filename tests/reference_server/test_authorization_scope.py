@@ -94,6 +94,7 @@ class Op:
     sr: tuple[str, ...]  # service SAS signed resources Azure accepts
     send: Send
     new_container: bool = False  # addresses Fixture.new_container (service SAS signed for it)
+    bearer_only: bool = False  # OAuth only (Get User Delegation Key): no SAS is ever enough
 
 
 COPY = {"x-ms-copy-source": "<source>"}
@@ -115,6 +116,14 @@ TABLE: dict[tuple[str, str | None, str | None, str], Op] = {
     ),
     ("PUT", "service", "properties", "set_service_properties"): Op(
         "service", "s", "w", (), _service("PUT", restype="service", comp="properties")
+    ),
+    ("POST", "service", "userdelegationkey", "get_user_delegation_key"): Op(
+        "service",
+        "s",
+        "",
+        (),
+        _service("POST", restype="service", comp="userdelegationkey"),
+        bearer_only=True,
     ),
     ("PUT", "container", None, "create_container"): Op(
         "container", "c", "cw", (), _create_container, True
@@ -320,6 +329,8 @@ def test_sas_scope(fx: Fixture, key: tuple, kind: str) -> None:
     made = KINDS[kind](op, fx)
     assert made is not None
     sas, expected = made
+    if op.bearer_only and expected == "ok":
+        expected = "AuthenticationFailed"  # a SAS that passes still is not a bearer token
     resp = op.send(fx, sas)
     if expected == "ok":
         assert resp.status not in (401, 403), (resp.status, resp.error_code, resp.body)

@@ -7,7 +7,6 @@ import socket
 import time
 from collections.abc import Callable
 from email.utils import formatdate
-from urllib.parse import urlsplit
 
 from harness.conformance.checks.service import RFC1123
 from harness.conformance.framework import CheckContext, block_id, check, children, register_cases
@@ -243,8 +242,7 @@ def _declared_body(
     head = ctx.http.prepare(
         "PUT", ct, "big", query=query, headers=extra, content_length=length
     ).head()
-    parts = urlsplit(ctx.http.account_url)
-    with socket.create_connection((parts.hostname, parts.port or 80), timeout=3) as sock:
+    with ctx.http.open_socket(timeout_s=3) as sock:
         sock.sendall(head)
         try:
             data = sock.recv(65536)
@@ -312,14 +310,13 @@ def _l_id64(ctx: CheckContext) -> None:
 def _throttle(ctx: CheckContext) -> None:
     limit = int(ctx.capabilities["throttle"])
     ct = ctx.container()
-    parts = urlsplit(ctx.http.account_url)
     held: list[socket.socket] = []
     try:
         # Hold `limit` Put Block requests open: headers sent, body still owed.
         for n in range(limit):
             query = {"comp": "block", "blockid": block_id(n)}
             req = ctx.http.prepare("PUT", ct, "held", query=query, content_length=MIB)
-            sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=5)
+            sock = ctx.http.open_socket(timeout_s=5)
             sock.sendall(req.head() + b"x" * 16)
             held.append(sock)
         time.sleep(0.2)  # let the server parse the held requests' headers
