@@ -20,6 +20,7 @@ from harness.conformance.cli import conformance
 from harness.contract.cli import contract
 from harness.history.cli import history, regress
 from harness.identity.cli import token_service
+from harness.nightly.cli import nightly
 from harness.provision.cli import deprovision, provision
 from harness.targets import TARGET_NAMES
 
@@ -309,6 +310,7 @@ main.add_command(regress)
 main.add_command(token_service)
 main.add_command(provision)
 main.add_command(deprovision)
+main.add_command(nightly)
 
 
 if __name__ == "__main__":
