@@ -38,6 +38,13 @@ from harness.provision.cli import arm_options
     default=None,
     help="Where generated datasets are cached (as `harness run`).",
 )
+@click.option(
+    "--endpoint",
+    metavar="URL",
+    envvar="HARNESS_ENDPOINT",
+    default=None,
+    help="Blob account URL for url targets (env HARNESS_ENDPOINT) [default: the suite's].",
+)
 @click.option("--sample-interval", type=float, default=1.0, show_default=True)
 @click.option(
     "--contracts",
@@ -52,6 +59,7 @@ def nightly(
     out: Path | None,
     location: str | None,
     cache_dir: Path | None,
+    endpoint: str | None,
     sample_interval: float,
     contracts_dir: Path | None,
     arm_url: str | None,
@@ -76,6 +84,8 @@ def nightly(
         for problem in exc.problems:
             click.echo(problem, err=True)
         sys.exit(EXIT_BAD_INPUT)
+    if endpoint:
+        suite.endpoint = endpoint
     overrides = [*suite.set, *([f"repeats={suite.repeats}"] if suite.repeats else [])]
     # Every scenario is checked before anything is provisioned or run.
     scenarios = []

@@ -140,7 +140,7 @@ def provision(
             ),
         ).result()
         subnet_id = vnet.subnets[0].id
-        log(f"network {vnet.name}: subnet {spec.network.subnet}, SSH from {spec.controller_cidr}")
+        log(f"network {vnet.name}: subnet {spec.network.subnet}, SSH from {spec.controller()}")
         step = "proximity placement group"
         ppg = clients.compute.proximity_placement_groups.create_or_update(
             rg, f"{spec.name}-ppg", cmp.ProximityPlacementGroup(location=loc, tags=tags)
@@ -211,7 +211,7 @@ def _nsg_body(spec: ProvisionSpec, tags: dict[str, str]) -> Any:
                 direction="Inbound",
                 access="Allow",
                 protocol="Tcp",
-                source_address_prefix=spec.controller_cidr,
+                source_address_prefix=spec.controller(),
                 source_port_range="*",
                 destination_address_prefix="*",
                 destination_port_range="22",

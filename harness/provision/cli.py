@@ -66,6 +66,7 @@ def load_or_exit(spec_file: Path) -> Any:
     try:
         spec = load_spec(spec_file)
         spec.subscription_id()
+        spec.controller()
         return spec
     except ScenarioError as exc:
         for problem in exc.problems:

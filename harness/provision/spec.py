@@ -65,7 +65,9 @@ class ProvisionSpec(_Model):
     subscription: str | None = None  # default: AZURE_SUBSCRIPTION_ID
     location: str
     resource_group: str = Field(pattern=r"^[-\w.()]{1,90}$")
-    controller_cidr: str  # the only source SSH is allowed from
+    # The only source SSH is allowed from; HARNESS_CONTROLLER_CIDR overrides it (a CI runner
+    # learns its public address only when the job starts).
+    controller_cidr: str | None = None
     ssh: SshSpec = SshSpec()
     image: ImageSpec = ImageSpec()
     network: NetworkSpec = NetworkSpec()
@@ -90,6 +92,15 @@ class ProvisionSpec(_Model):
             raise ValueError(f"vm group names repeat: {names}")
         return self
 
+    def controller(self) -> str:
+        """The address range SSH is opened to: HARNESS_CONTROLLER_CIDR, else the spec's."""
+        env = os.environ.get("HARNESS_CONTROLLER_CIDR")
+        if env:
+            return controller_network(env)
+        if not self.controller_cidr:
+            raise ValueError("no controller_cidr: set it or HARNESS_CONTROLLER_CIDR")
+        return self.controller_cidr
+
     def subscription_id(self) -> str:
         sub = self.subscription or os.environ.get("AZURE_SUBSCRIPTION_ID")
         if not sub:
@@ -101,6 +112,17 @@ class ProvisionSpec(_Model):
 
     def vm_names(self) -> list[tuple[str, VmGroup]]:
         return [(f"{g.name}-{i}", g) for g in self.vms for i in range(g.count)]
+
+
+def controller_network(text: str) -> str:
+    """``203.0.113.7`` or ``203.0.113.0/28`` as a network; refuse one wider than 256 addresses
+    (SSH open to the internet is what the NSG is there to prevent)."""
+    net = ipaddress.ip_network(text.strip(), strict=False)
+    if net.num_addresses > 256:
+        raise ValueError(
+            f"{text} opens SSH to {net.num_addresses} addresses; give the controller's"
+        )
+    return str(net)
 
 
 def load_spec(path: Path) -> ProvisionSpec:

@@ -217,3 +217,34 @@ def test_spec_errors_name_file_line_and_field(tmp_path: Path) -> None:
     assert "bad.yaml:5: controller_cidr:" in result.output
     assert "opens SSH to" in result.output
     assert "bad.yaml:7: vms[0].size:" in result.output
+
+
+def test_the_shipped_lasv5_spec_and_suite_validate() -> None:
+    from harness.nightly.suite import load_suite, scenario_ref
+    from harness.provision.spec import load_spec
+    from harness.scenario import load
+
+    suites = Path(__file__).resolve().parents[3] / "scenarios" / "suites"
+    spec = load_spec(suites / "lasv5.provision.yaml")
+    assert [(n, g.size) for n, g in spec.vm_names()][::2] == [
+        ("srv-0", "Standard_L16as_v5"),
+        ("srv-2", "Standard_L16as_v5"),
+        ("cli-1", "Standard_D32as_v5"),
+    ]
+    suite = load_suite(suites / "nightly-lasv5.yaml")
+    assert suite.repeats == 5 and suite.targets == ["url"]
+    for name in suite.scenarios:  # each a shipped scenario that validates with 5 repeats
+        assert load(scenario_ref(suites / "nightly-lasv5.yaml", name), ["repeats=5"]).repeats == 5
+
+
+def test_the_controller_address_from_the_environment_is_the_only_ssh_source(
+    arm: FakeArmServer, spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARNESS_CONTROLLER_CIDR", "192.0.2.44")
+    assert provision(arm, spec, tmp_path / "inv.yaml").exit_code == 0
+    nsg = arm.arm.resources[f"{RG}/providers/microsoft.network/networksecuritygroups/night-nsg"]
+    (rule,) = nsg["properties"]["securityRules"]
+    assert rule["properties"]["sourceAddressPrefix"] == "192.0.2.44/32"
+    monkeypatch.setenv("HARNESS_CONTROLLER_CIDR", "0.0.0.0/0")
+    result = provision(arm, spec, tmp_path / "inv.yaml")
+    assert result.exit_code == 2 and "opens SSH to 4294967296 addresses" in result.output
