@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import subprocess
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from harness.cli import main
 from harness.history.records import run_rows
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[3]
 SUITE = ROOT / "scenarios" / "suites" / "nightly-local.yaml"
 
 
-def nightly(*args: str) -> object:
+def nightly(*args: str) -> Result:
     return CliRunner().invoke(main, ["nightly", *args, "--sample-interval", "0.5"])
 
 
@@ -89,7 +90,7 @@ criteria:
 
 
 @pytest.fixture
-def arm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeArmServer:
+def arm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeArmServer]:
     monkeypatch.setenv("LAB_CA_DIR", str(tmp_path / "ca"))
     with FakeArmServer(tmp_path / "ca") as server:
         monkeypatch.setenv("HARNESS_ARM_URL", server.url)

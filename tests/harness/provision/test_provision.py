@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from harness.cli import main
 from harness.provision.fake_arm import Failure, FakeArmServer, quota_failure
@@ -53,11 +53,11 @@ def spec(tmp_path: Path) -> Path:
     return path
 
 
-def invoke(arm: FakeArmServer, *args: str) -> object:
+def invoke(arm: FakeArmServer, *args: str) -> Result:
     return CliRunner().invoke(main, [*args, "--ca-bundle", str(arm.ca_bundle)])
 
 
-def provision(arm: FakeArmServer, spec: Path, out: Path) -> object:
+def provision(arm: FakeArmServer, spec: Path, out: Path) -> Result:
     return invoke(arm, "provision", str(spec), "--out", str(out), "--no-wait-ssh")
 
 
