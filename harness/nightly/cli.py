@@ -45,7 +45,13 @@ from harness.provision.cli import arm_options
     default=None,
     help="Blob account URL for url targets (env HARNESS_ENDPOINT) [default: the suite's].",
 )
-@click.option("--sample-interval", type=float, default=1.0, show_default=True)
+@click.option(
+    "--sample-interval",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Seconds between CPU/RSS samples of the client and server processes.",
+)
 @click.option(
     "--contracts",
     "contracts_dir",
