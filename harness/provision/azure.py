@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from azure.core.credentials import AccessToken, TokenCredential
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 
 from harness.provision.spec import LAB_TAG, LAB_TAG_VALUE, ProvisionSpec
 
@@ -76,7 +76,9 @@ def make_clients(
     )
 
 
-def _refusal(what: str, exc: HttpResponseError) -> ProvisionError:
+def _refusal(what: str, exc: AzureError) -> ProvisionError:
+    if not isinstance(exc, HttpResponseError):  # no answer: connection, TLS, credentials
+        return ProvisionError(f"{what}: {type(exc).__name__}: {exc.message}")
     code = getattr(exc.error, "code", None) or str(exc.status_code)
     message = getattr(exc.error, "message", None) or exc.message
     text = f"{what}: Azure answered {exc.status_code} {code}: {message}"
@@ -169,7 +171,7 @@ def provision(
             vm = poller.result() if poller else clients.compute.virtual_machines.get(rg, name)
             hosts.append(_host(clients, spec, vm, group))
             log(f"{name}: {vm.provisioning_state}")
-    except HttpResponseError as exc:
+    except AzureError as exc:
         raise _refusal(step, exc) from None
     if wait_ssh and spec.ssh.wait_s > 0:
         for host in hosts:
@@ -184,7 +186,7 @@ def deprovision(clients: Clients, spec: ProvisionSpec, log: Any = print) -> bool
             log(f"resource group {spec.resource_group}: does not exist, nothing to delete")
             return False
         clients.resource.resource_groups.begin_delete(spec.resource_group).result()
-    except HttpResponseError as exc:
+    except AzureError as exc:
         raise _refusal(f"deleting resource group {spec.resource_group}", exc) from None
     log(f"resource group {spec.resource_group}: deleted with everything in it")
     return True

@@ -12,6 +12,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from harness.cli import main
+from harness.labca import LabCA
 from harness.provision.fake_arm import Failure, FakeArmServer, quota_failure
 
 SUB = "00000000-0000-0000-0000-0000000000aa"
@@ -248,3 +249,18 @@ def test_the_controller_address_from_the_environment_is_the_only_ssh_source(
     monkeypatch.setenv("HARNESS_CONTROLLER_CIDR", "0.0.0.0/0")
     result = provision(arm, spec, tmp_path / "inv.yaml")
     assert result.exit_code == 2 and "opens SSH to 4294967296 addresses" in result.output
+
+
+def test_an_unreachable_endpoint_is_a_clear_failure(
+    arm: FakeArmServer, spec: Path, tmp_path: Path
+) -> None:
+    # The fake's certificate checked against another CA: no answer at all, exit 1, one line.
+    bundle = LabCA.load_or_create(tmp_path / "other-ca").bundle_path
+    result = CliRunner().invoke(
+        main, ["deprovision", str(spec), "--ca-bundle", str(bundle)], catch_exceptions=False
+    )
+    assert result.exit_code == 1
+    assert "deprovision failed: deleting resource group lab-night: ServiceRequestError" in (
+        result.output
+    )
+    assert arm.arm.calls == []
