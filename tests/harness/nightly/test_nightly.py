@@ -220,3 +220,17 @@ def test_tonight_worse_than_the_last_nights_fails_the_night(
         assert 'class="fail">REGRESSION' in (night_dir / "night.html").read_text()
     else:
         assert failure is None and throughput[0].find("skipped") is None
+
+
+def test_a_bad_suite_or_scenario_is_exit_2_before_anything_runs(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: b\nscenarios: [smoke]\ntargets: [moon]\n")
+    result = nightly(str(bad), "--out", str(tmp_path / "n"))
+    assert result.exit_code == 2
+    assert (
+        "bad.yaml:3: targets: " in result.output and "unknown target(s) ['moon']" in result.output
+    )
+    bad.write_text("name: b\nscenarios: [smoke, no-such-scenario]\n")
+    result = nightly(str(bad), "--out", str(tmp_path / "n"))
+    assert result.exit_code == 2 and "no-such-scenario: no such scenario file" in result.output
+    assert not (tmp_path / "n").exists()
