@@ -142,7 +142,7 @@ def run(
             "contract": not no_contract,
         }
         options = dict(
-            out=out or Path.cwd() / "reports",
+            out=(out or Path.cwd() / "reports").resolve(),  # Locust workers run elsewhere
             cache_dir=cache_dir or default_cache_dir(),
             target=target,
             endpoint=endpoint,
