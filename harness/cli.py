@@ -20,6 +20,7 @@ from harness.conformance.cli import conformance
 from harness.contract.cli import contract
 from harness.history.cli import history, regress
 from harness.identity.cli import token_service
+from harness.report.pilot_cli import charts, deck, pilot
 from harness.targets import TARGET_NAMES
 
 
@@ -306,6 +307,9 @@ main.add_command(contract)
 main.add_command(history)
 main.add_command(regress)
 main.add_command(token_service)
+main.add_command(pilot)
+main.add_command(deck)
+main.add_command(charts)
 
 
 if __name__ == "__main__":
