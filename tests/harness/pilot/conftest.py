@@ -1,0 +1,30 @@
+"""One tiny real run of scenarios/pilot-example.yaml per test session (SDK on the reference
+façade), which the pilot document, deck and chart tests all read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
+
+ROOT = Path(__file__).resolve().parents[3]
+PILOT_FILE = ROOT / "fixtures" / "pilot-example.yaml"
+
+
+@pytest.fixture(scope="session")
+def pilot_file() -> Path:
+    return PILOT_FILE
+
+
+@pytest.fixture(scope="session")
+def pilot_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs")
+    args = ["run", "pilot-example", "--out", str(out), "--no-contract"]
+    args += ["--cache-dir", str(tmp_path_factory.mktemp("cache"))]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = [d for d in out.iterdir() if d.is_dir()]
+    return run_dir
