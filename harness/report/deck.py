@@ -101,7 +101,10 @@ def build_deck(runs: list[RunData], labels: list[str] | None = None) -> tuple[An
     rows = []
     for i, run in enumerate(runs):
         env = validity.environment(run)
-        tools = "; ".join(f"{k} {' '.join(v.values())}" for k, v in env.tools.items())
+        tools = "; ".join(
+            f"{k}: " + ", ".join(f"{pkg} {ver}" for pkg, ver in v.items())
+            for k, v in env.tools.items()
+        )
         builds = ", ".join(f"{t} {b}" for t, b in env.facade.items())
         rows.append([labels[i] if labels else run.name, builds, env.hardware, tools])
     _table(tested, ["run", "targets (build)", "hardware", "clients"], rows, 0.4, 1.5, 12.5)
