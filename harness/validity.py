@@ -29,7 +29,6 @@ from typing import Any
 import pandas as pd
 
 from harness.criteria import PACE_KPIS, parse
-from harness.history.records import facade_build_of, hardware_of
 from harness.runner import step_rows
 
 DEFAULT_BOUND = 1.2
@@ -97,6 +96,30 @@ class Judged:
     @property
     def reason(self) -> str:
         return ", ".join(f"{o.reason} ({o.rule}): {o.detail}" for o in self.broken)
+
+
+# The same readings as harness.history.records (facade_build_of, hardware_of), written here
+# because harness.history imports harness.report, which reads runs through this module: an
+# import of history from here would close a cycle.
+def facade_build_of(target_facts: dict[str, Any]) -> str:
+    """The build under test, as precise as the target reports it (build, image, revision,
+    version)."""
+    for key in ("build", "image", "revision", "version"):
+        if target_facts.get(key):
+            return str(target_facts[key])
+    return "unknown"
+
+
+def hardware_of(host: dict[str, Any]) -> str:
+    """What the numbers ran on, without what differs between identical machines: the VM size
+    when known, else CPU model, cores and memory."""
+    parts = [
+        str(host.get("vm_size") or ""),
+        str(host.get("cpu_model") or host.get("machine") or "unknown cpu"),
+        f"{host.get('cpus_logical', '?')} cpus",
+        f"{round(float(host.get('memory_gib') or 0))} GiB",
+    ]
+    return ", ".join(p for p in parts if p)
 
 
 def sha256_file(path: Path) -> str:

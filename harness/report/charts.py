@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.history.records import facade_build_of, hardware_of
 from harness.report import RunData, load_run, summarize, sweep
 from harness.results import moves_payload
+from harness.validity import facade_build_of, hardware_of
 
 HEADLINE_KPIS = (
     ("throughput_mib_s", "Throughput", "MiB/s"),

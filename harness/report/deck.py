@@ -82,8 +82,15 @@ def _num(value: float) -> str:
     return "–" if value != value else f"{value:,.4g}"
 
 
-def build_deck(runs: list[RunData], labels: list[str] | None = None) -> tuple[Any, list[str]]:
-    """The presentation and the fairness problems it marks."""
+def build_deck(
+    runs: list[RunData], labels: list[str] | None = None, gates: list[Path] | None = None
+) -> tuple[Any, list[str]]:
+    """The presentation and the fairness problems it marks; ``gates`` are `harness
+    conformance` output directories, scored in the compatibility matrix."""
+    gates = [
+        *(gates or []),
+        *(r.run_dir for r in runs if (r.run_dir / "conformance.json").is_file()),
+    ]
     prs = Presentation()
     prs.slide_width, prs.slide_height = (Emu(int(v)) for v in WIDE)
     unfair = fairness(runs)
@@ -178,13 +185,12 @@ def build_deck(runs: list[RunData], labels: list[str] | None = None) -> tuple[An
             mark = "✓" if row["ok"] and not row["failed"] else "✗"
             key = f"{row['driver']} @{row['target']}"
             cells.setdefault(key, {})[str(row["operation"])] = mark
-        conformance = run.run_dir / "conformance.json"
-        if conformance.is_file():
-            for t in json.loads(conformance.read_text()):
-                s = t["summary"]
-                cells.setdefault(f"conformance @{t['target']}", {})["score"] = (
-                    f"{s['pass']}/{s['pass'] + s['fail']}"
-                )
+    for gate in gates:
+        for t in json.loads((gate / "conformance.json").read_text()):
+            s = t["summary"]
+            cells.setdefault(f"conformance @{t['target']}", {})["conformance score"] = (
+                f"{s['pass']}/{s['pass'] + s['fail']} checks"
+            )
     ops = list(dict.fromkeys(op for row in cells.values() for op in row))
     _table(
         matrix,
@@ -225,8 +231,10 @@ def build_deck(runs: list[RunData], labels: list[str] | None = None) -> tuple[An
 
 
 def write_deck(run_dirs: list[Path], out: Path, labels: list[str] | None = None) -> dict[str, Any]:
-    runs = [load_run(d) for d in run_dirs]
-    prs, unfair = build_deck(runs, labels)
+    measured = [i for i, d in enumerate(run_dirs) if (Path(d) / "results.parquet").is_file()]
+    runs = [load_run(run_dirs[i]) for i in measured]
+    gates = [Path(d) for i, d in enumerate(run_dirs) if i not in measured]
+    prs, unfair = build_deck(runs, [labels[i] for i in measured] if labels else None, gates)
     out.parent.mkdir(parents=True, exist_ok=True)
     prs.save(str(out))
     return {"slides": len(prs.slides), "unfair": unfair}

@@ -22,6 +22,7 @@ from harness.scenario import Criterion, load_model
 
 TEMPLATES = Path(__file__).parent / "templates"
 EVIDENCE_FILES = ("results.parquet", "samples.parquet", "run.json", "junit.xml")
+CONFORMANCE_FILES = ("conformance.json", "conformance.junit.xml")
 MANIFEST = "evidence.json"
 UNITS = {
     "throughput_mib_s": "MiB/s",
@@ -169,26 +170,38 @@ def _extra_rows(run: RunData, report: str) -> list[Row]:
                 link=f"{report}#contract",
             )
         )
-    conformance = run.run_dir / "conformance.json"
-    if conformance.is_file():
-        for target in json.loads(conformance.read_text()):
-            s = target["summary"]
-            judged = s["pass"] + s["fail"]
-            share = 100.0 * s["pass"] / judged if judged else 0.0
-            rows.append(
-                Row(
-                    name=f"conformance of {target['target']}: 100% of the contract",
-                    run=run.name,
-                    scope=f"conformance @{target['target']}",
-                    requirement="passed checks == 100 %",
-                    observed=f"{share:.1f} % ({s['pass']} of {judged}, {s['skip']} skipped)",
-                    repeats="–",
-                    status="PASS" if judged and not s["fail"] else "FAIL",
-                    reason="",
-                    evidence=f"{s['fail']} failing check(s)",
-                    link=_relative(run.run_dir / "conformance.html", run.run_dir),
-                )
+    return rows
+
+
+def conformance_rows(directory: Path, out_dir: Path) -> list[Row]:
+    """`harness conformance` output (conformance.json): one criterion per target, 100% of the
+    contract's checks passing (skipped checks are listed, not counted)."""
+    rows = []
+    for target in json.loads((directory / "conformance.json").read_text()):
+        s = target["summary"]
+        judged = s["pass"] + s["fail"]
+        share = 100.0 * s["pass"] / judged if judged else 0.0
+        failing = [r for r in target["results"] if r.get("status") == "fail"]
+        rows.append(
+            Row(
+                name=f"conformance of {target['target']}: 100% of the contract",
+                run=directory.name,
+                scope=f"conformance @{target['target']}",
+                requirement="passed checks == 100 %",
+                observed=f"{share:.1f} %",
+                repeats=f"{s['pass']} of {judged} passed, {s['skip']} skipped",
+                # A gate that judged nothing proves nothing: INVALID, not PASS.
+                status="INVALID" if not judged else "FAIL" if s["fail"] else "PASS",
+                reason="" if judged else "not judged (executed): no check ran",
+                evidence=f"{s['fail']} failing check(s)"
+                + (
+                    ": " + ", ".join(str(r.get("id") or r.get("name")) for r in failing[:5])
+                    if failing
+                    else ""
+                ),
+                link=_relative(directory / "conformance.html", out_dir),
             )
+        )
     return rows
 
 
@@ -203,7 +216,7 @@ def evidence_hashes(run_dir: Path, info: dict[str, Any]) -> dict[str, str]:
     """name -> SHA-256 of a run's evidence files; the scenario under ``scenario:<path>``."""
     hashes = {
         name: validity.sha256_file(run_dir / name)
-        for name in EVIDENCE_FILES
+        for name in (*EVIDENCE_FILES, *CONFORMANCE_FILES)
         if (run_dir / name).is_file()
     }
     scenario = str((info.get("source") or {}).get("scenario") or "")
@@ -212,10 +225,16 @@ def evidence_hashes(run_dir: Path, info: dict[str, Any]) -> dict[str, str]:
     return hashes
 
 
+def is_run_dir(path: Path) -> bool:
+    return (Path(path) / "results.parquet").is_file()
+
+
 def build(run_dirs: list[Path], pilot: Pilot, out_dir: Path) -> dict[str, Any]:
     """Everything the document shows, as data (the template only lays it out)."""
-    runs = [load_run(d) for d in run_dirs]
+    runs = [load_run(d) for d in run_dirs if is_run_dir(d)]
+    gates = [Path(d) for d in run_dirs if (Path(d) / "conformance.json").is_file()]
     rows = _criterion_rows(runs, pilot, out_dir)
+    rows += [row for gate in gates for row in conformance_rows(gate, out_dir)]
     envs = [validity.environment(r) for r in runs]
     rules = [(r.name, o) for r in runs for o in validity.run_rules(r, pilot.stability)]
     counts = {s: sum(r.status == s for r in rows) for s in ("PASS", "FAIL", "INVALID")}
@@ -240,7 +259,8 @@ def build(run_dirs: list[Path], pilot: Pilot, out_dir: Path) -> dict[str, Any]:
         "envs": envs,
         "facades": sorted({f"{t} {b}" for e in envs for t, b in e.facade.items()}),
         "revisions": sorted({e.revision[:12] + (" (dirty)" if e.dirty else "") for e in envs}),
-        "hashes": {r.name: evidence_hashes(r.run_dir, r.info) for r in runs},
+        "hashes": {g.name: evidence_hashes(g, {}) for g in gates}
+        | {r.name: evidence_hashes(r.run_dir, r.info) for r in runs},
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
 

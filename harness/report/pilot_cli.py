@@ -57,8 +57,10 @@ def _verify(args: tuple[str, ...]) -> None:
     "[default: each run's own criteria].",
 )
 def pilot(args: tuple[str, ...], out: Path, pilot_file: Path | None) -> None:
-    """The exit-criteria document of RUN_DIR... (PDF + HTML): every criterion PASS, FAIL or
-    INVALID (the validity rule named), environment, sign-off, evidence hashes.
+    """The exit-criteria document of RUN_DIR... (run directories, and `harness conformance`
+    output directories, whose gate becomes one criterion per target) as PDF + HTML: every
+    criterion PASS, FAIL or INVALID (the validity rule named), environment, sign-off and
+    evidence hashes.
 
     `harness pilot verify PILOT.pdf RUN_DIR...` recomputes the evidence hashes: exit 1 when
     any file changed or is missing. Exit status otherwise: 0 overall PASS, 1 not."""
@@ -68,8 +70,12 @@ def pilot(args: tuple[str, ...], out: Path, pilot_file: Path | None) -> None:
         _verify(args[1:])
     run_dirs = [Path(a) for a in args]
     for d in run_dirs:
-        if not (d / "results.parquet").is_file():
-            click.echo(f"{d}: not a run directory (no results.parquet)", err=True)
+        if not (d / "results.parquet").is_file() and not (d / "conformance.json").is_file():
+            click.echo(
+                f"{d}: not a run directory (no results.parquet) nor a conformance output "
+                "(no conformance.json)",
+                err=True,
+            )
             sys.exit(EXIT_BAD_INPUT)
     try:
         spec = load_pilot(pilot_file)

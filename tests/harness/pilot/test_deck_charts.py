@@ -49,15 +49,18 @@ def other_run(pilot_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 @pytest.fixture(scope="module")
-def deck(pilot_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def deck(pilot_run: Path, conformance_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("deck") / "deck.pptx"
-    result = CliRunner().invoke(main, ["deck", str(pilot_run), "--out", str(out)])
+    args = ["deck", str(pilot_run), str(conformance_dir), "--out", str(out)]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "deck: " in result.output and "warning" not in result.output
     return out
 
 
-def test_deck_charts_hold_the_medians_of_the_results(pilot_run: Path, deck: Path) -> None:
+def test_deck_charts_hold_the_medians_of_the_results(
+    pilot_run: Path, conformance_dir: Path, deck: Path
+) -> None:
     slides = list(Presentation(str(deck)).slides)
     titles = [s.shapes.title.text for s in slides]
     assert titles[1:] == [
@@ -83,6 +86,8 @@ def test_deck_charts_hold_the_medians_of_the_results(pilot_run: Path, deck: Path
     assert "reference 0.1.0" in text and "azure-storage-blob 12." in text
     matrix = _texts(slides[titles.index("Compatibility matrix")])
     assert "sdk @reference" in matrix and "✓" in matrix and "✗" not in matrix
+    (gate,) = [t["summary"] for t in json.loads((conformance_dir / "conformance.json").read_text())]
+    assert "conformance @reference" in matrix and f"{gate['pass']}/{gate['pass']} checks" in matrix
     for slide in slides[2:]:
         footer = _texts(slide)
         assert f"Source: run {pilot_run.name}" in footer and DISCLAIMER in footer

@@ -27,20 +27,27 @@ def _measured(run_dir: Path, step: str) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def document(
-    pilot_run: Path, pilot_file: Path, tmp_path_factory: pytest.TempPathFactory
+    pilot_run: Path,
+    pilot_file: Path,
+    conformance_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Path, str]:
     pdf = tmp_path_factory.mktemp("doc") / "pilot.pdf"
-    args = ["pilot", str(pilot_run), "--pilot", str(pilot_file), "--out", str(pdf)]
+    args = ["pilot", str(pilot_run), str(conformance_dir), "--pilot", str(pilot_file)]
+    args += ["--out", str(pdf)]
     result = CliRunner().invoke(main, args)
     # One criterion fails and one is INVALID by design: the overall verdict is not PASS.
     assert result.exit_code == 1, result.output
-    assert "overall: FAIL (2 PASS, 1 FAIL, 1 INVALID)" in result.output
+    assert "overall: FAIL (4 PASS, 1 FAIL, 1 INVALID)" in result.output
+    # the contract recorded during the run and the conformance gate are criteria too
+    assert "PASS     no contract drift for azure-storage-blob 12." in result.output
+    assert "PASS     conformance of reference: 100% of the contract" in result.output
     text = "\n".join(page.extract_text() for page in PdfReader(pdf).pages)
     return pdf, text
 
 
 def test_every_criterion_threshold_observed_and_verdict(
-    pilot_run: Path, document: tuple[Path, str]
+    pilot_run: Path, conformance_dir: Path, document: tuple[Path, str]
 ) -> None:
     pdf, text = document
     flat = " ".join(text.split())
@@ -48,6 +55,7 @@ def test_every_criterion_threshold_observed_and_verdict(
     assert len(upload) == 2 and len(download) == 2  # warm-up excluded, the scenario's repeats
     objects = int(upload["objects"].min())
     mib_s = float(download["throughput_mib_s"].median())
+    (gate,) = [t["summary"] for t in json.loads((conformance_dir / "conformance.json").read_text())]
     for expected in (
         "no failed transfers",
         "max(failed) == 0 failures",
@@ -62,8 +70,12 @@ def test_every_criterion_threshold_observed_and_verdict(
         "Edge façade pilot (example)",
         "reference: 0.1.0",  # the façade build as the target reported it
         "Sign-off",
+        "drift lines == 0",
+        f"{gate['pass']} of {gate['pass']} passed, 0 skipped",
     ):
         assert expected in flat, expected
+    # a long name wraps at its hyphens in the narrow column
+    assert "nocontractdriftforazure-storage-blob12." in "".join(text.split())
     # each criterion's row carries its verdict; the INVALID one names its rule
     table = flat[flat.index("Criteria criterion") : flat.index("Validity rules and outcome")]
     names = ["no failed transfers", "no failed transfers", "upload moves", "download throughput"]
@@ -82,7 +94,7 @@ def test_every_criterion_threshold_observed_and_verdict(
 
 
 def test_every_evidence_hash_is_printed_and_attached(
-    pilot_run: Path, document: tuple[Path, str]
+    pilot_run: Path, conformance_dir: Path, document: tuple[Path, str]
 ) -> None:
     pdf, text = document
     squeezed = "".join(text.split())
@@ -94,6 +106,9 @@ def test_every_evidence_hash_is_printed_and_attached(
         sha = hashlib.sha256(path.read_bytes()).hexdigest()
         assert sha in squeezed, path
         assert sha in attached[pilot_run.name].values()
+    for name in ("conformance.json", "conformance.junit.xml"):
+        sha = hashlib.sha256((conformance_dir / name).read_bytes()).hexdigest()
+        assert sha in squeezed and attached[conformance_dir.name][name] == sha
 
 
 def test_verify_passes_then_fails_on_an_edited_evidence_file(
