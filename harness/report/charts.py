@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness import validity
 from harness.report import RunData, load_run, summarize, sweep
 from harness.results import moves_payload
 from harness.validity import facade_build_of, hardware_of
@@ -81,6 +82,25 @@ def sweep_tables(runs: list[RunData], labels: list[str] | None = None) -> dict[s
             for op, part in table[table["target"] == target].groupby("operation", sort=False):
                 out[f"{series} / {op}"] = part[["users", "ops_s", "p99_ms"]].reset_index(drop=True)
     return out
+
+
+def invalid_notes(runs: list[RunData], kpi: str) -> list[str]:
+    """Bars of ``kpi`` whose run broke a validity rule ("INVALID (cache-bound): step @target")."""
+    notes = []
+    for run in runs:
+        rows = run.results
+        if "row_kind" in rows:
+            rows = rows[rows["row_kind"] == "step"]
+        for (step, driver, target), _ in rows.groupby(["step", "driver", "target"], sort=False):
+            broken = [
+                o
+                for o in validity.group_rules(run, str(step), str(driver), str(target), kpi, {})
+                if not o.ok
+            ]
+            if broken:
+                reasons = ", ".join(dict.fromkeys(o.reason for o in broken))
+                notes.append(f"INVALID ({reasons}): {step} @{target}")
+    return notes
 
 
 def fairness(runs: list[RunData]) -> list[str]:
@@ -166,6 +186,9 @@ def write_charts(run_dirs: list[Path], out: Path, labels: list[str] | None = Non
             written.append(path)
         plt.close(fig)
         text = caption(chart, runs)
+        invalid = invalid_notes(runs, chart.kpi)
+        if invalid:
+            text += " " + "; ".join(invalid) + "."
         if unfair:
             text += " NOT COMPARABLE: " + "; ".join(unfair)
         captions.append(f"![{chart.title}]({chart.kpi}.png)\n\n{text}\n")

@@ -16,7 +16,14 @@ from pptx.util import Emu, Inches, Pt
 
 from harness import validity
 from harness.report import RunData, load_run, summarize
-from harness.report.charts import DISCLAIMER, fairness, footer, kpi_charts, sweep_tables
+from harness.report.charts import (
+    DISCLAIMER,
+    fairness,
+    footer,
+    invalid_notes,
+    kpi_charts,
+    sweep_tables,
+)
 
 WIDE = (Inches(13.333), Inches(7.5))
 RED = RGBColor(0xB0, 0x00, 0x20)
@@ -153,6 +160,9 @@ def build_deck(
             for idx in chart.table.index
         ]
         _table(slide, header, body, 8.8, 1.7, 4.2, size=7)
+        invalid = invalid_notes(runs, chart.kpi)
+        if invalid:  # validity before verdicts: say which bars do not count
+            _text(slide, "; ".join(invalid), 0.4, 6.6, 12.5, 0.35, size=9, color=RED)
         _footer(slide, runs, unfair)
 
     sweeps = sweep_tables(runs, labels)

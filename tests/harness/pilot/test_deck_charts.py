@@ -82,6 +82,8 @@ def test_deck_charts_hold_the_medians_of_the_results(
         assert labels == [f"{v:,.4g}" for v in expected.values()]
         table = _texts(slide)
         assert all(f"{v:,.4g}" in table for v in expected.values())
+        # the download's dataset fits in the page cache: its bars are marked INVALID
+        assert "cache-bound" in table and "): sdk-download @reference" in table
     text = _texts(slides[titles.index("What was tested")])
     assert "reference 0.1.0" in text and "azure-storage-blob 12." in text
     matrix = _texts(slides[titles.index("Compatibility matrix")])
@@ -126,6 +128,7 @@ def test_charts_write_png_svg_and_captions(pilot_run: Path, tmp_path: Path) -> N
         assert "<svg" in svg and DISCLAIMER in svg
     captions = (out / "captions.md").read_text()
     assert captions.count("![") == 3 and f"Source: run {pilot_run.name}" in captions
+    assert "cache-bound): sdk-download @reference" in captions
 
 
 @pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) not installed")
