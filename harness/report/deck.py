@@ -136,6 +136,9 @@ def build_deck(
         graphic.has_legend = True
         graphic.legend.position = XL_LEGEND_POSITION.BOTTOM
         graphic.legend.include_in_layout = False
+        graphic.has_title = False  # the slide title says it; one series would repeat its name
+        graphic.legend.font.size = Pt(11)
+        graphic.value_axis.minimum_scale = 0  # bars from zero: no exaggerated differences
         graphic.category_axis.tick_labels.font.size = Pt(9)
         graphic.value_axis.tick_labels.font.size = Pt(9)
         graphic.value_axis.has_title = True
@@ -183,6 +186,7 @@ def build_deck(
                 Inches(5.0),
                 data,
             )
+            frame.chart.value_axis.minimum_scale = 0
             frame.chart.has_title = True
             frame.chart.chart_title.text_frame.text = ("ops/s", "p99 ms")[k]
         _footer(slide, runs, unfair)
