@@ -205,6 +205,11 @@ def conformance_rows(directory: Path, out_dir: Path) -> list[Row]:
     return rows
 
 
+def _utc(iso: str) -> str:
+    """An ISO time as the document prints it: `2026-12-01 21:25:16`."""
+    return iso[:19].replace("T", " ")
+
+
 def _relative(path: Path, base: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(base.resolve()))
@@ -248,7 +253,7 @@ def build(run_dirs: list[Path], pilot: Pilot, out_dir: Path) -> dict[str, Any]:
         "pilot": pilot,
         "start": str(pilot.start or (starts[0][:10] if starts else "")),
         "end": str(pilot.end or (ends[-1][:10] if ends else "")),
-        "window": (starts[0] if starts else "", ends[-1] if ends else ""),
+        "window": tuple(_utc(t) for t in (starts[:1] or [""]) + (ends[-1:] or [""])),
         "rows": rows,
         "counts": counts,
         "overall": overall,
