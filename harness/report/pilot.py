@@ -148,6 +148,26 @@ def _criterion_rows(runs: list[RunData], pilot: Pilot, out_dir: Path) -> list[Ro
                 )
             )
         rows += _extra_rows(run, report)
+    judged = {r.name for r in rows}
+    for crit in pilot.criteria:  # a criterion no run measured is shown, never dropped
+        if crit.label not in judged:
+            unit = unit_of(crit.expect)
+            rows.append(
+                Row(
+                    name=crit.label,
+                    run="–",
+                    scope=f"{crit.step or '*'} @{crit.target or '*'} [{crit.driver or '*'}]",
+                    requirement=f"{crit.expect} {unit}".strip(),
+                    observed="–",
+                    repeats="–",
+                    status="INVALID",
+                    reason="not judged (executed): no run of the pilot measured it",
+                    evidence=f"none of {', '.join(r.name for r in runs) or 'no runs'} has its step",
+                    link="",
+                    owner=crit.owner,
+                    weight=crit.weight,
+                )
+            )
     return rows
 
 

@@ -186,3 +186,37 @@ def test_a_malformed_pilot_file_is_refused_with_its_line(pilot_run: Path, tmp_pa
     result = CliRunner().invoke(main, ["pilot", str(pilot_run), "--pilot", str(bad)])
     assert result.exit_code == 2
     assert "pilot.yaml:3: criteria[0].expect: cannot parse" in result.output
+
+
+def test_a_criterion_no_run_measured_is_invalid_not_dropped(
+    pilot_run: Path, tmp_path: Path
+) -> None:
+    spec = tmp_path / "pilot.yaml"
+    spec.write_text(
+        "customer: X\ncriteria:\n"
+        "  - {name: put from URL works, step: hydrate-copy, expect: max(failed) == 0}\n"
+        "  - {name: no failed transfers, expect: max(failed) == 0}\n"
+    )
+    pdf = tmp_path / "p.pdf"
+    result = CliRunner().invoke(
+        main, ["pilot", str(pilot_run), "--pilot", str(spec), "--out", str(pdf)]
+    )
+    assert result.exit_code == 1, result.output
+    assert "INVALID  put from URL works: max(failed) == 0 failures, observed –" in result.output
+    assert "no run of the pilot measured it" in result.output
+    # two PASS (one per step) and the recorded contract: nothing failed, one is not judged
+    assert "overall: INVALID (3 PASS, 0 FAIL, 1 INVALID)" in result.output
+    # an execution that failed (the criterion's ERROR) is INVALID too, naming the rule
+    errored = {
+        "criterion": "c",
+        "expression": "max(failed) == 0",
+        "step": "sdk-upload",
+        "driver": "sdk",
+        "target": "reference",
+        "observed": None,
+        "passed": False,
+        "errored": True,
+        "evidence": "not judged: 1 of 2 execution(s) failed (repeat 2): boom",
+    }
+    judged = judge(errored, load_run(pilot_run))
+    assert judged.status == "INVALID" and "boom" in judged.reason
