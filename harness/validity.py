@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from harness.criteria import PACE_KPIS, parse
+from harness.results import moves_payload
 from harness.runner import step_rows
 
 DEFAULT_BOUND = 1.2
@@ -322,8 +323,6 @@ def judge(verdict: dict[str, Any], run: Any, bounds: dict[str, float] | None = N
 def run_rules(run: Any, bounds: dict[str, float] | None = None) -> list[RuleOutcome]:
     """Every rule on every (step, driver, target) of a run, on its headline KPI (MiB/s for
     payload steps, ops/s for the others): what the document lists under validity."""
-    from harness.results import moves_payload
-
     outcomes = [environment_rule(environment(run))]
     results = step_rows(run.results)
     if results.empty:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from jinja2 import Environment as Jinja
 from jinja2 import FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field
@@ -340,8 +339,3 @@ def verify(pdf: Path, run_dirs: list[Path]) -> list[str]:
             detail = "" if now == sha else f" (document {sha[:16]}…, now {now[:16]}…)"
             lines.append(f"{state}  {Path(run_dir).name}/{name}{detail}")
     return lines
-
-
-def rows_frame(doc: dict[str, Any]) -> pd.DataFrame:
-    """The criteria rows as a table (tests and the CLI summary read it)."""
-    return pd.DataFrame([r.__dict__ for r in doc["rows"]])

@@ -39,7 +39,7 @@ def _verify(args: tuple[str, ...]) -> None:
     sys.exit(EXIT_FAILED if bad else EXIT_OK)
 
 
-@click.command("pilot", context_settings={"ignore_unknown_options": False})
+@click.command("pilot")
 @click.argument("args", nargs=-1, required=True, metavar="RUN_DIR... | verify PDF RUN_DIR...")
 @click.option(
     "--out",
