@@ -84,19 +84,19 @@ def sweep_tables(runs: list[RunData], labels: list[str] | None = None) -> dict[s
     return out
 
 
-def invalid_notes(runs: list[RunData], kpi: str) -> list[str]:
-    """Bars of ``kpi`` whose run broke a validity rule ("INVALID (cache-bound): step @target")."""
+def invalid_notes(runs: list[RunData], chart: KpiChart) -> list[str]:
+    """The chart's bars whose run broke a validity rule: "INVALID (cache-bound): step @target"."""
     notes = []
     for run in runs:
         rows = run.results
         if "row_kind" in rows:
             rows = rows[rows["row_kind"] == "step"]
-        for (step, driver, target), _ in rows.groupby(["step", "driver", "target"], sort=False):
-            broken = [
-                o
-                for o in validity.group_rules(run, str(step), str(driver), str(target), kpi, {})
-                if not o.ok
-            ]
+        keys = ["step", "driver", "target", "operation"]
+        for (step, driver, target, op), _ in rows.groupby(keys, sort=False):
+            if f"{step} ({op})" not in chart.table.index:
+                continue
+            outcomes = validity.group_rules(run, str(step), str(driver), str(target), chart.kpi, {})
+            broken = [o for o in outcomes if not o.ok]
             if broken:
                 reasons = ", ".join(dict.fromkeys(o.reason for o in broken))
                 notes.append(f"INVALID ({reasons}): {step} @{target}")
@@ -186,7 +186,7 @@ def write_charts(run_dirs: list[Path], out: Path, labels: list[str] | None = Non
             written.append(path)
         plt.close(fig)
         text = caption(chart, runs)
-        invalid = invalid_notes(runs, chart.kpi)
+        invalid = invalid_notes(runs, chart)
         if invalid:
             text += " " + "; ".join(invalid) + "."
         if unfair:

@@ -163,9 +163,10 @@ def build_deck(
             for idx in chart.table.index
         ]
         _table(slide, header, body, 8.8, 1.7, 4.2, size=7)
-        invalid = invalid_notes(runs, chart.kpi)
+        invalid = invalid_notes(runs, chart)
         if invalid:  # validity before verdicts: say which bars do not count
-            _text(slide, "; ".join(invalid), 0.4, 6.6, 12.5, 0.35, size=9, color=RED)
+            top = min(1.8 + 0.36 * (len(body) + 1), 5.6)  # below the table (rows wrap)
+            _text(slide, "\n".join(invalid), 8.8, top, 4.2, 6.8 - top, size=8, color=RED)
         _footer(slide, runs, unfair)
 
     sweeps = sweep_tables(runs, labels)
