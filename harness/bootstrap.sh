@@ -54,6 +54,17 @@ case "${1:-}" in
       $SUDO apt-get update -qq
       DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
     fi
+    # The deck test renders the slides with LibreOffice and reads them back with poppler.
+    need_test=()
+    command -v soffice >/dev/null 2>&1 || need_test+=(libreoffice-impress)
+    command -v pdftoppm >/dev/null 2>&1 || need_test+=(poppler-utils)
+    if ((${#need_test[@]})); then
+      log "installing Debian packages ${need_test[*]} (for the pilot deck tests)"
+      SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+      $SUDO apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        "${need_test[@]}" >/dev/null
+    fi
     log "lint: ruff check and ruff format --check"
     "$VENV/bin/ruff" check --quiet . && "$VENV/bin/ruff" format --check --quiet .
     log "import contracts: lint-imports ([tool.importlinter] in pyproject.toml)"

@@ -22,6 +22,7 @@ from harness.history.cli import history, regress
 from harness.identity.cli import token_service
 from harness.nightly.cli import nightly
 from harness.provision.cli import deprovision, provision
+from harness.report.pilot_cli import charts, deck, pilot
 from harness.targets import TARGET_NAMES
 
 
@@ -311,6 +312,9 @@ main.add_command(token_service)
 main.add_command(provision)
 main.add_command(deprovision)
 main.add_command(nightly)
+main.add_command(pilot)
+main.add_command(deck)
+main.add_command(charts)
 
 
 if __name__ == "__main__":
