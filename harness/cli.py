@@ -16,6 +16,7 @@ import yaml
 from harness import scenario as scenario_mod
 from harness.bench_cli import bench
 from harness.cli_common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, load_scenario
+from harness.cluster.cli import inventory, lab
 from harness.conformance.cli import conformance
 from harness.contract.cli import contract
 from harness.history.cli import history, regress
@@ -306,6 +307,8 @@ main.add_command(contract)
 main.add_command(history)
 main.add_command(regress)
 main.add_command(token_service)
+main.add_command(inventory)
+main.add_command(lab)
 
 
 if __name__ == "__main__":
