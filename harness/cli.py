@@ -16,7 +16,7 @@ import yaml
 from harness import scenario as scenario_mod
 from harness.bench_cli import bench
 from harness.cli_common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, load_scenario
-from harness.cluster.cli import inventory, lab
+from harness.cluster.cli import deploy, inventory, lab
 from harness.conformance.cli import conformance
 from harness.contract.cli import contract
 from harness.history.cli import history, regress
@@ -57,6 +57,13 @@ def main() -> None:
     default=None,
     help="Blob account URL for --target url. Credentials come from "
     "AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN.",
+)
+@click.option(
+    "--inventory",
+    "inventory_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Inventory for --target inventory: the façade is started on its server hosts over SSH.",
 )
 @click.option(
     "--out",
@@ -104,6 +111,7 @@ def run(
     scenarios: tuple[str, ...],
     target: str | None,
     endpoint: str | None,
+    inventory_file: Path | None,
     out: Path | None,
     cache_dir: Path | None,
     overrides: tuple[str, ...],
@@ -128,6 +136,13 @@ def run(
     # Every scenario is checked before the first one runs: a typo in the third is exit 2 now,
     # not after the first two have run for an hour.
     loaded = [(name, load_scenario(name, overrides)) for name in scenarios]
+    if (target == "inventory") != (inventory_file is not None):
+        raise click.UsageError("--target inventory and --inventory FILE go together")
+    if inventory_file is not None:
+        from harness.cluster.cli import load_inventory
+
+        load_inventory(inventory_file)  # exit 2 on a bad file, before anything runs
+        endpoint = str(inventory_file.resolve())
     for _, sc in loaded:
         if (target or sc.target.kind) == "url":
             _check_url_target(endpoint or sc.target.endpoint)
@@ -309,6 +324,7 @@ main.add_command(regress)
 main.add_command(token_service)
 main.add_command(inventory)
 main.add_command(lab)
+main.add_command(deploy)
 
 
 if __name__ == "__main__":

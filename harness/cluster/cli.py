@@ -127,3 +127,26 @@ def down(directory: Path) -> None:
 
     removed = Lab(directory).down()
     click.echo(f"lab: removed {len(removed)} ({', '.join(removed) or 'nothing left'})")
+
+
+@click.command()
+@click.argument(
+    "inventory_file",
+    metavar="INVENTORY",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+def deploy(inventory_file: Path) -> None:
+    """Ship this checkout (its tracked files) to every host of INVENTORY over SFTP and build
+    its environment there; a release already deployed is left alone. Exit 1 when a host
+    fails (one line each), 2 when INVENTORY is invalid."""
+    from harness.cluster.deploy import deploy as deploy_all
+
+    inv = load_inventory(inventory_file)
+    done, errors = deploy_all(inv)
+    for d in done:
+        state = "deployed" if d.changed else "up to date"
+        rev = Path(d.release_dir).name
+        click.echo(f"{d.host.name}: {state} {rev} in {d.release_dir} (python {d.python})")
+    for error in errors:
+        click.echo(f"error: {error}", err=True)
+    sys.exit(EXIT_FAILED if errors else EXIT_OK)
