@@ -1,12 +1,14 @@
-"""Targets by name: `reference` (embedded façade), `azurite`, `url`, `nginx` (plain files)."""
+"""Targets by name: `reference` (embedded façade), `azurite`, `url`, `nginx` (plain files),
+`inventory` (the façade on an inventory's server hosts, over SSH)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from harness.targets.base import Endpoint, Target
 
-TARGET_NAMES = ("reference", "azurite", "url")  # targets that stand alone (`--target`)
+TARGET_NAMES = ("reference", "azurite", "url", "inventory")  # targets that stand alone (`--target`)
 # nginx serves another target's files: only beside it, in a step's target list
 STEP_TARGETS = ("nginx",)
 
@@ -31,6 +33,13 @@ def make_target(
         from harness.targets.url import UrlTarget
 
         return UrlTarget(endpoint)
+    if kind == "inventory":
+        from harness.targets.inventory import InventoryTarget
+
+        if not endpoint:
+            raise ValueError("target 'inventory' needs --inventory FILE")
+        # the inventory file travels in the endpoint slot: a target has one place to be told
+        return InventoryTarget(Path(endpoint), workers=workers)
     if kind == "nginx":
         from harness.targets.nginx import NginxTarget
 

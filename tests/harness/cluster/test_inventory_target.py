@@ -48,7 +48,7 @@ def test_sdk_steps_run_against_the_facade_on_a_server_host(lab: Path, tmp_path: 
     data = Path(lab.parent / "hosts" / "h1" / "work" / "data" / run_dir.name)
     blobs = [p for p in (data / "devstoreaccount1").rglob("*") if p.is_file()]
     assert len([p for p in blobs if "/up/" in str(p)]) == 5, blobs
-    alive = subprocess.run(["pgrep", "-f", f"--data-root {data}"], capture_output=True)
+    alive = subprocess.run(["pgrep", "-f", "--", f"--data-root {data}"], capture_output=True)
     assert alive.returncode == 1, "the façade on h1 still runs"
 
 
