@@ -16,12 +16,12 @@ import yaml
 from harness import scenario as scenario_mod
 from harness.bench_cli import bench
 from harness.cli_common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, load_scenario
-from harness.cluster.cli import deploy, inventory, lab
+from harness.cluster_cli import deploy, inventory, lab
 from harness.conformance.cli import conformance
 from harness.contract.cli import contract
 from harness.history.cli import history, regress
 from harness.identity.cli import token_service
-from harness.targets import TARGET_NAMES
+from harness.targets import INVENTORY_TARGET, TARGET_NAMES
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -45,7 +45,7 @@ def main() -> None:
 @click.argument("scenarios", nargs=-1, required=True, metavar="SCENARIO...")
 @click.option(
     "--target",
-    type=click.Choice(TARGET_NAMES),
+    type=click.Choice((*TARGET_NAMES, INVENTORY_TARGET)),
     default=None,
     help="Where steps run unless a step names its own targets "
     "[default: the scenario's, usually reference: the embedded façade on a free "
@@ -136,10 +136,10 @@ def run(
     # Every scenario is checked before the first one runs: a typo in the third is exit 2 now,
     # not after the first two have run for an hour.
     loaded = [(name, load_scenario(name, overrides)) for name in scenarios]
-    if (target == "inventory") != (inventory_file is not None):
+    if (target == INVENTORY_TARGET) != (inventory_file is not None):
         raise click.UsageError("--target inventory and --inventory FILE go together")
     if inventory_file is not None:
-        from harness.cluster.cli import load_inventory
+        from harness.cluster_cli import load_inventory
 
         load_inventory(inventory_file)  # exit 2 on a bad file, before anything runs
         endpoint = str(inventory_file.resolve())

@@ -1,6 +1,7 @@
 """An inventory: the hosts of a cluster, their roles, its endpoints, credentials by reference.
 
-Validated like scenarios (``harness.scenario.load_model``): every problem as FILE:LINE: field.
+Validated like scenarios (``harness.scenario.load_model``, in ``harness.cluster_cli``): every
+problem as FILE:LINE: field.
 Secrets are never inline: a credential names an environment variable or a file.
 """
 
@@ -126,10 +127,11 @@ class Inventory(BaseModel):
         return p if p.is_absolute() else self.base_dir / p
 
 
-def load(path: Path) -> Inventory:
-    """A validated inventory; raises ``ScenarioError`` (FILE:LINE: field: message)."""
-    from harness.scenario import load_model
+def from_file(path: Path) -> Inventory:
+    """An inventory already checked with file:line errors (``harness.cluster_cli.load``), read
+    again where the harness uses it (the inventory target)."""
+    import yaml
 
-    inv = load_model(path, Inventory, what="an inventory")
+    inv = Inventory.model_validate(yaml.safe_load(path.read_text()))
     inv.base_dir = path.resolve().parent
     return inv

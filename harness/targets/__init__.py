@@ -8,9 +8,11 @@ from typing import Any
 
 from harness.targets.base import Endpoint, Target
 
-TARGET_NAMES = ("reference", "azurite", "url", "inventory")  # targets that stand alone (`--target`)
+TARGET_NAMES = ("reference", "azurite", "url")  # targets that stand alone (`--target`)
 # nginx serves another target's files: only beside it, in a step's target list
 STEP_TARGETS = ("nginx",)
+# hosts of an inventory over SSH: `harness run --target inventory --inventory FILE` only
+INVENTORY_TARGET = "inventory"
 
 
 def make_target(
@@ -33,7 +35,7 @@ def make_target(
         from harness.targets.url import UrlTarget
 
         return UrlTarget(endpoint)
-    if kind == "inventory":
+    if kind == INVENTORY_TARGET:
         from harness.targets.inventory import InventoryTarget
 
         if not endpoint:
@@ -46,7 +48,8 @@ def make_target(
         # nginx runs as many workers as the target it serves unless its options say otherwise
         opts = options or {}
         return NginxTarget(opts.get("workers"), str(opts.get("serves", "reference")))
-    raise ValueError(f"unknown target {kind!r}; valid: {', '.join(TARGET_NAMES + STEP_TARGETS)}")
+    valid = ", ".join((*TARGET_NAMES, INVENTORY_TARGET, *STEP_TARGETS))
+    raise ValueError(f"unknown target {kind!r}; valid: {valid}")
 
 
-__all__ = ["TARGET_NAMES", "Endpoint", "Target", "make_target"]
+__all__ = ["INVENTORY_TARGET", "TARGET_NAMES", "Endpoint", "Target", "make_target"]

@@ -21,10 +21,10 @@ class InventoryTarget:
     name = "inventory"
 
     def __init__(self, inventory: Path, workers: int = 1) -> None:
-        from harness.cluster.inventory import load
+        from harness.cluster.inventory import from_file
 
         self.inventory_path = inventory
-        self.inv = load(inventory)
+        self.inv = from_file(inventory)  # `harness run` checked it with file:line errors
         self.workers = workers
         self.servers = self.inv.with_role("server")
         if not self.servers:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness.cluster import ssh
-from harness.cluster.inventory import Credential, Host, Inventory, load
+from harness.cluster.inventory import Credential, Host, Inventory
+from harness.cluster_cli import load
 from harness.scenario import ScenarioError
 from tests.harness.cluster.conftest import ROOT, harness
 

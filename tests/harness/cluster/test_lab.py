@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from harness.cluster.facts import collect
-from harness.cluster.inventory import load
 from harness.cluster.lab import PREFIX, Lab, unsupported_reason
+from harness.cluster_cli import load
 from tests.harness.cluster.conftest import ROOT, harness
 
 pytestmark = pytest.mark.cluster

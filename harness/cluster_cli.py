@@ -15,9 +15,18 @@ from harness.cluster.inventory import Inventory
 DEFAULT_LAB_DIR = Path(".lab")
 
 
+def load(path: Path) -> Inventory:
+    """A validated inventory; raises ``ScenarioError`` (FILE:LINE: field: message). Kept out
+    of ``harness.cluster``, which the targets import: the scenario module reaches the targets."""
+    from harness.scenario import load_model
+
+    inv = load_model(path, Inventory, what="an inventory")
+    inv.base_dir = path.resolve().parent
+    return inv
+
+
 def load_inventory(path: Path) -> Inventory:
     """A validated inventory, or every problem on stderr and exit 2."""
-    from harness.cluster.inventory import load
     from harness.scenario import ScenarioError
 
     try:
