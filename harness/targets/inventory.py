@@ -4,6 +4,8 @@
 `python -m reference_server` on each, listening on the host's own address and the inventory's
 endpoint port, and waits until each answers; `stop` ends them and copies their logs into the
 run directory. Clients reach the inventory's VIP when it names one, else the first server.
+Every host of the inventory is sampled over SSH meanwhile (``harness.cluster.monitor``) into
+``host_samples.parquet`` beside the logs, one row per host and second.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ class InventoryTarget:
         self.running: list[dict[str, Any]] = []  # host, client, pid, log of each façade
         self.host_facts: list[dict[str, Any]] = []
         self.workdir: Path | None = None
+        self.monitors: list[Any] = []  # HostMonitor of every host
+        self.monitor_clients: list[Any] = []
+        self.samples_path: Path | None = None
+        self.notes: list[str] = []
 
     def start(self, workdir: Path) -> None:
         from harness.cluster import ssh
@@ -65,6 +71,22 @@ class InventoryTarget:
             self.running.append({"host": d.host, "client": client, "pid": pid, "log": log})
         for entry in self.running:
             self._wait(entry, port)
+        self._monitor()
+
+    def _monitor(self) -> None:
+        from harness.cluster import ssh
+        from harness.cluster.monitor import HostMonitor
+
+        assert self.workdir is not None
+        # named now: the runner records facts() before it stops the target, which writes it
+        self.samples_path = self.workdir / "host_samples.parquet"
+        for host in self.inv.hosts:
+            try:
+                client = ssh.connect(self.inv, host)
+                self.monitor_clients.append(client)
+                self.monitors.append(HostMonitor(client, host))
+            except (ssh.HostError, OSError) as exc:  # a run goes on without that host's samples
+                self.notes.append(f"not monitored: {exc}")
 
     def _wait(self, entry: dict[str, Any], port: int, timeout: float = 60.0) -> None:
         from harness.cluster import ssh
@@ -98,7 +120,18 @@ class InventoryTarget:
 
     def stop(self) -> None:
         from harness.cluster import ssh
+        from harness.cluster.monitor import write_samples
 
+        monitors, self.monitors = self.monitors, []
+        for monitor in monitors:
+            monitor.stop()
+            if monitor.error:
+                self.notes.append(monitor.error)
+        if monitors and self.samples_path is not None:
+            write_samples(monitors, self.samples_path)
+        for client in self.monitor_clients:
+            client.close()
+        self.monitor_clients = []
         running, self.running = self.running, []
         for entry in running:
             client = entry["client"]
@@ -126,6 +159,8 @@ class InventoryTarget:
             "servers": [h.name for h in self.servers],
             "workers": self.workers,
             "hosts": self.host_facts,  # measured over SSH when the façades started
+            "host_samples": str(self.samples_path) if self.samples_path else None,
+            "notes": self.notes,
         }
 
     def server_pids(self) -> list[int]:

@@ -7,6 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.harness.cluster.conftest import harness
@@ -48,6 +49,12 @@ def test_sdk_steps_run_against_the_facade_on_a_server_host(lab: Path, tmp_path: 
     data = Path(lab.parent / "hosts" / "h1" / "work" / "data" / run_dir.name)
     blobs = [p for p in (data / "devstoreaccount1").rglob("*") if p.is_file()]
     assert len([p for p in blobs if "/up/" in str(p)]) == 5, blobs
+    # every host sampled over SSH, on the controller's clock, h1's NIC carrying the blobs
+    samples = pd.read_parquet(run_dir / "targets" / "inventory" / "host_samples.parquet")
+    assert set(samples["host"]) == {"h1", "h2"}
+    h1 = samples[samples["host"] == "h1"].sort_values("t")
+    assert len(h1) >= 2 and h1["net_tx_bytes"].iloc[-1] - h1["net_tx_bytes"].iloc[0] > 5 * 4096
+    assert facts["host_samples"] and facts["notes"] == []
     alive = subprocess.run(["pgrep", "-f", "--", f"--data-root {data}"], capture_output=True)
     assert alive.returncode == 1, "the façade on h1 still runs"
 
