@@ -103,8 +103,6 @@ class Lab:
             _ip("-n", ns, "addr", "add", f"{addr}/24", "dev", "eth0")
             _ip("-n", ns, "link", "set", "eth0", "up")
             _ip("-n", ns, "link", "set", "lo", "up")
-            # each host answers to its own name inside its namespace, never through DNS
-            (home / "hosts").write_text(f"127.0.0.1 localhost\n{addr} {name}\n")
             hostkey = home / "ssh_host_ed25519_key"
             _keygen(hostkey)
             config = home / "sshd_config"
