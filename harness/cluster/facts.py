@@ -103,7 +103,7 @@ def collect(inv: Any) -> tuple[list[dict[str, Any]], list[str]]:
             continue
         try:
             facts.append(host_facts(client, host))
-        except (ssh.HostError, paramiko.SSHException, ValueError) as exc:
+        except (ssh.HostError, paramiko.SSHException, OSError, ValueError) as exc:
             errors.append(f"{ssh.where(host)}: {exc}")
         finally:
             client.close()

@@ -73,7 +73,15 @@ def connect(inv: Inventory, host: Host, timeout: float = CONNECT_TIMEOUT_S) -> p
         jump = connect(inv, inv.host(host.jump), timeout)
         transport = jump.get_transport()
         assert transport is not None
-        sock = transport.open_channel("direct-tcpip", (host.address, host.port), ("127.0.0.1", 0))
+        try:
+            sock = transport.open_channel(
+                "direct-tcpip", (host.address, host.port), ("127.0.0.1", 0), timeout=timeout
+            )
+        except paramiko.ChannelException as exc:
+            jump.close()
+            raise HostError(
+                f"{where(host)}: jump host {host.jump} cannot reach it: {exc.text}"
+            ) from None
     key = inv.path(host.key_file)
     try:
         client.connect(
@@ -101,6 +109,9 @@ def connect(inv: Inventory, host: Host, timeout: float = CONNECT_TIMEOUT_S) -> p
         raise HostError(f"{where(host)}: cannot connect: {first.strerror or first}") from None
     except OSError as exc:
         raise HostError(f"{where(host)}: cannot connect: {exc.strerror or exc}") from None
+    if host.jump:
+        # the tunnel lives on the jump host's connection: keep it as long as this one
+        client.jump_client = jump  # type: ignore[attr-defined]
     return client
 
 

@@ -42,10 +42,13 @@ class InventoryTarget:
     def start(self, workdir: Path) -> None:
         from harness.cluster import ssh
         from harness.cluster.deploy import deploy
-        from harness.cluster.facts import host_facts
+        from harness.cluster.facts import collect
 
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
+        # every host's facts, not only the servers': run.json describes the whole cluster
+        self.host_facts, unreachable = collect(self.inv)
+        self.notes += [f"no facts: {e}" for e in unreachable]
         deployed, errors = deploy(self.inv, self.servers)
         if errors:
             raise RuntimeError("deploy failed: " + "; ".join(errors))
@@ -53,7 +56,6 @@ class InventoryTarget:
         run_id = workdir.parent.parent.name or "run"  # the run directory's name
         for d in deployed:
             client = ssh.connect(self.inv, d.host)
-            self.host_facts.append(host_facts(client, d.host))
             data = f"{d.work_dir}/data/{run_id}"
             log = f"{d.work_dir}/logs/{run_id}-server.log"
             argv = [d.python, "-m", "reference_server", "--data-root", data]

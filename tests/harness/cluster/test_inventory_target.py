@@ -41,7 +41,7 @@ def test_sdk_steps_run_against_the_facade_on_a_server_host(lab: Path, tmp_path: 
     (run_dir,) = out.iterdir()
     facts = json.loads((run_dir / "run.json").read_text())["targets"]["inventory"]
     assert facts["endpoint"] == "http://10.213.0.11:10000/devstoreaccount1"
-    assert [h["name"] for h in facts["hosts"]] == ["h1"]
+    assert [h["name"] for h in facts["hosts"]] == ["h1", "h2"]
     assert facts["hosts"][0]["address"] == "10.213.0.11" and facts["hosts"][0]["cpu_count"]
     log = (run_dir / "targets" / "inventory" / "servers" / "h1.log").read_text()
     assert "listening on http://10.213.0.11:10000" in log

@@ -119,6 +119,17 @@ def test_unreachable_and_misconfigured_hosts_fail_one_line_each(lab: Path, tmp_p
     assert "Traceback" not in result.stderr
 
 
+def test_a_host_behind_a_jump_host(lab: Path, tmp_path: Path) -> None:
+    data = yaml.safe_load(lab.read_text())
+    data["hosts"][1]["jump"] = "h1"  # h2 reached through a tunnel on h1's connection
+    data["hosts"].append({**data["hosts"][0], "name": "h9", "address": "10.213.0.99"})
+    data["hosts"][2]["jump"] = "h1"  # no such lab host: h1 cannot reach it
+    result = harness("inventory", "check", str(_beside(lab, tmp_path, data)))
+    assert result.returncode == 1
+    assert "2/3 hosts reachable" in result.stdout and "│ h2 " in result.stdout
+    assert "h9 (root@10.213.0.99:22): jump host h1 cannot reach it" in result.stderr
+
+
 def test_a_changed_host_key_is_refused(lab: Path, tmp_path: Path) -> None:
     data = yaml.safe_load(lab.read_text())
     path = _beside(lab, tmp_path, data)
