@@ -55,6 +55,9 @@ def check_lab_route(address: str) -> None:
 def connect(inv: Inventory, host: Host, timeout: float = CONNECT_TIMEOUT_S) -> paramiko.SSHClient:
     """An authenticated client for ``host``; HostError says why not (refused, timed out,
     rejected key, unknown host key)."""
+    key = inv.path(host.key_file)
+    if key is not None and not key.is_file():  # a misconfiguration, not a network problem
+        raise HostError(f"{where(host)}: key_file {key} does not exist")
     if not host.jump:  # behind a jump host, the jump host routes the address
         try:
             check_lab_route(host.address)
@@ -82,7 +85,6 @@ def connect(inv: Inventory, host: Host, timeout: float = CONNECT_TIMEOUT_S) -> p
             raise HostError(
                 f"{where(host)}: jump host {host.jump} cannot reach it: {exc.text}"
             ) from None
-    key = inv.path(host.key_file)
     try:
         client.connect(
             host.address,

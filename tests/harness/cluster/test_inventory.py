@@ -98,3 +98,10 @@ def test_lab_addresses_are_refused_without_the_lab_bridge(monkeypatch: pytest.Mo
     inv = Inventory(name="x", hosts=[Host(name="h1", address="10.213.0.11")])
     with pytest.raises(ssh.HostError, match="lab bridge bflab-none is not up"):
         ssh.connect(inv, inv.hosts[0])
+
+
+def test_a_missing_key_file_is_named_before_connecting(tmp_path: Path) -> None:
+    inv = Inventory(name="x", hosts=[Host(name="h1", address="10.213.0.11", key_file="nokey")])
+    inv.base_dir = tmp_path
+    with pytest.raises(ssh.HostError, match=f"h1 .*: key_file {tmp_path}/nokey does not exist"):
+        ssh.connect(inv, inv.hosts[0])
