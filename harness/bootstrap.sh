@@ -17,6 +17,8 @@ need_apt=()
 dpkg -s libsecret-1-0 >/dev/null 2>&1 || need_apt+=(libsecret-1-0)
 dpkg -s nginx-light >/dev/null 2>&1 || command -v nginx >/dev/null 2>&1 || need_apt+=(nginx-light)
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
+# the lab's own hosts (harness lab up) each run a real sshd in a network namespace
+dpkg -s openssh-server >/dev/null 2>&1 || need_apt+=(openssh-server)
 if ((${#need_apt[@]})); then
   log "installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -16,6 +16,7 @@ import yaml
 from harness import scenario as scenario_mod
 from harness.bench_cli import bench
 from harness.cli_common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, load_scenario
+from harness.cluster_cli import deploy, inventory, lab
 from harness.conformance.cli import conformance
 from harness.contract.cli import contract
 from harness.history.cli import history, regress
@@ -23,7 +24,7 @@ from harness.identity.cli import token_service
 from harness.nightly.cli import nightly
 from harness.provision.cli import deprovision, provision
 from harness.report.pilot_cli import charts, deck, pilot
-from harness.targets import TARGET_NAMES
+from harness.targets import INVENTORY_TARGET, TARGET_NAMES
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -47,7 +48,7 @@ def main() -> None:
 @click.argument("scenarios", nargs=-1, required=True, metavar="SCENARIO...")
 @click.option(
     "--target",
-    type=click.Choice(TARGET_NAMES),
+    type=click.Choice((*TARGET_NAMES, INVENTORY_TARGET)),
     default=None,
     help="Where steps run unless a step names its own targets "
     "[default: the scenario's, usually reference: the embedded façade on a free "
@@ -59,6 +60,13 @@ def main() -> None:
     default=None,
     help="Blob account URL for --target url. Credentials come from "
     "AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN.",
+)
+@click.option(
+    "--inventory",
+    "inventory_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Inventory for --target inventory: the façade is started on its server hosts over SSH.",
 )
 @click.option(
     "--out",
@@ -106,6 +114,7 @@ def run(
     scenarios: tuple[str, ...],
     target: str | None,
     endpoint: str | None,
+    inventory_file: Path | None,
     out: Path | None,
     cache_dir: Path | None,
     overrides: tuple[str, ...],
@@ -130,6 +139,13 @@ def run(
     # Every scenario is checked before the first one runs: a typo in the third is exit 2 now,
     # not after the first two have run for an hour.
     loaded = [(name, load_scenario(name, overrides)) for name in scenarios]
+    if (target == INVENTORY_TARGET) != (inventory_file is not None):
+        raise click.UsageError("--target inventory and --inventory FILE go together")
+    if inventory_file is not None:
+        from harness.cluster_cli import load_inventory
+
+        load_inventory(inventory_file)  # exit 2 on a bad file, before anything runs
+        endpoint = str(inventory_file.resolve())
     for _, sc in loaded:
         if (target or sc.target.kind) == "url":
             _check_url_target(endpoint or sc.target.endpoint)
@@ -315,6 +331,9 @@ main.add_command(nightly)
 main.add_command(pilot)
 main.add_command(deck)
 main.add_command(charts)
+main.add_command(inventory)
+main.add_command(lab)
+main.add_command(deploy)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""Targets by name: `reference` (embedded façade), `azurite`, `url`, `nginx` (plain files)."""
+"""Targets by name: `reference` (embedded façade), `azurite`, `url`, `nginx` (plain files),
+`inventory` (the façade on an inventory's server hosts, over SSH)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from harness.targets.base import Endpoint, Target
@@ -9,6 +11,8 @@ from harness.targets.base import Endpoint, Target
 TARGET_NAMES = ("reference", "azurite", "url")  # targets that stand alone (`--target`)
 # nginx serves another target's files: only beside it, in a step's target list
 STEP_TARGETS = ("nginx",)
+# hosts of an inventory over SSH: `harness run --target inventory --inventory FILE` only
+INVENTORY_TARGET = "inventory"
 
 
 def make_target(
@@ -31,13 +35,21 @@ def make_target(
         from harness.targets.url import UrlTarget
 
         return UrlTarget(endpoint)
+    if kind == INVENTORY_TARGET:
+        from harness.targets.inventory import InventoryTarget
+
+        if not endpoint:
+            raise ValueError("target 'inventory' needs --inventory FILE")
+        # the inventory file travels in the endpoint slot: a target has one place to be told
+        return InventoryTarget(Path(endpoint), workers=workers)
     if kind == "nginx":
         from harness.targets.nginx import NginxTarget
 
         # nginx runs as many workers as the target it serves unless its options say otherwise
         opts = options or {}
         return NginxTarget(opts.get("workers"), str(opts.get("serves", "reference")))
-    raise ValueError(f"unknown target {kind!r}; valid: {', '.join(TARGET_NAMES + STEP_TARGETS)}")
+    valid = ", ".join((*TARGET_NAMES, INVENTORY_TARGET, *STEP_TARGETS))
+    raise ValueError(f"unknown target {kind!r}; valid: {valid}")
 
 
-__all__ = ["TARGET_NAMES", "Endpoint", "Target", "make_target"]
+__all__ = ["INVENTORY_TARGET", "TARGET_NAMES", "Endpoint", "Target", "make_target"]

@@ -43,7 +43,10 @@ def test_help_explains_every_command(cli: CliRunner) -> None:
         assert f"  {command} " in result.output
     assert "Exit status: 0 all passed, 1 a step or criterion failed, 2 bad input" in result.output
     run_help = cli.invoke(main, ["run", "--help"]).output
-    assert "--target [reference|azurite|url]" in run_help and "AZURE_STORAGE_SAS_TOKEN" in run_help
+    assert (
+        "--target [reference|azurite|url|inventory]" in run_help
+        and "AZURE_STORAGE_SAS_TOKEN" in run_help
+    )
 
 
 def test_list_and_validate_shipped(cli: CliRunner) -> None:

@@ -1,0 +1,161 @@
+"""`harness inventory check`, `harness lab up|down`, `harness deploy`: clusters over SSH."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.cli_common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from harness.cluster.inventory import Inventory
+
+DEFAULT_LAB_DIR = Path(".lab")
+
+
+def load(path: Path) -> Inventory:
+    """A validated inventory; raises ``ScenarioError`` (FILE:LINE: field: message). Kept out
+    of ``harness.cluster``, which the targets import: the scenario module reaches the targets."""
+    from harness.scenario import load_model
+
+    inv = load_model(path, Inventory, what="an inventory")
+    inv.base_dir = path.resolve().parent
+    return inv
+
+
+def load_inventory(path: Path) -> Inventory:
+    """A validated inventory, or every problem on stderr and exit 2."""
+    from harness.scenario import ScenarioError
+
+    try:
+        return load(path)
+    except ScenarioError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def _gib(n: int | None) -> str:
+    return f"{n / 2**30:.1f} GiB" if n else "-"
+
+
+@click.group()
+def inventory() -> None:
+    """Inventories of cluster hosts (inventory/*.yaml)."""
+
+
+@inventory.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def check(file: Path) -> None:
+    """Connect to every host of FILE over SSH and print its facts: CPU, memory, kernel, NVMe,
+    NICs, clock offset to this controller, Python and tool versions. Exit 1 when a host is
+    unreachable or misconfigured (one line each), 2 when FILE is invalid."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.cluster.facts import collect
+
+    inv = load_inventory(file)
+    facts, errors = collect(inv)
+    table = Table(title=f"inventory {inv.name}: {len(facts)}/{len(inv.hosts)} hosts reachable")
+    for col in ("host", "roles", "cpu", "memory", "kernel", "nvme", "nics", "clock", "versions"):
+        table.add_column(col)
+    for f in facts:
+        table.add_row(*_row(f))
+    Console(width=160).print(table)
+    for error in errors:
+        click.echo(f"error: {error}", err=True)
+    sys.exit(EXIT_FAILED if errors else EXIT_OK)
+
+
+def _row(f: dict[str, Any]) -> list[str]:
+    nvme = ", ".join(f"{d['device']} {_gib(d['bytes'])}" for d in f.get("nvme", [])) or "-"
+    nics = ", ".join(f"{n['name']} {n['speed_mbps'] or '?'} Mbit/s" for n in f.get("nics", []))
+    versions = " ".join(
+        f"{tool} {f[tool]}" for tool in ("python", "azcopy", "rclone") if f.get(tool)
+    )
+    return [
+        f["name"],
+        ",".join(f.get("roles", [])),
+        f"{f.get('cpu_count')}× {f.get('cpu_model') or '?'}",
+        _gib((f.get("memory_kib") or 0) * 1024),
+        str(f.get("kernel")),
+        nvme,
+        nics or "-",
+        f"{f.get('clock_offset_s', 0) * 1000:+.1f} ms",
+        versions,
+    ]
+
+
+@click.group()
+def lab() -> None:
+    """The lab's own hosts: network namespaces on this machine running real sshd."""
+
+
+@lab.command()
+@click.option("--hosts", type=int, default=2, show_default=True, help="How many hosts.")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_LAB_DIR,
+    show_default=True,
+    help="Where keys, host homes, the state file and inventory.yaml go.",
+)
+def up(hosts: int, directory: Path) -> None:
+    """Make HOSTS network namespaces on a lab bridge (10.213.0.0/24), each with its own sshd,
+    host key and work directory, and write DIR/inventory.yaml. Exit 2 where the machine
+    cannot (no namespaces, not root, no sshd)."""
+    from harness.cluster.lab import Lab, LabError
+
+    lab_ = Lab(directory)
+    try:
+        path = lab_.up(hosts)
+    except (LabError, subprocess.CalledProcessError) as exc:
+        lab_.down()  # a half-made lab is not left behind
+        detail = getattr(exc, "stderr", None) or ""
+        click.echo(f"error: lab up: {exc} {detail}".rstrip(), err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    click.echo(f"lab: {hosts} hosts up")
+    click.echo(f"inventory: {path}")
+
+
+@lab.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_LAB_DIR,
+    show_default=True,
+)
+def down(directory: Path) -> None:
+    """Remove every namespace, link and sshd the lab made (also after a crashed `lab up`)."""
+    from harness.cluster.lab import Lab
+
+    removed = Lab(directory).down()
+    click.echo(f"lab: removed {len(removed)} ({', '.join(removed) or 'nothing left'})")
+
+
+@click.command()
+@click.argument(
+    "inventory_file",
+    metavar="INVENTORY",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+def deploy(inventory_file: Path) -> None:
+    """Ship this checkout (its tracked files) to every host of INVENTORY over SFTP and build
+    its environment there; a release already deployed is left alone. Exit 1 when a host
+    fails (one line each), 2 when INVENTORY is invalid."""
+    from harness.cluster.deploy import deploy as deploy_all
+
+    inv = load_inventory(inventory_file)
+    done, errors = deploy_all(inv)
+    for d in done:
+        state = "deployed" if d.changed else "up to date"
+        rev = Path(d.release_dir).name
+        click.echo(f"{d.host.name}: {state} {rev} in {d.release_dir} (python {d.python})")
+    for error in errors:
+        click.echo(f"error: {error}", err=True)
+    sys.exit(EXIT_FAILED if errors else EXIT_OK)
