@@ -15,6 +15,7 @@ from harness.drivers.common import (
     ProcessRunner,
     account_sas,
     blob_path_url,
+    client_env,
     is_ip_host,
     local_dir,
 )
@@ -122,13 +123,13 @@ class AzCopyDriver(Driver):
         }
         for key in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
             env.pop(key, None)
-        if proxy_url:
+        env |= client_env(ctx)
+        if proxy_url:  # the step's own lab proxy wins over a token service's login proxy
             env["HTTP_PROXY"] = env["HTTPS_PROXY"] = proxy_url
-            env["NO_PROXY"] = ""
+            env["NO_PROXY"] = "127.0.0.1" if ctx.options.get("auth") == "oauth" else ""
         if ctx.endpoint.ca_bundle:
             env["SSL_CERT_FILE"] = str(ctx.endpoint.ca_bundle)
-        for key, value in (ctx.options.get("env") or {}).items():
-            env[str(key)] = str(value)
+        env |= {str(k): str(v) for k, v in (ctx.options.get("env") or {}).items()}
         return env
 
     def _command(self, ctx: StepContext, dest: _Location, source: _Location | None) -> list[str]:
