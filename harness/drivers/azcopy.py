@@ -93,7 +93,11 @@ class AzCopyDriver(Driver):
 
     def needs_container(self, ctx: StepContext) -> bool:
         # AzCopy creates a missing destination container only for hosts it classifies as
-        # Blob; for an IP host an operator creates it first, and so does the runner.
+        # Blob; for an IP host an operator creates it first, and so does the runner. With a
+        # token (auth: oauth) an upload by name does not try either (10.32.2: every upload is
+        # answered 404 ContainerNotFound); a service-to-service copy does.
+        if ctx.operation in ("upload", "sync-up") and ctx.options.get("auth") == "oauth":
+            return True
         return ctx.operation in ("upload", "sync-up", "copy") and not self._by_name(ctx)
 
     @staticmethod

@@ -75,9 +75,9 @@ def test_identity_option_is_a_reference_boolean() -> None:
         TargetSpec(kind="azurite", options={"identity": True})
 
 
-def _ctx(endpoint: Endpoint, **options: object) -> StepContext:
+def _ctx(endpoint: Endpoint, operation: str = "list", **options: object) -> StepContext:
     return StepContext(
-        scenario="identity", step="s", operation="list", endpoint=endpoint, container="ct",
+        scenario="identity", step="s", operation=operation, endpoint=endpoint, container="ct",
         workdir=Path("/nonexistent"), options=dict(options),
     )  # fmt: skip
 
@@ -104,3 +104,17 @@ def test_oauth_steps_get_the_token_service_settings_and_the_recording_proxy() ->
         "AZURE_AUTHORITY_HOST": "http://127.0.0.1:4001",
     }
     assert endpoint.extra["identity"]["env"] == env  # the target's own endpoint is untouched
+
+
+def test_azcopy_uploads_with_a_token_get_their_container_from_the_runner() -> None:
+    from harness.drivers.azcopy import AzCopyDriver
+    from harness.lab_proxy import with_proxy
+
+    endpoint = with_proxy(
+        Endpoint("reference", "devstoreaccount1", "https://127.0.0.1:5000/devstoreaccount1"),
+        "http://127.0.0.1:6000",
+    )
+    azcopy = AzCopyDriver()
+    assert azcopy.needs_container(_ctx(endpoint, "upload", auth="oauth"))
+    assert not azcopy.needs_container(_ctx(endpoint, "upload"))  # by name, with a SAS
+    assert not azcopy.needs_container(_ctx(endpoint, "copy", auth="oauth"))
