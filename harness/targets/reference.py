@@ -117,7 +117,10 @@ class ReferenceTarget(LocalServerTarget):
         if self.lab is not None and self._login_proxy is not None:
             # what a step with `auth: oauth` hands its client (drivers.common.client_env)
             env = self.lab.client_env()
-            env |= {"HTTPS_PROXY": self._login_proxy.url, "NO_PROXY": "127.0.0.1"}
+            # plain http too: a client probing the real IMDS (http://169.254.169.254) is refused
+            # by the proxy and shows in its refusals instead of leaving the machine
+            proxy = self._login_proxy.url
+            env |= {"HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "NO_PROXY": "127.0.0.1"}
             env["SSL_CERT_FILE"] = str(self.lab.ca_bundle)  # Go token clients: the system pool
             endpoint.extra["identity"] = {"authority": self.lab.authority, "env": env}
         return endpoint

@@ -57,7 +57,10 @@ def test_harness_run_identity_passes_with_token_calls_in_the_contracts(
     assert {r.driver for r in runner.results if r.ok} == set(CLIENTS)
     assert info["verdicts"] and all(v["passed"] for v in info["verdicts"]), info["verdicts"]
     facts = info["targets"]["reference"]
+    # Go and boostedblob: every name and the IMDS address go to a lab proxy, which refused none
     assert facts["tls"] is True and facts["identity"]["refused"] == []
+    azcopy = [r for r in runner.results if r.driver == "azcopy"]
+    assert azcopy and all(r.extra["proxy_refused"] == 0 for r in azcopy)
     # nothing named was resolved (only loopback literals), nothing dialled the real IMDS
     assert {h for h in looked_up if h not in ("127.0.0.1", "localhost")} == set()
     assert not any(isinstance(a, tuple) and a[0] == "169.254.169.254" for a in connects)
