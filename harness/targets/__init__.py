@@ -15,18 +15,13 @@ def make_target(
     kind: str, endpoint: str | None = None, workers: int = 1, options: dict[str, Any] | None = None
 ) -> Target:
     """A Target of ``kind``; `options.args` adds command-line flags to a local server,
-    `options.tls` serves the reference façade over https with the lab CA, `options.identity`
-    starts the lab token service beside it and makes the façade trust its tenant."""
+    `options.tls` serves the reference façade over https with the lab CA."""
     args = [str(a) for a in (options or {}).get("args", [])]
     if kind == "reference":
         from harness.targets.reference import ReferenceTarget
 
-        opts = options or {}
         return ReferenceTarget(
-            workers=workers,
-            extra_args=args,
-            tls=bool(opts.get("tls")),
-            identity=bool(opts.get("identity")),
+            workers=workers, extra_args=args, tls=bool((options or {}).get("tls"))
         )
     if kind == "azurite":
         from harness.targets.azurite import AzuriteTarget

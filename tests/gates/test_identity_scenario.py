@@ -17,6 +17,7 @@ from harness.conformance.framework import PASS
 from harness.conformance.suite import run_checks
 from harness.contract.record import CONTRACTS_DIR, ContractRecorder
 from harness.identity.lab import BearerEndpoint
+from harness.identity.target import IdentityTarget
 from harness.runner import Runner
 from harness.targets.reference import ReferenceTarget
 
@@ -91,7 +92,7 @@ def test_harness_run_identity_passes_with_token_calls_in_the_contracts(
 def test_the_identity_target_refuses_expired_and_unknown_kid_tokens(tmp_path: Path) -> None:
     """401 InvalidAuthenticationInfo with the tenant's WWW-Authenticate challenge, checked by
     the bearer conformance checks against the target `harness run identity` starts."""
-    target = ReferenceTarget(identity=True)
+    target = IdentityTarget(ReferenceTarget())
     target.start(tmp_path / "reference")
     try:
         endpoint = target.endpoint()
