@@ -289,6 +289,11 @@ class Runner:
                     workers=spec.workers if own else 1,
                     options=spec.options if own else None,
                 )
+            options = named.options if named is not None else spec.options if own else {}
+            if options.get("identity"):  # the lab token service beside it, trusted for tokens
+                from harness.identity.target import IdentityTarget
+
+                target = IdentityTarget(target)  # type: ignore[arg-type]
             self.targets[kind] = target  # registered before start so a failed start is stopped
             peer = getattr(target, "serves", None)  # serves the files of another target (nginx)
             if peer:
@@ -296,7 +301,6 @@ class Runner:
                     raise ValueError(f"target {kind} serves {peer}: list {peer} before {kind}")
                 target.bind(self.targets[peer])
             target.start(self.run_dir / "targets" / kind)
-            options = named.options if named is not None else spec.options if own else {}
             if options.get("profile"):  # py-spy on the server while the run goes on
                 from harness.bench.profile import Profiler
 

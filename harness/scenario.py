@@ -100,14 +100,17 @@ class TargetSpec(_Model):
 
     @model_validator(mode="after")
     def _tls_option(self) -> TargetSpec:
-        # `options.tls: true` serves the reference façade over https with the lab CA
-        tls = self.options.get("tls")
-        if tls is not None and not isinstance(tls, bool):
-            raise ValueError("options.tls: must be true or false")
-        if tls and self.kind != "reference":
-            raise ValueError(
-                f"options.tls: only the reference target serves https, not {self.kind}"
-            )
+        # `options.tls: true` serves the reference façade over https with the lab CA;
+        # `options.identity: true` adds the lab token service, trusted for bearer tokens
+        for name in ("tls", "identity"):
+            value = self.options.get(name)
+            if value is not None and not isinstance(value, bool):
+                raise ValueError(f"options.{name}: must be true or false")
+            if value and self.kind != "reference":
+                raise ValueError(
+                    f"options.{name}: only the reference target serves "
+                    f"{'https' if name == 'tls' else 'bearer tokens'}, not {self.kind}"
+                )
         return self
 
 

@@ -76,6 +76,36 @@ SAS_PARAMS = {
 }
 
 
+# Token service calls (``Call.service == "identity"``): the headers and query values that are
+# their shape. Bodies (grant_type, scope) are not recorded.
+IDENTITY_HEADERS = {"metadata", "x-identity-header", "secret", "x-client-sku", "x-client-os"}
+IDENTITY_ENUM_PARAMS = {"api-version", "resource"}
+
+
+def identity_operation(method: str, raw_path: str, headers: set[str]) -> tuple[str, str]:
+    """(operation, path shape) of a call to a token service, named as Entra ID and the managed
+    identity endpoints document them; the tenant segment becomes ``{tenant}``."""
+    segments = raw_path.strip("/").split("/")
+    shape = "/" + "/".join(["{tenant}", *segments[1:]]) if segments[0] else "/"
+    path = raw_path.rstrip("/")
+    if path.endswith("/.well-known/openid-configuration"):
+        return ("OIDC Discovery v2.0" if "/v2.0/" in path else "OIDC Discovery v1"), shape
+    if path.endswith("/discovery/v2.0/keys") or path.endswith("/discovery/keys"):
+        return "JWKS", shape
+    if path.endswith("/discovery/instance"):
+        return "Instance Discovery", shape
+    if path.endswith("/oauth2/v2.0/token"):
+        return "Token: client credentials v2.0", shape
+    if path.endswith("/metadata/identity/oauth2/token") or "metadata" in headers:
+        return "Token: managed identity (IMDS)", raw_path
+    if "x-identity-header" in headers:
+        return "Token: managed identity (App Service)", raw_path
+    if path.endswith("/oauth2/token"):
+        return "Token: client credentials v1", shape
+    # MSI_ENDPOINT (Cloud Shell / legacy App Service): any path the variable names
+    return "Token: managed identity (MSI_ENDPOINT)", raw_path
+
+
 def _is_ip(host: str) -> bool:
     name = host.rsplit(":", 1)[0].strip("[]")
     try:
@@ -192,9 +222,14 @@ def summarize_calls(
     for call in calls:
         query = dict(call.query)
         restype, comp = query.get("restype", ""), query.get("comp", "")
-        shape = path_shape(call.raw_path, call.host, account)
-        names = {h for h in call.headers if h.startswith("x-ms-") or h in STANDARD_HEADERS}
-        name = operation_name(call.method, shape, restype, comp, names)
+        identity = call.service == "identity"
+        known = STANDARD_HEADERS | IDENTITY_HEADERS if identity else STANDARD_HEADERS
+        names = {h for h in call.headers if h.startswith("x-ms-") or h in known}
+        if identity:
+            name, shape = identity_operation(call.method, call.raw_path, names)
+        else:
+            shape = path_shape(call.raw_path, call.host, account)
+            name = operation_name(call.method, shape, restype, comp, names)
         op = ops.setdefault(name, Operation(name, call.method, shape, restype, comp))
         op.count += 1
         if call.phase and call.phase not in op.used_in:
@@ -208,9 +243,8 @@ def summarize_calls(
         if "sig" in query:
             _add(op.params, ["<sas>"])
         enums = {h: call.headers[h] for h in names if h == "x-ms-version" or h in ENUM_HEADERS}
-        enums.update(
-            {f"?{k}": v for k, v in query.items() if k in ENUM_PARAMS - {"restype", "comp"}}
-        )
+        enum_params = IDENTITY_ENUM_PARAMS if identity else ENUM_PARAMS - {"restype", "comp"}
+        enums.update({f"?{k}": v for k, v in query.items() if k in enum_params})
         for k, v in enums.items():
             _add(op.values.setdefault(k, []), [v])
         _add(op.statuses, [call.status])

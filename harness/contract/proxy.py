@@ -50,6 +50,7 @@ class Call:
     step: str = ""  # the scenario step's name
     started: float = 0.0  # unix seconds when the request reached the proxy
     elapsed_ms: float = 0.0  # request arrival to the upstream's last response byte
+    service: str = "blob"  # "identity": a call to the token service (token acquisition)
 
 
 @dataclass
@@ -88,8 +89,10 @@ class RecordingProxy:
         *,
         ca_bundle: Path | None = None,
         tls: tuple[Path, Path] | None = None,
+        service: str = "blob",
     ) -> None:
         parts = urlsplit(upstream)
+        self.service = service  # what the upstream is: the Blob service or a token service
         self.upstream = f"{parts.scheme}://{parts.netloc}"
         self.host = host
         self.ca_bundle = ca_bundle  # an https upstream is verified against it
@@ -212,6 +215,7 @@ class RecordingProxy:
             error_code=error_code,
             started=started,
             elapsed_ms=elapsed_ms,
+            service=self.service,
         )
         with self._lock:
             self.calls.append(call)

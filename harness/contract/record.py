@@ -21,6 +21,7 @@ from harness.results import StepResult
 from harness.runner import Execution, RunHook, Runner, RunOutcome
 from harness.scenario import Scenario
 from harness.targets.base import Endpoint
+from harness.targets.reference import TLS_NAMES
 
 CONTRACTS_DIR = ROOT / "fixtures" / "contracts"
 # The lab's own calls around a tool (the first-object probe) are made with the Python SDK: an
@@ -42,7 +43,29 @@ def _proxy_tls(endpoint: Endpoint, directory: Path) -> tuple[Path, Path] | None:
     ca = LabCA.of_bundle(endpoint.ca_bundle) if endpoint.ca_bundle else None
     if ca is None or not endpoint.blob_url.startswith("https:"):
         return None
-    return ca.issue(["127.0.0.1", "localhost"], directory)
+    # the lab virtual hosts too: AzCopy by lab name reaches the proxy through a lab proxy
+    return ca.issue(list(TLS_NAMES), directory)
+
+
+def _identity_proxy(endpoint: Endpoint, directory: Path) -> RecordingProxy | None:
+    """A recording proxy in front of the target's token service (``identity: true``), so the
+    clients' token acquisition is part of their contract; None without one."""
+    identity = endpoint.extra.get("identity")
+    ca = LabCA.of_bundle(endpoint.ca_bundle) if endpoint.ca_bundle else None
+    if not identity or ca is None:
+        return None
+    tls = ca.issue(["127.0.0.1", "localhost"], directory)
+    return RecordingProxy(
+        identity["authority"], ca_bundle=endpoint.ca_bundle, tls=tls, service="identity"
+    )
+
+
+def _through(endpoint: Endpoint, proxy: RecordingProxy) -> Endpoint:
+    """``endpoint`` whose OAuth settings name ``proxy`` instead of the token service."""
+    identity = endpoint.extra["identity"]
+    env = {k: v.replace(identity["authority"], proxy.url) for k, v in identity["env"].items()}
+    extra = {**endpoint.extra, "identity": {**identity, "authority": proxy.url, "env": env}}
+    return dataclasses.replace(endpoint, extra=extra)
 
 
 class ContractRecorder(RunHook):
@@ -53,6 +76,7 @@ class ContractRecorder(RunHook):
     def __init__(self, contracts_dir: Path = CONTRACTS_DIR) -> None:
         self.contracts_dir = contracts_dir
         self.proxies: dict[str, RecordingProxy] = {}
+        self.identity_proxies: dict[str, RecordingProxy] = {}  # target -> its token service's
         self.account: str | None = None
         self.agents: dict[str, str] = {}  # driver name -> the User-Agent its requests carry
         self._step_first_call = 0
@@ -65,6 +89,10 @@ class ContractRecorder(RunHook):
             proxy = RecordingProxy(endpoint.blob_url, ca_bundle=endpoint.ca_bundle, tls=tls)
             proxy.start()
             self.proxies[kind] = proxy
+            identity = _identity_proxy(endpoint, runner.run_dir / "targets" / kind / "id-tls")
+            if identity is not None:
+                identity.start()
+                self.identity_proxies[kind] = identity
 
     def on_step(self, ex: Execution, ctx: StepContext, driver: Driver) -> bool:
         if not driver.recorded:
@@ -79,6 +107,10 @@ class ContractRecorder(RunHook):
         ctx.endpoint = dataclasses.replace(
             proxy.endpoint_for(ctx.endpoint), origin_url=ctx.endpoint.display_url
         )
+        identity = self.identity_proxies.get(ex.target)
+        if identity is not None:  # token requests of this step, labelled like its Blob calls
+            identity.phase, identity.tool, identity.step = proxy.phase, proxy.tool, proxy.step
+            ctx.endpoint = _through(ctx.endpoint, identity)
         # The container exists before the client runs: AzCopy does not create a missing one at
         # a path-style IP endpoint, and a tool's contract should not depend on which tool of a
         # scenario happened to run first.
@@ -95,11 +127,12 @@ class ContractRecorder(RunHook):
         apply_proxy_timing(result, own, driver.proxy_timed)
 
     def on_targets_stopping(self, runner: Runner) -> None:
-        for proxy in self.proxies.values():
+        for proxy in [*self.proxies.values(), *self.identity_proxies.values()]:
             proxy.stop()
 
     def calls(self) -> list[Call]:
-        return [c for p in self.proxies.values() for c in p.calls]
+        proxies = [*self.proxies.values(), *self.identity_proxies.values()]
+        return [c for p in proxies for c in p.calls]
 
     def tool_calls(self) -> list[Call]:
         """The recorded calls without the lab's own."""

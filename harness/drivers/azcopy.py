@@ -15,6 +15,7 @@ from harness.drivers.common import (
     ProcessRunner,
     account_sas,
     blob_path_url,
+    client_env,
     is_ip_host,
     local_dir,
 )
@@ -92,7 +93,11 @@ class AzCopyDriver(Driver):
 
     def needs_container(self, ctx: StepContext) -> bool:
         # AzCopy creates a missing destination container only for hosts it classifies as
-        # Blob; for an IP host an operator creates it first, and so does the runner.
+        # Blob; for an IP host an operator creates it first, and so does the runner. With a
+        # token (auth: oauth) an upload by name does not try either (10.32.2: every upload is
+        # answered 404 ContainerNotFound); a service-to-service copy does.
+        if ctx.operation in ("upload", "sync-up") and ctx.options.get("auth") == "oauth":
+            return True
         return ctx.operation in ("upload", "sync-up", "copy") and not self._by_name(ctx)
 
     @staticmethod
@@ -122,13 +127,13 @@ class AzCopyDriver(Driver):
         }
         for key in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
             env.pop(key, None)
-        if proxy_url:
+        env |= client_env(ctx)
+        if proxy_url:  # the step's own lab proxy wins over a token service's login proxy
             env["HTTP_PROXY"] = env["HTTPS_PROXY"] = proxy_url
-            env["NO_PROXY"] = ""
+            env["NO_PROXY"] = "127.0.0.1" if ctx.options.get("auth") == "oauth" else ""
         if ctx.endpoint.ca_bundle:
             env["SSL_CERT_FILE"] = str(ctx.endpoint.ca_bundle)
-        for key, value in (ctx.options.get("env") or {}).items():
-            env[str(key)] = str(value)
+        env |= {str(k): str(v) for k, v in (ctx.options.get("env") or {}).items()}
         return env
 
     def _command(self, ctx: StepContext, dest: _Location, source: _Location | None) -> list[str]:

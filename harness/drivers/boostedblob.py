@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from harness.drivers.base import Driver, StepContext
-from harness.drivers.common import ProcessRunner, local_dir
+from harness.drivers.common import ProcessRunner, client_env, local_dir
 from harness.metrics import latency_summary
 from harness.paths import ROOT
 from harness.results import StepResult, count_errors
@@ -86,7 +86,7 @@ class BoostedblobDriver(Driver):
             # boostedblob takes the first credential it finds: without a key it reads the OAuth
             # settings given in options.env (MSI_ENDPOINT, AZURE_CLIENT_ID, ...)
             env.pop("AZURE_STORAGE_ACCOUNT_KEY", None)
-        env.update({str(k): str(v) for k, v in (ctx.options.get("env") or {}).items()})
+        env.update(client_env(ctx))
         outcome = self._runner.run(
             argv, env, cwd=ctx.workdir, stderr_path=ctx.workdir / "bbb.stderr"
         )

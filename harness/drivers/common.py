@@ -111,6 +111,17 @@ class ProcessRunner:
         return ProcessOutcome(proc.returncode, lines, stderr, time.monotonic() - started)
 
 
+def client_env(ctx: StepContext) -> dict[str, str]:
+    """The step's ``options.env`` for its client; with ``auth: oauth``, on top of the OAuth
+    settings of the endpoint's token service (a target with ``identity: true``), so a scenario
+    names the login flavour and never the service's port."""
+    env: dict[str, str] = {}
+    if ctx.options.get("auth") == "oauth":
+        env |= (ctx.endpoint.extra.get("identity") or {}).get("env", {})
+    env |= {str(k): str(v) for k, v in (ctx.options.get("env") or {}).items()}
+    return env
+
+
 def sdk_credential(endpoint: Endpoint) -> Any:
     """The azure-storage-blob credential for an endpoint: its SAS, else its Shared Key."""
     if endpoint.sas:

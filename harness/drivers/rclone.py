@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.drivers.base import Driver, StepContext
-from harness.drivers.common import ProcessRunner, local_dir
+from harness.drivers.common import ProcessRunner, client_env, local_dir
 from harness.metrics import latency_summary
 from harness.results import StepResult
 from harness.tools import Tool, rclone_path
@@ -61,7 +61,7 @@ class RcloneDriver(Driver):
             env[prefix + "KEY"] = ep.key
         elif ep.sas:
             env[prefix + "SAS_URL"] = f"{ep.blob_url}?{ep.sas.lstrip('?')}"
-        env.update({str(k): str(v) for k, v in (ctx.options.get("env") or {}).items()})
+        env.update(client_env(ctx))
         return env
 
     def _command(self, ctx: StepContext) -> list[str]:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.datasets import Dataset, ManifestEntry
 from harness.drivers.base import Driver, StepContext
-from harness.drivers.common import local_dir, sdk_credential, sdk_transport
+from harness.drivers.common import client_env, local_dir, sdk_credential, sdk_transport
 from harness.metrics import latency_summary
 from harness.results import StepResult, count_errors
 from harness.tools import Tool
@@ -80,10 +80,36 @@ def _attempt_policy(recorder: _Recorder) -> Any:
     return AttemptPolicy()
 
 
-def _client_kwargs(ctx: StepContext, recorder: _Recorder) -> dict[str, Any]:
+def _oauth_credential(ctx: StepContext, aio: bool = False) -> Any:
+    """``auth: oauth``: a service principal's secret credential from the step's client
+    environment (``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID``, ``AZURE_CLIENT_SECRET``,
+    ``AZURE_AUTHORITY_HOST``, as EnvironmentCredential reads them), trusting the lab CA."""
+    if aio:
+        from azure.identity.aio import ClientSecretCredential
+    else:
+        from azure.identity import ClientSecretCredential  # type: ignore[assignment]
+
+    env = client_env(ctx)
+    missing = [
+        k for k in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET") if k not in env
+    ]
+    if missing:
+        raise ValueError(f"auth: oauth needs {', '.join(missing)} in options.env")
+    kwargs: dict[str, Any] = {"disable_instance_discovery": True}  # no login.microsoftonline.com
+    if "AZURE_AUTHORITY_HOST" in env:
+        kwargs["authority"] = env["AZURE_AUTHORITY_HOST"]
+    if ctx.endpoint.ca_bundle:
+        kwargs["connection_verify"] = str(ctx.endpoint.ca_bundle)
+    return ClientSecretCredential(
+        env["AZURE_TENANT_ID"], env["AZURE_CLIENT_ID"], env["AZURE_CLIENT_SECRET"], **kwargs
+    )
+
+
+def _client_kwargs(ctx: StepContext, recorder: _Recorder, aio: bool = False) -> dict[str, Any]:
     block = ctx.options.get("max_block_size", ctx.block_size_mib * MIB)
+    oauth = ctx.options.get("auth") == "oauth"
     return {
-        "credential": sdk_credential(ctx.endpoint),
+        "credential": _oauth_credential(ctx, aio) if oauth else sdk_credential(ctx.endpoint),
         # the storage clients build their own pipeline; this hook appends a policy that sees
         # every attempt right before the transport
         "_additional_pipeline_policies": [_attempt_policy(recorder)],
@@ -402,10 +428,11 @@ class SdkAioDriver(_SdkBase):
         from azure.storage.blob.aio import BlobServiceClient as AioBlobServiceClient
 
         t0 = time.perf_counter()
+        credential = None
         try:
-            async with AioBlobServiceClient(
-                ctx.endpoint.blob_url, **_client_kwargs(ctx, recorder)
-            ) as service:
+            kwargs = _client_kwargs(ctx, recorder, aio=True)
+            credential = kwargs["credential"]
+            async with AioBlobServiceClient(ctx.endpoint.blob_url, **kwargs) as service:
                 container = service.get_container_client(ctx.container)
                 if ctx.operation in ("upload", "sync-up"):
                     try:
@@ -417,6 +444,9 @@ class SdkAioDriver(_SdkBase):
                 await self._dispatch(ctx, container, tally)
         except (AzureError, OSError, ValueError) as exc:
             tally.fail(ctx.operation, exc)
+        finally:
+            if hasattr(credential, "close"):  # an OAuth credential owns an aiohttp session
+                await credential.close()
         return time.perf_counter() - t0
 
     async def _dispatch(self, ctx: StepContext, container: Any, tally: _Tally) -> None:

@@ -70,6 +70,15 @@ class LabIdentity:
         """The service's current private key (for tokens a check tampers with)."""
         return KeyRing.load_or_create(self.state_dir, self.config.token_lifetime_s).signer()
 
+    def client_env(self, origin: str | None = None) -> dict[str, str]:
+        """The settings clients read to get tokens from this service (``harness token-service``
+        prints the same), at ``origin`` (default: the service itself; a recording proxy in
+        front of it otherwise), plus the tenant."""
+        from harness.identity.token_service import describe
+
+        env = describe(self.config, origin or self.authority)["env"]
+        return {**env, "AZURE_TENANT_ID": self.tenant}
+
     def bearer_block(self, roles: list[tuple[str, str, str]]) -> dict[str, Any]:
         """An account's ``bearer`` mapping trusting this service; roles are
         (principal name, role, scope) with scope ``account`` or ``containers/NAME``."""
@@ -164,6 +173,23 @@ def identity_from_description(path: Path) -> LabIdentity:
     )
 
 
+def bearer_facade_args(
+    identity: LabIdentity, workdir: Path, ca_bundle: Path, roles: list[tuple[str, str, str]]
+) -> list[str]:
+    """The reference façade's flags to trust ``identity`` for ``devstoreaccount1`` (Shared Key
+    still works) with ``roles``: an accounts YAML written into ``workdir``, and the CA the
+    token service's certificate chains to."""
+    import yaml
+
+    from harness.targets.base import DEV_ACCOUNT, DEV_KEY
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "bearer-accounts.yaml"
+    account = {"name": DEV_ACCOUNT, "key": DEV_KEY, "bearer": identity.bearer_block(roles)}
+    config.write_text(yaml.safe_dump({"accounts": [account]}))
+    return ["--config", str(config), "--trust-ca", str(ca_bundle)]
+
+
 class BearerReference:
     """The lab token service plus the reference façade trusting it: https (bearer works) and a
     second process over plain http (bearer must be refused), for the bearer checks."""
@@ -177,18 +203,13 @@ class BearerReference:
         self.targets: list[Any] = []
 
     def start(self) -> BearerEndpoint:
-        import yaml
-
         from harness.labca import LabCA
         from harness.targets.base import DEV_ACCOUNT, DEV_KEY
         from harness.targets.reference import ReferenceTarget
 
         identity = self.service.start()
-        config = self.workdir / "bearer-accounts.yaml"
-        account = {"name": DEV_ACCOUNT, "key": DEV_KEY, "bearer": identity.bearer_block(LAB_ROLES)}
-        config.write_text(yaml.safe_dump({"accounts": [account]}))
         bundle = LabCA.load_or_create(self.ca_dir).bundle_path
-        args = ["--config", str(config), "--trust-ca", str(bundle)]
+        args = bearer_facade_args(identity, self.workdir, bundle, LAB_ROLES)
         https = ReferenceTarget(extra_args=args, tls=True, ca_dir=self.ca_dir)
         plain = ReferenceTarget(extra_args=args)
         for target, name in ((https, "bearer-https"), (plain, "bearer-http")):
