@@ -337,8 +337,8 @@ def test_a_recorded_run_times_azcopy_by_the_proxy_and_both_tools_by_their_logs(
     azcopy = rows[rows.driver == "azcopy"]
     assert set(azcopy.clock) == {"proxy"} and set(azcopy.latency_clock) == {"azcopy-log"}
     for extra, duration in zip(azcopy.extra, azcopy.duration_s, strict=True):
-        # AzCopy's own process never ends before its 2 s status poll; the proxy saw the work
-        assert extra["wall_duration_s"] > 1.9 and duration < extra["wall_duration_s"]
+        # AzCopy's own process ends only at a status poll; the proxy's span is the work itself
+        assert duration < extra["wall_duration_s"]
         assert (
             duration == pytest.approx(extra["proxy_span_s"], abs=1e-5)
             and extra["requests_timed"] >= 8
