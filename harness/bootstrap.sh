@@ -17,8 +17,6 @@ need_apt=()
 dpkg -s libsecret-1-0 >/dev/null 2>&1 || need_apt+=(libsecret-1-0)
 dpkg -s nginx-light >/dev/null 2>&1 || command -v nginx >/dev/null 2>&1 || need_apt+=(nginx-light)
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
-# the lab's own hosts (harness lab up) each run a real sshd in a network namespace
-dpkg -s openssh-server >/dev/null 2>&1 || need_apt+=(openssh-server)
 if ((${#need_apt[@]})); then
   log "installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -49,19 +47,15 @@ case "${1:-}" in
   "") log "ready: $VENV/bin/harness --help" ;;
   test)
     shift
-    # The history tests start a PostgreSQL server of their own (tests/harness/history/).
-    if ! compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null; then
-      log "installing Debian package postgresql (for the history tests)"
-      SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-      $SUDO apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
-    fi
-    # The deck test renders the slides with LibreOffice and reads them back with poppler.
+    # What only the tests need: a PostgreSQL server of their own (history), LibreOffice and
+    # poppler (the deck and pilot renders), and OpenSSH's sshd (the lab's hosts, harness lab up).
     need_test=()
+    compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || need_test+=(postgresql)
     command -v soffice >/dev/null 2>&1 || need_test+=(libreoffice-impress)
     command -v pdftoppm >/dev/null 2>&1 || need_test+=(poppler-utils)
+    dpkg -s openssh-server >/dev/null 2>&1 || need_test+=(openssh-server)
     if ((${#need_test[@]})); then
-      log "installing Debian packages ${need_test[*]} (for the pilot deck tests)"
+      log "installing Debian packages for the tests: ${need_test[*]}"
       SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
       $SUDO apt-get update -qq
       DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \

@@ -41,7 +41,10 @@ def unsupported_reason() -> str | None:
     if not Path("/proc/self/ns/net").exists():
         return "the kernel has no network namespaces"
     if not SSHD.exists():
-        return f"{SSHD} is missing: install Debian's openssh-server (harness/bootstrap.sh)"
+        return (
+            f"{SSHD} is missing: install Debian's openssh-server "
+            "(`bash harness/bootstrap.sh test` installs it)"
+        )
     probe = f"{PREFIX}-probe"
     made = _ip("netns", "add", probe, check=False)
     _ip("netns", "del", probe, check=False)
