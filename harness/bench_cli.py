@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from harness.cli_common import SIZE, load_scenario, out_option
+from harness.cli_common import SIZE, F, load_scenario, out_option
 
 if TYPE_CHECKING:  # the runner, pandas and the drivers load only when a command runs
     from harness.criteria import Verdict
@@ -197,6 +198,17 @@ def _overrides(mapping: dict[str, list[str]], options: dict[str, Any]) -> list[s
     ]
 
 
+def set_option(scenario: str) -> Callable[[F], F]:
+    """``--set KEY=VALUE`` (repeatable): any override of the alias's shipped scenario."""
+    return click.option(
+        "--set",
+        "extra",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help=f"any other override of scenarios/{scenario}.yaml (repeatable)",
+    )
+
+
 @click.group()
 def bench() -> None:
     """Benchmarks: shipped scenarios (scenarios/bench-*.yaml) through the runner."""
@@ -234,13 +246,7 @@ def bench() -> None:
     multiple=True,
     help="extra flag for the façade, repeatable (e.g. --facade-arg=--loop=asyncio)",
 )
-@click.option(
-    "--set",
-    "extra",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="any other override of scenarios/bench-server.yaml (repeatable)",
-)
+@set_option("bench-server")
 def server(**options: Any) -> None:
     """The reference façade against Azurite (goal ≥ 3×) and nginx (goal ≥ 0.7×)."""
     large, small = ("put-block", "get-blob"), ("put-small", "get-small")
@@ -273,13 +279,7 @@ def server(**options: Any) -> None:
 @click.option("--repeats", type=click.IntRange(min=1), help="[3]")
 @click.option("--workers", type=int, help="per façade [1]")
 @out_option()
-@click.option(
-    "--set",
-    "extra",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="any other override of scenarios/bench-s2s.yaml (repeatable)",
-)
+@set_option("bench-s2s")
 def s2s(**options: Any) -> None:
     """Lake → edge hydration by server-side copy vs download-then-upload through the client."""
     azcopy = ("s2s", "relay-down", "relay-up")
@@ -305,13 +305,7 @@ def s2s(**options: Any) -> None:
 @click.option("--small-concurrency", type=int, help="[32]")
 @click.option("--repeats", type=click.IntRange(min=1), help="the table shows the median [3]")
 @out_option()
-@click.option(
-    "--set",
-    "extra",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="any other override of scenarios/bench-tls.yaml (repeatable)",
-)
+@set_option("bench-tls")
 def tls(**options: Any) -> None:
     """Small-op and bulk throughput over https against http on the reference façade (goal:
     https ≥ 0.5× of http)."""
