@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,15 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, driver in REGISTRY.items():
         if name.isidentifier():  # sdk-aio's tests carry `sdk`: one marker per client library
             config.addinivalue_line("markers", f"{name}: drives the real {driver.tool.name}")
+
+
+def wait_until(predicate: Callable[[], bool], what: str, limit_s: float = 30) -> None:
+    """Poll a condition; the limit only bounds a hung test, it is not what the test measures."""
+    deadline = time.monotonic() + limit_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.01)
 
 
 def free_port() -> int:

@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +27,7 @@ from harness.http import block_id, block_list_xml
 from harness.signing import generate_account_sas, generate_service_sas
 from reference_server.store.names import name_hash
 from reference_server.store.records import PROPS_XATTR
-from tests.conftest import RunningServer, start_server, stop_server
+from tests.conftest import RunningServer, start_server, stop_server, wait_until
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -48,15 +47,6 @@ def launcher(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     for srv in started:
         if srv.process.poll() is None:
             stop_server(srv)
-
-
-def wait_until(predicate: Callable[[], bool], what: str, limit_s: float = 30) -> None:
-    """Poll a condition; the limit only bounds a hung test, it is not what the test measures."""
-    deadline = time.monotonic() + limit_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.01)
 
 
 def b64md5(data: bytes) -> str:

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 from facade_raw import Raw
 from raw_sockets import closed_by_server, read_response
 
-from tests.conftest import ROOT, RunningServer, free_port, start_server, stop_server
+from tests.conftest import ROOT, RunningServer, free_port, start_server, stop_server, wait_until
 
 MIB = 1024 * 1024
 PUT_BLOB = {"x-ms-blob-type": "BlockBlob"}
@@ -40,15 +39,6 @@ def launcher(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     for srv in started:
         if srv.process.poll() is None:
             stop_server(srv)
-
-
-def wait_until(predicate: Callable[[], bool], what: str, limit_s: float = 30) -> None:
-    """Poll a condition; the limit only bounds a hung test, it is not what the test measures."""
-    deadline = time.monotonic() + limit_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.02)
 
 
 def workers_of(srv: RunningServer) -> list[psutil.Process]:
