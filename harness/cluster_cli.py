@@ -105,9 +105,9 @@ def lab() -> None:
     help="Where keys, host homes, the state file and inventory.yaml go.",
 )
 def up(hosts: int, directory: Path) -> None:
-    """Make HOSTS network namespaces on a lab bridge (10.213.0.0/24), each with its own sshd,
-    host key and work directory, and write DIR/inventory.yaml. Exit 2 where the machine
-    cannot (no namespaces, not root, no sshd)."""
+    """Make HOSTS network namespaces on a lab bridge (10.213.L.0/24, L = HARNESS_LAB_ID or 0),
+    each with its own sshd, host key and work directory, and write DIR/inventory.yaml. Exit 2
+    where the machine cannot (no namespaces, not root, no sshd)."""
     from harness.cluster.lab import Lab, LabError
 
     lab_ = Lab(directory)

@@ -1,8 +1,10 @@
 """The lab's own hosts: network namespaces on this machine, each running a real OpenSSH sshd.
 
-`up` makes a bridge (PREFIX-br) holding 10.213.0.1/24 in the root namespace and, per host, a
-namespace PREFIX-hN joined to it by a veth pair, with the address 10.213.0.(10+N). That range
-exists only on the bridge and inside these namespaces: nothing else is ever addressed. Every
+`up` makes a bridge (PREFIX-br) holding 10.213.L.1/24 in the root namespace and, per host, a
+namespace PREFIX-hN joined to it by a veth pair, with the address 10.213.L.(10+N). That range
+exists only on the bridge and inside these namespaces: nothing else is ever addressed. L is the
+lab number (``HARNESS_LAB_ID``, default 0, prefix ``bflab``; lab L > 0 has prefix ``bflabL``), so
+several labs can coexist on one machine without touching each other. Every
 resource is written to the state file before it is made, so `down` undoes a crashed `up`;
 `down` also removes whatever still carries the prefix.
 """
@@ -19,15 +21,43 @@ from typing import Any
 
 import yaml
 
-PREFIX = "bflab"
-SUBNET = "10.213.0"  # /24, only on the lab bridge and inside its namespaces
-BRIDGE_ADDRESS = f"{SUBNET}.1"
-SSHD = Path("/usr/sbin/sshd")
-STATE_FILE = "lab.json"
-
 
 class LabError(RuntimeError):
     """The lab cannot be made here (no namespaces, no sshd, not root), with the reason."""
+
+
+LAB_ID_ENV = "HARNESS_LAB_ID"
+
+
+def lab_id() -> int:
+    """The lab number chosen by the environment (0..250)."""
+    raw = os.environ.get(LAB_ID_ENV, "0").strip() or "0"
+    if not raw.isdigit() or not 0 <= int(raw) <= 250:
+        raise LabError(f"{LAB_ID_ENV}={raw!r}: expected a number from 0 to 250")
+    return int(raw)
+
+
+def prefix_for(lab: int) -> str:
+    return "bflab" if lab == 0 else f"bflab{lab}"
+
+
+def subnet_for(lab: int) -> str:
+    return f"10.213.{lab}"  # /24, only on the lab bridge and inside its namespaces
+
+
+def _lab_id_or_default() -> int:
+    # a bad value is reported by `lab up` (LabError); importing never fails on it
+    try:
+        return lab_id()
+    except LabError:
+        return 0
+
+
+PREFIX = prefix_for(_lab_id_or_default())
+SUBNET = subnet_for(_lab_id_or_default())
+BRIDGE_ADDRESS = f"{SUBNET}.1"
+SSHD = Path("/usr/sbin/sshd")
+STATE_FILE = "lab.json"
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -75,6 +105,7 @@ class Lab:
 
     def up(self, hosts: int) -> Path:
         """Make ``hosts`` namespaces with sshd; returns the inventory path."""
+        lab_id()  # a malformed HARNESS_LAB_ID is refused here, with its value
         reason = unsupported_reason()
         if reason:
             raise LabError(reason)

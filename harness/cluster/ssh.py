@@ -11,12 +11,13 @@ from pathlib import Path
 import paramiko
 
 from harness.cluster.inventory import Host, Inventory
+from harness.cluster.lab import prefix_for
 
 CONNECT_TIMEOUT_S = 10.0
 # The lab's range (harness.cluster.lab) exists only on its bridge: with the bridge gone the
 # kernel would route it out of the machine, so such addresses are refused then.
-LAB_NETWORK = ipaddress.ip_network("10.213.0.0/24")
-LAB_BRIDGE = "bflab-br"
+LAB_NETWORKS = ipaddress.ip_network("10.213.0.0/16")  # lab L holds 10.213.L.0/24
+LAB_BRIDGE = "{prefix}-br"
 # paramiko logs failed handshakes with tracebacks; HostError already says what went wrong.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
@@ -42,12 +43,13 @@ def check_lab_route(address: str) -> None:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return
-    if ip not in LAB_NETWORK:
+    if ip not in LAB_NETWORKS:
         return
+    bridge = LAB_BRIDGE.format(prefix=prefix_for(int(str(ip).split(".")[2])))
     route = subprocess.run(["ip", "route", "get", address], capture_output=True, text=True)
-    if f" dev {LAB_BRIDGE} " not in f" {route.stdout} ":
+    if f" dev {bridge} " not in f" {route.stdout} ":
         raise HostError(
-            f"{address} is a lab address but the lab bridge {LAB_BRIDGE} is not up: "
+            f"{address} is a lab address but the lab bridge {bridge} is not up: "
             "run `harness lab up` first"
         )
 

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from harness.cluster.deploy import revision
+from harness.cluster.lab import SUBNET
 from tests.harness.cluster.conftest import ROOT, harness
 
 pytestmark = pytest.mark.cluster
@@ -44,4 +45,4 @@ def test_deploy_reports_a_host_it_cannot_reach(lab: Path, tmp_path: Path) -> Non
     path.write_text(yaml.safe_dump(data))
     result = harness("deploy", str(path), timeout=300)
     assert result.returncode == 1
-    assert "error: h2 (root@10.213.0.12:2222): cannot connect" in result.stderr
+    assert f"error: h2 (root@{SUBNET}.12:2222): cannot connect" in result.stderr

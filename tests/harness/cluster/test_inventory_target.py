@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from harness.cluster.lab import SUBNET
 from tests.harness.cluster.conftest import harness
 
 pytestmark = pytest.mark.cluster
@@ -40,11 +41,11 @@ def test_sdk_steps_run_against_the_facade_on_a_server_host(lab: Path, tmp_path: 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (run_dir,) = out.iterdir()
     facts = json.loads((run_dir / "run.json").read_text())["targets"]["inventory"]
-    assert facts["endpoint"] == "http://10.213.0.11:10000/devstoreaccount1"
+    assert facts["endpoint"] == f"http://{SUBNET}.11:10000/devstoreaccount1"
     assert [h["name"] for h in facts["hosts"]] == ["h1", "h2"]
-    assert facts["hosts"][0]["address"] == "10.213.0.11" and facts["hosts"][0]["cpu_count"]
+    assert facts["hosts"][0]["address"] == f"{SUBNET}.11" and facts["hosts"][0]["cpu_count"]
     log = (run_dir / "targets" / "inventory" / "servers" / "h1.log").read_text()
-    assert "listening on http://10.213.0.11:10000" in log
+    assert f"listening on http://{SUBNET}.11:10000" in log
     # the blobs are files on h1's own data root, and its façade has stopped
     data = Path(lab.parent / "hosts" / "h1" / "work" / "data" / run_dir.name)
     blobs = [p for p in (data / "devstoreaccount1").rglob("*") if p.is_file()]

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from harness.cluster.facts import collect
-from harness.cluster.lab import PREFIX, Lab, unsupported_reason
+from harness.cluster.lab import PREFIX, SUBNET, Lab, unsupported_reason
 from harness.cluster_cli import load
 from tests.harness.cluster.conftest import ROOT, harness
 
@@ -43,7 +43,7 @@ def test_lab_down_after_a_killed_lab_up(tmp_path: Path) -> None:
     try:
         state = tmp_path / "lab.json"
         for _ in range(400):  # until it has made a namespace, at most ~20 s
-            if state.exists() and '"bflab-h1"' in state.read_text():
+            if state.exists() and f'"{PREFIX}-h1"' in state.read_text():
                 break
             time.sleep(0.05)
         os.kill(up.pid, signal.SIGKILL)
@@ -52,7 +52,7 @@ def test_lab_down_after_a_killed_lab_up(tmp_path: Path) -> None:
     assert _leftovers(), "the killed lab up had made something"
     result = harness("lab", "down", "--dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert "netns bflab-h1" in result.stdout
+    assert f"netns {PREFIX}-h1" in result.stdout
     assert _leftovers() == []
     again = harness("lab", "down", "--dir", str(tmp_path))
     assert again.returncode == 0 and "nothing left" in again.stdout
@@ -114,20 +114,20 @@ def test_unreachable_and_misconfigured_hosts_fail_one_line_each(lab: Path, tmp_p
     assert "1/3 hosts reachable" in result.stdout
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 2, result.stderr
-    assert "h2 (root@10.213.0.12:2222): cannot connect: Connection refused" in errors[0]
-    assert "h1-wrong-key (root@10.213.0.11:22): authentication failed" in errors[1]
+    assert f"h2 (root@{SUBNET}.12:2222): cannot connect: Connection refused" in errors[0]
+    assert f"h1-wrong-key (root@{SUBNET}.11:22): authentication failed" in errors[1]
     assert "Traceback" not in result.stderr
 
 
 def test_a_host_behind_a_jump_host(lab: Path, tmp_path: Path) -> None:
     data = yaml.safe_load(lab.read_text())
     data["hosts"][1]["jump"] = "h1"  # h2 reached through a tunnel on h1's connection
-    data["hosts"].append({**data["hosts"][0], "name": "h9", "address": "10.213.0.99"})
+    data["hosts"].append({**data["hosts"][0], "name": "h9", "address": f"{SUBNET}.99"})
     data["hosts"][2]["jump"] = "h1"  # no such lab host: h1 cannot reach it
     result = harness("inventory", "check", str(_beside(lab, tmp_path, data)))
     assert result.returncode == 1
     assert "2/3 hosts reachable" in result.stdout and "│ h2 " in result.stdout
-    assert "h9 (root@10.213.0.99:22): jump host h1 cannot reach it" in result.stderr
+    assert f"h9 (root@{SUBNET}.99:22): jump host h1 cannot reach it" in result.stderr
 
 
 def test_a_changed_host_key_is_refused(lab: Path, tmp_path: Path) -> None:
@@ -135,14 +135,14 @@ def test_a_changed_host_key_is_refused(lab: Path, tmp_path: Path) -> None:
     path = _beside(lab, tmp_path, data)
     other = (lab.parent / "hosts" / "h2" / "ssh_host_ed25519_key.pub").read_text().split()
     # h1 claims h2's key: a man in the middle, as far as the controller can tell
-    (tmp_path / "known_hosts").write_text(f"10.213.0.11 {other[0]} {other[1]}\n")
+    (tmp_path / "known_hosts").write_text(f"{SUBNET}.11 {other[0]} {other[1]}\n")
     data = yaml.safe_load(path.read_text())
     data["known_hosts"] = str(tmp_path / "known_hosts")
     data["hosts"] = data["hosts"][:1]
     path.write_text(yaml.safe_dump(data))
     result = harness("inventory", "check", str(path))
     assert result.returncode == 1
-    assert "h1 (root@10.213.0.11:22): SSH failed" in result.stderr
+    assert f"h1 (root@{SUBNET}.11:22): SSH failed" in result.stderr
 
 
 def test_lab_state_records_what_it_made(lab: Path) -> None:
