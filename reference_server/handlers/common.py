@@ -212,9 +212,11 @@ def blob_headers(props: BlobProps) -> dict[str, str]:
         "x-ms-access-tier": "Hot",
         "x-ms-access-tier-inferred": "true",
         "Accept-Ranges": "bytes",
-        "Content-Type": c.content_type or "application/octet-stream",
     }
+    # Put Blob stores application/octet-stream when none is sent; a Content-Type cleared by Set
+    # Blob Properties stays absent, as on Azure (the JS SDK's setHTTPHeaders({}) test)
     optional = {
+        "Content-Type": c.content_type,
         "Content-Encoding": c.content_encoding,
         "Content-Language": c.content_language,
         "Content-Disposition": c.content_disposition,
