@@ -27,7 +27,19 @@ async def create_container(ctx: Ctx) -> web.StreamResponse:
     return respond(201, _props_headers(props))
 
 
+async def _check_conditions(ctx: Ctx) -> None:
+    """The conditional headers of a container write (Delete Container, Set Container Metadata):
+    412 ConditionNotMet when they do not hold, as Azure answers ("Specifying conditional headers
+    for Blob service operations"; Azurite validates them the same way on every container
+    write). Containers have no commit lock: the check and the write are two steps."""
+    conditions = ctx.conditions()
+    if not conditions.empty:
+        props = await blocking(ctx.store.get_container, ctx.account, ctx.container)
+        conditions.check_write(props.etag, props.last_modified)
+
+
 async def delete_container(ctx: Ctx) -> web.StreamResponse:
+    await _check_conditions(ctx)
     await blocking(ctx.store.delete_container, ctx.account, ctx.container)
     return respond(202)
 
@@ -49,6 +61,7 @@ async def get_container_properties(ctx: Ctx) -> web.StreamResponse:
 async def set_container_metadata(ctx: Ctx) -> web.StreamResponse:
     check_container_name(ctx.container)
     metadata = parse_metadata(ctx.headers)
+    await _check_conditions(ctx)
     props = await blocking(ctx.store.set_container_metadata, ctx.account, ctx.container, metadata)
     return respond(200, _props_headers(props))
 

@@ -3,7 +3,9 @@ item, each on the wire: status codes, error codes, headers, XML fields and bytes
 
 from __future__ import annotations
 
+import time
 import xml.etree.ElementTree as ET
+from email.utils import formatdate
 
 from facade_raw import Raw
 
@@ -37,6 +39,32 @@ def test_set_blob_properties_clears_every_content_header_not_sent(raw: Raw, cont
     props = ET.fromstring(listed.body).find("Blobs/Blob/Properties")
     assert props is not None and (props.findtext("Content-Type") or "") == ""
     assert props.findtext("Cache-Control") == "max-age=5"
+
+
+def _date(offset_s: float) -> str:
+    return formatdate(time.time() + offset_s, usegmt=True)
+
+
+def test_container_writes_honour_date_conditions(raw: Raw, container: str) -> None:
+    ct = {"restype": "container"}
+    future, past = _date(3600), _date(-3600)
+    meta = {**ct, "comp": "metadata"}
+    r = raw.request("PUT", container, query=meta, headers={"If-Modified-Since": future})
+    assert (r.status, r.error_code) == (412, "ConditionNotMet")
+    r = raw.request(
+        "PUT", container, query=meta, headers={"If-Modified-Since": past, "x-ms-meta-k": "v"}
+    )
+    assert r.status == 200
+    assert raw.request("GET", container, query=meta).headers["x-ms-meta-k"] == "v"
+    r = raw.request("DELETE", container, query=ct, headers={"If-Unmodified-Since": past})
+    assert (r.status, r.error_code) == (412, "ConditionNotMet")
+    assert raw.request("HEAD", container, query=ct).status == 200  # still there
+    r = raw.request("DELETE", container, query=ct, headers={"If-Modified-Since": future})
+    assert (r.status, r.error_code) == (412, "ConditionNotMet")
+    assert (
+        raw.request("DELETE", container, query=ct, headers={"If-Unmodified-Since": future}).status
+        == 202
+    )
 
 
 def test_fidelity_conformance_checks_pass_on_the_reference(tmp_path) -> None:

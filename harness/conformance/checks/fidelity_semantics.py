@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from harness.conformance.framework import CheckContext, check
+from harness.conformance.framework import CheckContext, check, http_date
 
 PROPS = "Blob Properties"
+CONTAINER = "Container Conditions"
 
 
 @check(
@@ -40,3 +41,48 @@ def _clears_unsent(ctx: CheckContext) -> None:
         ctx.expect(f"{name} after the set", None, head.header(name))
     listed = ET.fromstring(ctx.list_blobs(ct).body)
     ctx.expect("listed Content-Type", "", listed.findtext("Blobs/Blob/Properties/Content-Type"))
+
+
+# "Specifying conditional headers for Blob service operations" and the REST pages of Set
+# Container Metadata (If-Modified-Since) and Delete Container (If-Modified-Since,
+# If-Unmodified-Since): a condition that does not hold answers 412 ConditionNotMet.
+@check(
+    "fidelity.container.set-metadata-if-modified-since",
+    CONTAINER,
+    "Set Container Metadata with If-Modified-Since after its Last-Modified -> 412, unchanged",
+)
+def _ct_meta_ims(ctx: CheckContext) -> None:
+    ct = ctx.container(**{"x-ms-meta-k": "old"})
+    resp = ctx.http.request(
+        "PUT",
+        ct,
+        query={"restype": "container", "comp": "metadata"},
+        headers={"If-Modified-Since": http_date(3600), "x-ms-meta-k": "new"},
+    )
+    ctx.expect_error(resp, 412, "ConditionNotMet")
+    meta = ctx.http.request("GET", ct, query={"restype": "container", "comp": "metadata"})
+    ctx.expect_header(meta, "x-ms-meta-k", "old")
+
+
+@check(
+    "fidelity.container.delete-if-unmodified-since",
+    CONTAINER,
+    "Delete Container with If-Unmodified-Since before its Last-Modified -> 412, not deleted",
+)
+def _ct_delete_ius(ctx: CheckContext) -> None:
+    ct = ctx.container()
+    resp = ctx.http.request(
+        "DELETE",
+        ct,
+        query={"restype": "container"},
+        headers={"If-Unmodified-Since": http_date(-3600)},
+    )
+    ctx.expect_error(resp, 412, "ConditionNotMet")
+    ctx.expect_status(ctx.head(ct), 200, "container still there")
+    resp = ctx.http.request(
+        "DELETE",
+        ct,
+        query={"restype": "container"},
+        headers={"If-Unmodified-Since": http_date(3600)},
+    )
+    ctx.expect_status(resp, 202, "deleted when the condition holds")
