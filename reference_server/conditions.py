@@ -77,17 +77,23 @@ class Conditions:
             if self.if_unmodified_since is not None and lm > int(self.if_unmodified_since):
                 raise StorageError("ConditionNotMet")
 
+    def check_unsatisfiable_read(self) -> None:
+        """``If-None-Match: *`` on a read can never be met: 400 UnsatisfiableCondition, whether
+        the blob exists or not (Azurite's ReadConditionalHeadersValidator; the JavaScript SDK's
+        tests expect 400). Writes keep their meaning of "only if absent"."""
+        if self.if_none_match is not None and "*" in self.if_none_match:
+            raise StorageError("UnsatisfiableCondition")
+
     def check_read(self, etag: str, last_modified: float) -> None:
         """412 for If-Match / If-Unmodified-Since; 304 for If-None-Match / If-Modified-Since."""
+        self.check_unsatisfiable_read()
         lm = int(last_modified)
         if self.if_match is not None and "*" not in self.if_match and etag not in self.if_match:
             raise StorageError("ConditionNotMet")
         if self.if_unmodified_since is not None and lm > int(self.if_unmodified_since):
             raise StorageError("ConditionNotMet")
         # A 304 still names the current version (RFC 9110 15.4.5)
-        if self.if_none_match is not None and (
-            "*" in self.if_none_match or etag in self.if_none_match
-        ):
+        if self.if_none_match is not None and etag in self.if_none_match:
             raise StorageError("NotModified", headers={"ETag": f'"{etag}"'})
         if self.if_modified_since is not None and lm <= int(self.if_modified_since):
             raise StorageError("NotModified", headers={"ETag": f'"{etag}"'})

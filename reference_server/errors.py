@@ -83,7 +83,9 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     ),
     "EmptyMetadataKey": (400, "The key for one of the metadata key-value pairs is empty."),
     "InvalidBlobType": (409, "The blob type is invalid for this operation."),
-    "UnsupportedBlobType": (400, "The blob type is not supported by this service."),
+    # what Azure answers an account kind without that blob type ("Page blob is not supported for
+    # this account type.", "Block blobs are not supported.")
+    "BlobTypeNotSupported": (400, "The blob type is not supported for this account type."),
     "InvalidSourceBlobUrl": (409, "The source url for copy source is invalid."),
     "InvalidOperation": (400, "Invalid operation against a blob snapshot."),
     "InvalidPath": (
@@ -151,6 +153,10 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "ContainerAlreadyExists": (409, "The specified container already exists."),
     "ContainerBeingDeleted": (409, "The specified container is being deleted."),
     "BlobAlreadyExists": (409, "The specified blob already exists."),
+    "UnsatisfiableCondition": (
+        400,
+        "The request includes an unsatisfiable condition for this operation.",
+    ),
     "ConditionNotMet": (
         412,
         "The condition specified using HTTP conditional header(s) is not met.",

@@ -156,6 +156,16 @@ def match(
         raise StorageError("InvalidUri", "Container requests need restype=container.")
     if resource == "service" and restype is None and comp is None:
         raise StorageError("InvalidUri", "The requested URI does not name a container.")
+    if resource == "service" and restype == "service" and comp == "stats":
+        # Get Blob Service Stats exists only on the <account>-secondary endpoint of an RA-GRS
+        # account (REST "Get Blob Service Stats"); the façade has no secondary, so every request
+        # reaches a primary, which Azure (and Azurite's ServiceHandler.getStatistics) refuses
+        # with 400 InvalidQueryParameterValue rather than 501.
+        raise StorageError(
+            "InvalidQueryParameterValue",
+            "Get Blob Service Stats is served only on the secondary endpoint of an RA-GRS account.",
+            details={"QueryParameterName": "comp", "QueryParameterValue": "stats"},
+        )
     raise StorageError(
         "NotImplemented", f"{method} with restype={restype} comp={comp} on a {resource}."
     )

@@ -35,6 +35,7 @@ _RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.ASCII)
 # Offsets longer than this are past any blob (and past Python's 4,300-digit int() limit).
 _MAX_OFFSET_DIGITS = 19
 MAX_RANGE_MD5 = 4 * 1024 * 1024
+_OTHER_BLOB_TYPES = {"PageBlob": "Page blob", "AppendBlob": "Append blob"}
 
 
 def parse_range(value: str | None, size: int) -> tuple[int, int] | None:
@@ -74,6 +75,7 @@ def _if_range_holds(value: str | None, props: BlobProps) -> bool:
 
 
 async def get_blob(ctx: Ctx) -> web.StreamResponse:
+    ctx.conditions().check_unsatisfiable_read()  # present or not: a request property
     opened = await blocking(ctx.store.open_blob, ctx.account, ctx.container, ctx.blob)
     try:
         props = opened.props
@@ -105,6 +107,7 @@ async def get_blob(ctx: Ctx) -> web.StreamResponse:
 
 
 async def get_blob_properties(ctx: Ctx) -> web.StreamResponse:
+    ctx.conditions().check_unsatisfiable_read()
     props = await blocking(ctx.store.get_blob, ctx.account, ctx.container, ctx.blob)
     ctx.conditions().check_read(props.etag, props.last_modified)
     headers = apply_sas_overrides(blob_headers(props), ctx.query)
@@ -117,8 +120,15 @@ async def put_blob(ctx: Ctx) -> web.StreamResponse:
     blob_type = ctx.headers.get("x-ms-blob-type")
     if blob_type is None:
         raise StorageError("MissingRequiredHeader", details={"HeaderName": "x-ms-blob-type"})
+    if blob_type in _OTHER_BLOB_TYPES:
+        # Azure's answer on an account kind without that blob type (a page blob on a
+        # BlockBlobStorage account: 400 BlobTypeNotSupported)
+        raise StorageError(
+            "BlobTypeNotSupported",
+            f"{_OTHER_BLOB_TYPES[blob_type]} is not supported for this account type.",
+        )
     if blob_type != "BlockBlob":
-        raise StorageError("UnsupportedBlobType", "Only block blobs are supported.")
+        raise StorageError("InvalidHeaderValue", details={"HeaderName": "x-ms-blob-type"})
     blob_segments(ctx.blob)  # refuse unmappable names before reading the body
     content_length(ctx.headers, MAX_PUT_BLOB_SIZE)
     body_md5 = md5_header(ctx.headers, "Content-MD5")
@@ -155,6 +165,7 @@ async def set_blob_properties(ctx: Ctx) -> web.StreamResponse:
 
 
 async def get_blob_metadata(ctx: Ctx) -> web.StreamResponse:
+    ctx.conditions().check_unsatisfiable_read()
     props = await blocking(ctx.store.get_blob, ctx.account, ctx.container, ctx.blob)
     ctx.conditions().check_read(props.etag, props.last_modified)
     headers = {"ETag": f'"{props.etag}"', "Last-Modified": http_date(props.last_modified)}

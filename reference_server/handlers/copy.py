@@ -142,7 +142,9 @@ def _content_for(ctx: Ctx, source_content: ContentSettings | None) -> ContentSet
 async def put_blob_from_url(ctx: Ctx) -> web.StreamResponse:
     """Put Blob From URL: a whole block blob from a source URL, synchronously (201)."""
     if ctx.headers.get("x-ms-blob-type") != "BlockBlob":
-        raise StorageError("UnsupportedBlobType", "Only block blobs are supported.")
+        raise StorageError(
+            "BlobTypeNotSupported", "Only block blobs are supported for this account type."
+        )
     _require_empty_body(ctx)
     blob_segments(ctx.blob)
     md5_header(ctx.headers, "x-ms-blob-content-md5")

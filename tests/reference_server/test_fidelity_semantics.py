@@ -67,6 +67,45 @@ def test_container_writes_honour_date_conditions(raw: Raw, container: str) -> No
     )
 
 
+def test_if_none_match_star_on_reads_is_unsatisfiable(raw: Raw, container: str) -> None:
+    raw.put_blob(container, "b", b"data")
+    star = {"If-None-Match": "*"}
+    for method, query in (("GET", None), ("HEAD", None), ("GET", {"comp": "metadata"})):
+        r = raw.request(method, container, "b", query=query, headers=star)
+        assert (r.status, r.error_code) == (400, "UnsatisfiableCondition"), (method, query)
+    r = raw.request("GET", container, "absent", headers=star)
+    assert (r.status, r.error_code) == (400, "UnsatisfiableCondition")
+    assert b"<Code>UnsatisfiableCondition</Code>" in r.body
+    # writes keep "only if absent": 409 on an existing blob, 201 on a new name
+    assert raw.put_blob(container, "b", b"x", **star).status == 409
+    assert raw.put_blob(container, "new", b"x", **star).status == 201
+    assert raw.request("GET", container, "b").body == b"data"
+
+
+def test_page_and_append_blobs_get_azures_account_type_answer(raw: Raw, container: str) -> None:
+    for kind, text in (("PageBlob", b"Page blob"), ("AppendBlob", b"Append blob")):
+        r = raw.request(
+            "PUT",
+            container,
+            "b",
+            headers={"x-ms-blob-type": kind, "x-ms-blob-content-length": "512"},
+        )
+        assert (r.status, r.error_code) == (400, "BlobTypeNotSupported") and text in r.body
+    r = raw.put_blob(container, "b", b"", **{"x-ms-blob-type": "Folder"})
+    assert (r.status, r.error_code) == (400, "InvalidHeaderValue")
+    assert raw.request("HEAD", container, "b").status == 404
+
+
+def test_service_stats_on_the_primary_is_refused_as_azure(raw: Raw) -> None:
+    r = raw.request("GET", query={"restype": "service", "comp": "stats"})
+    assert (r.status, r.error_code) == (400, "InvalidQueryParameterValue")
+    root = ET.fromstring(r.body)
+    assert (root.findtext("QueryParameterName"), root.findtext("QueryParameterValue")) == (
+        "comp",
+        "stats",
+    )
+
+
 def test_fidelity_conformance_checks_pass_on_the_reference(tmp_path) -> None:
     from harness.conformance.cli import run_target
     from harness.conformance.framework import PASS

@@ -9,6 +9,9 @@ from harness.conformance.framework import CheckContext, check, http_date
 
 PROPS = "Blob Properties"
 CONTAINER = "Container Conditions"
+READS = "Conditional Reads"
+TYPES = "Blob Types"
+SERVICE = "Service Stats"
 
 
 @check(
@@ -86,3 +89,50 @@ def _ct_delete_ius(ctx: CheckContext) -> None:
         headers={"If-Unmodified-Since": http_date(3600)},
     )
     ctx.expect_status(resp, 202, "deleted when the condition holds")
+
+
+@check(
+    "fidelity.read.if-none-match-star",
+    READS,
+    "Get Blob / Get Blob Properties with If-None-Match: * -> 400 UnsatisfiableCondition",
+)
+def _inm_star(ctx: CheckContext) -> None:
+    # Azurite's ReadConditionalHeadersValidator ("The request includes an unsatisfiable
+    # condition for this operation.") and the JavaScript SDK's tests: 400 for reads, existing
+    # blob or not; a write with If-None-Match: * keeps meaning "create only".
+    ct = ctx.container()
+    ctx.put_blob(ct, "blob", b"x")
+    ctx.expect_error(ctx.get(ct, "blob", **{"If-None-Match": "*"}), 400, "UnsatisfiableCondition")
+    ctx.expect_error(
+        ctx.head(ct, "blob", **{"If-None-Match": "*"}), 400, "UnsatisfiableCondition", "HEAD"
+    )
+
+
+@check(
+    "fidelity.blob-type.page-append",
+    TYPES,
+    "Put Blob of a page or append blob -> 400 BlobTypeNotSupported, nothing created",
+)
+def _blob_types(ctx: CheckContext) -> None:
+    # Azure's answer on an account kind without that blob type: "400 BlobTypeNotSupported: Page
+    # blob is not supported for this account type." (Azure/azure-diagnostics-tools#78; block
+    # blobs on a premium page-blob account: Azure/azure-sdk-for-java#27282).
+    ct = ctx.container()
+    for kind in ("PageBlob", "AppendBlob"):
+        resp = ctx.http.request(
+            "PUT", ct, "blob", headers={"x-ms-blob-type": kind, "x-ms-blob-content-length": "512"}
+        )
+        ctx.expect_error(resp, 400, "BlobTypeNotSupported", kind)
+    ctx.expect_error(ctx.head(ct, "blob"), 404, "BlobNotFound", "nothing created")
+
+
+@check(
+    "fidelity.service-stats.primary",
+    SERVICE,
+    "Get Blob Service Stats on the primary endpoint -> 400 with an error code, not 501",
+)
+def _stats_primary(ctx: CheckContext) -> None:
+    # REST "Get Blob Service Stats": "available only on the secondary location endpoint";
+    # Azurite answers a primary 400 InvalidQueryParameterValue.
+    resp = ctx.http.request("GET", query={"restype": "service", "comp": "stats"})
+    ctx.expect_error(resp, 400, "InvalidQueryParameterValue")
