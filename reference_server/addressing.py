@@ -1,11 +1,19 @@
-"""Which account, container and blob a request addresses, from its Host header and raw path.
+r"""Which account, container and blob a request addresses, from its Host header and raw path.
 
 - Virtual-host style, when the host is ``<account>.blob.<any domain>`` (AzCopy uses it for every
   host name): ``/container/blob``.
 - Path style otherwise (IP addresses, ``localhost``, any other name): ``/account/container/blob``.
 
 The blob name is everything after the container segment, percent-decoded once, so ``/`` may
-arrive literally or as ``%2F``. ``+`` stays a plus sign (it is a path, not a form).
+arrive literally or as ``%2F``. ``+`` stays a plus sign (it is a path, not a form). A backslash,
+literal or ``%5C``, is a ``/``: Azure stores ``a\b.txt`` as ``a/b.txt`` (its naming page tells
+clients to avoid ``\`` at the end of names; rclone's author found that "Azure converts this to
+forward slash"), so such a blob is listed under the prefix ``a/`` and read as ``a/b.txt``.
+
+The root container (REST "Working with the root container"): a single path segment that is not
+a container request (no ``restype``) addresses a blob of ``$root``, so ``/acct/page.html`` (path
+style) or ``/page.html`` (virtual host) is the blob ``$root/page.html``. Names in ``$root`` cannot
+hold a ``/`` (400 InvalidResourceName).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 from reference_server.errors import StorageError
 
+ROOT_CONTAINER = "$root"
 _VHOST_RE = re.compile(r"^([a-z0-9]{1,64})\.blob\.", re.IGNORECASE)
 
 
@@ -42,8 +51,9 @@ def _decode(segment: str) -> str:
         raise StorageError("InvalidUri", "The path is not valid percent-encoded UTF-8.") from None
 
 
-def resolve(host: str | None, request_target: str) -> Target:
-    """``request_target`` is the raw request line target (origin or absolute form)."""
+def resolve(host: str | None, request_target: str, restype: str | None = None) -> Target:
+    """``request_target`` is the raw request line target (origin or absolute form); ``restype``
+    the request's, which tells a container request from a blob of the root container."""
     if request_target.startswith(("http://", "https://")):
         parts = urlsplit(request_target)
         host, raw_path = parts.netloc, parts.path or "/"
@@ -65,5 +75,9 @@ def resolve(host: str | None, request_target: str) -> Target:
             raise StorageError("InvalidUri", "Path-style requests start with /<account>.")
     container_raw, sep, blob_raw = rest.partition("/")
     container = _decode(container_raw) or None
-    blob = _decode(blob_raw) if sep and blob_raw else None
+    blob = _decode(blob_raw).replace("\\", "/") if sep and blob_raw else None
+    if container and not sep and not restype:
+        container, blob = ROOT_CONTAINER, container.replace("\\", "/")
+    if container == ROOT_CONTAINER and blob and "/" in blob:
+        raise StorageError("InvalidResourceName", "Blobs in the root container cannot hold a '/'.")
     return Target(account, container, blob if container else None, path_style, raw_path)

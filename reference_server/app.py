@@ -110,7 +110,7 @@ async def _dispatch(request: web.Request, config: ServerConfig) -> web.StreamRes
 
 
 async def _handle(request: web.Request, config: ServerConfig) -> web.StreamResponse:
-    target = resolve(request.host, request.raw_path)
+    target = resolve(request.host, request.raw_path, request.query.get("restype"))
     unsupported.refuse(target.level, request.query, request.headers)  # before anything acts
     route = routing.match(
         target.level,

@@ -13,7 +13,7 @@ from reference_server.handlers.common import (
 )
 from reference_server.handlers.service import includes, listing_param, parse_maxresults
 from reference_server.store import ContainerProps
-from reference_server.store.names import check_container_name
+from reference_server.store.names import check_container_name, check_creatable_container_name
 from reference_server.xmlbody import http_date, list_blobs_body
 
 
@@ -22,6 +22,7 @@ def _props_headers(props: ContainerProps) -> dict[str, str]:
 
 
 async def create_container(ctx: Ctx) -> web.StreamResponse:
+    check_creatable_container_name(ctx.container)
     metadata = parse_metadata(ctx.headers)
     props = await blocking(ctx.store.create_container, ctx.account, ctx.container, metadata)
     return respond(201, _props_headers(props))

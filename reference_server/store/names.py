@@ -19,17 +19,33 @@ from __future__ import annotations
 import hashlib
 import re
 
+from reference_server.addressing import ROOT_CONTAINER
 from reference_server.errors import StorageError
 
 MAX_BLOB_NAME = 1024
 MAX_SEGMENT_BYTES = 255
 _CONTAINER_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
+# Azure's system containers: addressable (404 ContainerNotFound while absent, not 400), though
+# not valid names otherwise. $root and $web are made by clients; $logs (Storage Analytics) and
+# $blobchangefeed (change feed) only by the service, which the façade is not (create: 400).
+SYSTEM_CONTAINERS = frozenset({ROOT_CONTAINER, "$web", "$logs", "$blobchangefeed"})
+CLIENT_CREATED_SYSTEM_CONTAINERS = frozenset({ROOT_CONTAINER, "$web"})
 
 
 def check_container_name(name: str) -> None:
-    """3-63 chars of ``[a-z0-9-]``, starting and ending alphanumeric, no ``--``."""
-    if not _CONTAINER_RE.match(name):
+    """3-63 chars of ``[a-z0-9-]``, starting and ending alphanumeric, no ``--``; or one of the
+    system containers."""
+    if name not in SYSTEM_CONTAINERS and not _CONTAINER_RE.match(name):
         raise StorageError("InvalidResourceName", f"The container name {name!r} is invalid.")
+
+
+def check_creatable_container_name(name: str) -> None:
+    """Create Container's rule: a valid name, and no system container the service makes."""
+    check_container_name(name)
+    if name in SYSTEM_CONTAINERS and name not in CLIENT_CREATED_SYSTEM_CONTAINERS:
+        raise StorageError(
+            "InvalidResourceName", f"The container {name!r} is made by the service, not clients."
+        )
 
 
 def blob_segments(name: str) -> list[str]:

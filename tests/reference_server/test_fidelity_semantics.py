@@ -106,6 +106,67 @@ def test_service_stats_on_the_primary_is_refused_as_azure(raw: Raw) -> None:
     )
 
 
+def _names(raw: Raw, container: str, **params: str) -> list[str]:
+    r = raw.request("GET", container, query={"restype": "container", "comp": "list", **params})
+    assert r.status == 200, r.body
+    return [n.text or "" for n in ET.fromstring(r.body).iter("Name")]
+
+
+def test_backslash_in_a_blob_name_is_a_slash(raw: Raw, container: str) -> None:
+    assert raw.put_blob(container, "a\\b.txt", b"one").status == 201  # sent as a%5Cb.txt
+    literal = raw.request(
+        "PUT",
+        raw_path=raw.path(container) + "/c\\d.txt",
+        body=b"two",
+        headers={"x-ms-blob-type": "BlockBlob"},
+    )
+    assert literal.status == 201, literal.body
+    assert _names(raw, container, prefix="a/") == ["a/b.txt"]
+    assert _names(raw, container, prefix="c/") == ["c/d.txt"]
+    assert raw.request("GET", container, "a/b.txt").body == b"one"
+    assert raw.request("GET", container, "c/d.txt").body == b"two"
+    assert raw.request("GET", container, "a\\b.txt").body == b"one"  # either spelling reads it
+
+
+def test_system_containers_are_absent_not_invalid(raw: Raw) -> None:
+    for name in ("$logs", "$blobchangefeed", "$web"):
+        head = raw.request("HEAD", name, query={"restype": "container"})
+        assert (head.status, head.error_code) == (404, "ContainerNotFound"), name
+        listed = raw.request("GET", name, query={"restype": "container", "comp": "list"})
+        assert (listed.status, listed.error_code) == (404, "ContainerNotFound"), name
+        blob = raw.request("GET", name, "x.log")
+        assert (blob.status, blob.error_code) == (404, "ContainerNotFound"), name
+    made = raw.request("PUT", "$logs", query={"restype": "container"})
+    assert (made.status, made.error_code) == (400, "InvalidResourceName")
+    other = raw.request("HEAD", "$other", query={"restype": "container"})
+    assert (other.status, other.error_code) == (400, "InvalidResourceName")
+
+
+def test_root_container_blobs_are_addressed_at_the_account_root(server) -> None:
+    raw = Raw(server)  # a fresh façade: $root is account-wide
+    try:
+        absent = raw.request("GET", "page.html")
+        assert (absent.status, absent.error_code) == (404, "ContainerNotFound")
+        assert raw.request("PUT", "$root", query={"restype": "container"}).status == 201
+        put = raw.request(
+            "PUT", "page.html", body=b"<p>hi</p>", headers={"x-ms-blob-type": "BlockBlob"}
+        )
+        assert put.status == 201, put.body
+        assert raw.request("GET", "$root", "page.html").body == b"<p>hi</p>"
+        assert raw.request("GET", "page.html").body == b"<p>hi</p>"
+        assert raw.request("HEAD", "page.html").headers["content-length"] == "9"
+        assert _names(raw, "$root") == ["page.html"]
+        listed = raw.request("GET", query={"comp": "list"})
+        assert "$root" in [n.text for n in ET.fromstring(listed.body).iter("Name")]
+        nested = raw.put_blob("$root", "a/b", b"x")
+        assert (nested.status, nested.error_code) == (400, "InvalidResourceName")
+        assert raw.request("DELETE", "page.html").status == 202
+        assert raw.request("HEAD", "$root", "page.html").status == 404
+        assert (server.data_root / server.account / "$root").is_dir()
+    finally:
+        raw.close()
+
+
 def test_fidelity_conformance_checks_pass_on_the_reference(tmp_path) -> None:
     from harness.conformance.cli import run_target
     from harness.conformance.framework import PASS

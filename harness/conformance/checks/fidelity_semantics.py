@@ -12,6 +12,8 @@ CONTAINER = "Container Conditions"
 READS = "Conditional Reads"
 TYPES = "Blob Types"
 SERVICE = "Service Stats"
+NAMES = "Blob Names"
+SYSTEM = "System Containers"
 
 
 @check(
@@ -136,3 +138,60 @@ def _stats_primary(ctx: CheckContext) -> None:
     # Azurite answers a primary 400 InvalidQueryParameterValue.
     resp = ctx.http.request("GET", query={"restype": "service", "comp": "stats"})
     ctx.expect_error(resp, 400, "InvalidQueryParameterValue")
+
+
+@check(
+    "fidelity.names.backslash-is-slash",
+    NAMES,
+    "a blob put as a\\b.txt is listed under the prefix a/ and read as a/b.txt",
+)
+def _backslash(ctx: CheckContext) -> None:
+    # Azure treats '\' in a blob name as '/' ("Naming and Referencing Containers, Blobs, and
+    # Metadata" warns against it; rclone's author: "Backslash '\' - Azure converts this to
+    # forward slash '/'").
+    ct = ctx.container()
+    ctx.put_blob(ct, "a\\b.txt", b"bytes")
+    listed = ET.fromstring(ctx.list_blobs(ct, prefix="a/").body)
+    ctx.expect("names under a/", ["a/b.txt"], [n.text for n in listed.iter("Name")])
+    ctx.expect("bytes of a/b.txt", b"bytes", ctx.get(ct, "a/b.txt").body)
+
+
+@check(
+    "fidelity.system-containers.logs-absent",
+    SYSTEM,
+    "$logs (absent) -> 404 ContainerNotFound, not 400 InvalidResourceName",
+)
+def _logs_absent(ctx: CheckContext) -> None:
+    # $logs is Storage Analytics' container (REST "Naming and Referencing Containers ...";
+    # Azurite skips name validation for every '$' name): a name the service knows, so a request
+    # for it while it does not exist is a 404.
+    head = ctx.head("$logs")
+    if head.status == 200:
+        ctx.skip("the target has a $logs container (Storage Analytics logging is on)")
+    ctx.expect_error(head, 404, "ContainerNotFound", "Get Container Properties")
+    resp = ctx.http.request("GET", "$logs", query={"restype": "container", "comp": "list"})
+    ctx.expect_error(resp, 404, "ContainerNotFound", "List Blobs")
+
+
+@check(
+    "fidelity.system-containers.root-addressing",
+    SYSTEM,
+    "a blob of $root is addressed at the account root: /<account>/<blob>",
+)
+def _root_addressing(ctx: CheckContext) -> None:
+    # REST "Working with the root container": "A blob stored in the root container may be
+    # addressed without referencing the root container name".
+    created = ctx.http.request("PUT", "$root", query={"restype": "container"})
+    ctx.expect_true(
+        "create $root", created.status in (201, 409), "201 (or 409 if it exists)", created.status
+    )
+    if created.status == 201:
+        ctx.containers.append("$root")
+    name = f"cf-root-{ctx.run_id}.txt"
+    resp = ctx.http.request(
+        "PUT", name, body=b"root bytes", headers={"x-ms-blob-type": "BlockBlob"}
+    )
+    ctx.expect_status(resp, 201, "Put Blob at the account root")
+    ctx.expect("bytes via $root", b"root bytes", ctx.get("$root", name).body)
+    ctx.expect("bytes at the root", b"root bytes", ctx.http.request("GET", name).body)
+    ctx.expect_status(ctx.http.request("DELETE", name), 202, "Delete Blob at the account root")
