@@ -91,5 +91,6 @@ async def list_blobs(ctx: Ctx) -> web.StreamResponse:
         page.items,
         page.next_marker,
         includes(ctx, "metadata"),
+        includes(ctx, "copy"),
     )
     return respond(200, body=body)

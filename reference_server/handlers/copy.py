@@ -176,13 +176,16 @@ async def put_block_from_url(ctx: Ctx) -> web.StreamResponse:
 
 
 async def copy_blob(ctx: Ctx) -> web.StreamResponse:
-    """Copy Blob: synchronous with x-ms-requires-sync: true (202, status success), otherwise a
-    job (202, status pending) that HEAD follows through x-ms-copy-status / -progress."""
+    """Copy Blob: synchronous with x-ms-requires-sync: true or when the copy can finish at once
+    (a small same-account source on this façade: CopyService.finishes_at_once), answering 202
+    with status success; otherwise a job (202, status pending) that HEAD follows through
+    x-ms-copy-status / -progress."""
     blob_segments(ctx.blob)
     metadata = parse_metadata(ctx.headers)
     source = CopySource.from_headers(ctx.headers)
     copy_id = str(uuid.uuid4())
-    if ctx.headers.get("x-ms-requires-sync", "").lower() == "true":
+    requires_sync = ctx.headers.get("x-ms-requires-sync", "").lower() == "true"
+    if requires_sync or await _service(ctx).finishes_at_once(source, ctx.request, ctx.account):
         body, upload, _ = await _copy_into_upload(ctx, source, MAX_PUT_BLOB_SIZE)
         content = ContentSettings(**body.props.content.to_dict())
         content.content_md5 = content.content_md5 or upload.md5_b64

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import xml.etree.ElementTree as ET
 from email.utils import formatdate
+from urllib.parse import parse_qs, urlsplit
 
 from facade_raw import Raw
 
@@ -165,6 +166,73 @@ def test_root_container_blobs_are_addressed_at_the_account_root(server) -> None:
         assert (server.data_root / server.account / "$root").is_dir()
     finally:
         raw.close()
+
+
+def _sas_url(raw: Raw, container: str, blob: str) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    from harness.signing import generate_service_sas
+
+    sas = generate_service_sas(
+        raw.account,
+        raw.key,
+        container=container,
+        blob=blob,
+        permissions="r",
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )
+    return raw.url(raw.path(container, blob)) + "?" + sas
+
+
+def test_same_account_copy_finishes_at_once_and_lists_its_copy_state(
+    raw: Raw, container: str
+) -> None:
+    data = bytes(range(256)) * 64
+    raw.put_blob(container, "src.bin", data)
+    url = _sas_url(raw, container, "src.bin")
+    signature = parse_qs(urlsplit(url).query)["sig"][0]
+    started = raw.request("PUT", container, "dst.bin", headers={"x-ms-copy-source": url})
+    assert started.status == 202, started.body
+    copy_id = started.headers["x-ms-copy-id"]
+    assert started.headers["x-ms-copy-status"] == "success"  # no x-ms-requires-sync sent
+    head = raw.request("HEAD", container, "dst.bin")
+    assert head.headers["x-ms-copy-status"] == "success" and head.headers["x-ms-copy-id"] == copy_id
+    assert raw.request("GET", container, "dst.bin").body == data
+
+    def blob_props(include: str | None) -> ET.Element:
+        query = {"restype": "container", "comp": "list", "prefix": "dst"}
+        if include:
+            query["include"] = include
+        body = raw.request("GET", container, query=query).body
+        props = ET.fromstring(body).find("Blobs/Blob/Properties")
+        assert props is not None
+        return props
+
+    props = blob_props("copy,metadata")
+    assert props.findtext("CopyId") == copy_id and props.findtext("CopyStatus") == "success"
+    assert props.findtext("CopyProgress") == f"{len(data)}/{len(data)}"
+    source = props.findtext("CopySource") or ""
+    assert "/src.bin" in source and signature not in source  # the signature is not echoed
+    assert (props.findtext("CopyCompletionTime") or "").endswith(" GMT")
+    tags = [el.tag for el in props]
+    assert tags.index("LeaseState") < tags.index("CopyId") < tags.index("ServerEncrypted")
+    assert blob_props(None).find("CopyId") is None  # only with include=copy
+
+
+def test_listing_metadata_of_a_blob_without_metadata_is_an_empty_element(
+    raw: Raw, container: str
+) -> None:
+    raw.put_blob(container, "bare", b"x")
+    raw.put_blob(container, "tagged", b"x", **{"x-ms-meta-k": "v"})
+    body = raw.request(
+        "GET", container, query={"restype": "container", "comp": "list", "include": "metadata"}
+    ).body
+    blobs = {b.findtext("Name"): b for b in ET.fromstring(body).iter("Blob")}
+    bare = blobs["bare"].find("Metadata")
+    assert bare is not None and len(bare) == 0  # <Metadata />, as Azure sends it
+    assert [(m.tag, m.text) for m in blobs["tagged"].find("Metadata")] == [("k", "v")]
+    plain = raw.request("GET", container, query={"restype": "container", "comp": "list"}).body
+    assert all(b.find("Metadata") is None for b in ET.fromstring(plain).iter("Blob"))
 
 
 def test_fidelity_conformance_checks_pass_on_the_reference(tmp_path) -> None:
