@@ -235,6 +235,40 @@ def test_listing_metadata_of_a_blob_without_metadata_is_an_empty_element(
     assert all(b.find("Metadata") is None for b in ET.fromstring(plain).iter("Blob"))
 
 
+def test_next_marker_continues_after_blobs_are_added_and_deleted(raw: Raw, container: str) -> None:
+    names = [f"d{i % 3}/b{i:02d}" for i in range(12)]
+    for name in names:
+        raw.put_blob(container, name, b"x")
+    first = ET.fromstring(
+        raw.request(
+            "GET", container, query={"restype": "container", "comp": "list", "maxresults": "5"}
+        ).body
+    )
+    page1 = [n.text for n in first.iter("Name")]
+    marker = first.findtext("NextMarker")
+    assert page1 == sorted(names)[:5] and marker
+    last = page1[-1]
+    rest = sorted(names)[5:]
+    raw.request("DELETE", container, rest[0])  # a blob after the marker goes away
+    raw.put_blob(container, "a-before", b"x")  # sorts before the marker: not listed again
+    raw.put_blob(container, last + "x", b"x")  # right after the marker
+    raw.put_blob(container, "zz-after", b"x")
+    seen: list[str] = []
+    while marker:  # bounded: 14 blobs, pages of 5
+        page = ET.fromstring(
+            raw.request(
+                "GET",
+                container,
+                query={"restype": "container", "comp": "list", "maxresults": "5", "marker": marker},
+            ).body
+        )
+        seen += [n.text or "" for n in page.iter("Name")]
+        marker = page.findtext("NextMarker")
+        assert len(seen) <= 20
+    assert seen == sorted([*rest[1:], last + "x", "zz-after"])
+    assert not set(seen) & set(page1)
+
+
 def test_fidelity_conformance_checks_pass_on_the_reference(tmp_path) -> None:
     from harness.conformance.cli import run_target
     from harness.conformance.framework import PASS

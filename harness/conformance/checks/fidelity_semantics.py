@@ -279,3 +279,33 @@ def _empty_metadata(ctx: CheckContext) -> None:
         "empty",
         "missing" if meta is None else ("empty" if len(meta) == 0 else "not empty"),
     )
+
+
+@check(
+    "fidelity.list-blobs.marker-after-changes",
+    LIST,
+    "a NextMarker continues after adds and deletes: none listed twice, none skipped",
+)
+def _marker_after_changes(ctx: CheckContext) -> None:
+    # REST "List Blobs": NextMarker is opaque and "the marker value ... continues the listing";
+    # a continuation lists what sorts after the marker at the time of the next call.
+    ct = ctx.container()
+    names = [f"d{i % 3}/b{i:02d}" for i in range(9)]
+    for name in names:
+        ctx.put_blob(ct, name, b"x")
+    first = ET.fromstring(ctx.list_blobs(ct, maxresults="4").body)
+    page1 = [n.text or "" for n in first.iter("Name")]
+    marker = first.findtext("NextMarker") or ""
+    ctx.expect("first page", sorted(names)[:4], page1)
+    rest = sorted(names)[4:]
+    ctx.http.request("DELETE", ct, rest[0])
+    ctx.put_blob(ct, "a-before", b"x")
+    ctx.put_blob(ct, page1[-1] + "x", b"x")
+    seen: list[str] = []
+    for _ in range(10):  # 8 names left at most, pages of 4
+        if not marker:
+            break
+        page = ET.fromstring(ctx.list_blobs(ct, maxresults="4", marker=marker).body)
+        seen += [n.text or "" for n in page.iter("Name")]
+        marker = page.findtext("NextMarker") or ""
+    ctx.expect("continued listing", sorted([*rest[1:], page1[-1] + "x"]), seen)
