@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
@@ -64,7 +64,11 @@ class Ctx:
         return base + f"{self.account}/" if self.target.path_style else base
 
     def conditions(self) -> Conditions:
-        return Conditions.from_headers(self.headers)
+        conditions = Conditions.from_headers(self.headers)
+        principal = self.request.get("principal")
+        if principal is not None and principal.details.get("create_only"):
+            conditions = replace(conditions, create_only=True)  # a SAS with c but not w
+        return conditions
 
 
 def check_header_value(name: str, value: str) -> str:
