@@ -100,12 +100,18 @@ def test_put_blob_crc64_checked_and_echoed(raw: Raw, container: str) -> None:
     assert ok.header("content-md5") == md5(BODY)
     assert raw.request("HEAD", container, "ok.bin").header("content-md5") == md5(BODY)
 
-    error(raw.put_blob(container, "bad.bin", BODY, **{"x-ms-content-crc64": crc(OTHER)}),
-          400, "Crc64Mismatch")  # fmt: skip
+    error(
+        raw.put_blob(container, "bad.bin", BODY, **{"x-ms-content-crc64": crc(OTHER)}),
+        400,
+        "Crc64Mismatch",
+    )
     absent(raw, container, "bad.bin")
     # a failed overwrite leaves the blob as it was
-    error(raw.put_blob(container, "ok.bin", OTHER, **{"x-ms-content-crc64": crc(BODY)}),
-          400, "Crc64Mismatch")  # fmt: skip
+    error(
+        raw.put_blob(container, "ok.bin", OTHER, **{"x-ms-content-crc64": crc(BODY)}),
+        400,
+        "Crc64Mismatch",
+    )
     assert body_of(raw, container, "ok.bin") == BODY
     # without the header no CRC64 is computed, none answered
     assert raw.put_blob(container, "plain.bin", BODY).header("x-ms-content-crc64") is None
@@ -118,8 +124,11 @@ def test_put_block_crc64_checked_and_echoed_without_md5(raw: Raw, container: str
     assert ok.header("content-md5") is None  # Azure: Content-MD5 only when it was sent
     assert uncommitted(raw, container, "b.bin") == [BID]
 
-    error(put_block(raw, container, "c.bin", BODY, **{"x-ms-content-crc64": crc(OTHER)}),
-          400, "Crc64Mismatch")  # fmt: skip
+    error(
+        put_block(raw, container, "c.bin", BODY, **{"x-ms-content-crc64": crc(OTHER)}),
+        400,
+        "Crc64Mismatch",
+    )
     assert uncommitted(raw, container, "c.bin") == []
     plain = put_block(raw, container, "d.bin", BODY)
     assert plain.header("content-md5") == md5(BODY)
@@ -162,12 +171,19 @@ def test_put_block_list_body_crc64(raw: Raw, container: str) -> None:
     assert put_block(raw, container, "l.bin", BODY).status == 201
     xml = block_list_xml([BID])
     query = {"comp": "blocklist"}
-    wrong = raw.request("PUT", container, "l.bin", query=query, body=xml,
-                        headers={"x-ms-content-crc64": crc(xml + b" ")})  # fmt: skip
+    wrong = raw.request(
+        "PUT",
+        container,
+        "l.bin",
+        query=query,
+        body=xml,
+        headers={"x-ms-content-crc64": crc(xml + b" ")},
+    )
     error(wrong, 400, "Crc64Mismatch")
     absent(raw, container, "l.bin")
-    ok = raw.request("PUT", container, "l.bin", query=query, body=xml,
-                     headers={"x-ms-content-crc64": crc(xml)})  # fmt: skip
+    ok = raw.request(
+        "PUT", container, "l.bin", query=query, body=xml, headers={"x-ms-content-crc64": crc(xml)}
+    )
     assert ok.status == 201, ok.body
     assert body_of(raw, container, "l.bin") == BODY
 
@@ -180,25 +196,33 @@ def _source(raw: Raw, ct: str) -> str:
 def test_from_url_source_crc64(raw: Raw, container: str) -> None:
     url = _source(raw, container)
     pfu = {"x-ms-blob-type": "BlockBlob", "x-ms-copy-source": url}
-    ok = raw.request("PUT", container, "pfu.bin",
-                     headers={**pfu, "x-ms-source-content-crc64": crc(BODY)})  # fmt: skip
+    ok = raw.request(
+        "PUT", container, "pfu.bin", headers={**pfu, "x-ms-source-content-crc64": crc(BODY)}
+    )
     assert ok.status == 201, ok.body
     assert ok.header("x-ms-content-crc64") == crc(BODY)
     assert body_of(raw, container, "pfu.bin") == BODY
 
-    bad = raw.request("PUT", container, "bad.bin",
-                      headers={**pfu, "x-ms-source-content-crc64": crc(OTHER)})  # fmt: skip
+    bad = raw.request(
+        "PUT", container, "bad.bin", headers={**pfu, "x-ms-source-content-crc64": crc(OTHER)}
+    )
     error(bad, 400, "Crc64Mismatch")
     absent(raw, container, "bad.bin")
     both = {"x-ms-source-content-crc64": crc(BODY), "x-ms-source-content-md5": md5(BODY)}
-    error(raw.request("PUT", container, "both.bin", headers={**pfu, **both}),
-          400, "BothCrc64AndMd5HeaderPresent")  # fmt: skip
+    error(
+        raw.request("PUT", container, "both.bin", headers={**pfu, **both}),
+        400,
+        "BothCrc64AndMd5HeaderPresent",
+    )
     absent(raw, container, "both.bin")
 
     block = raw.request(
-        "PUT", container, "blk.bin", query={"comp": "block", "blockid": BID},
+        "PUT",
+        container,
+        "blk.bin",
+        query={"comp": "block", "blockid": BID},
         headers={"x-ms-copy-source": url, "x-ms-source-content-crc64": crc(OTHER)},
-    )  # fmt: skip
+    )
     error(block, 400, "Crc64Mismatch")
     assert uncommitted(raw, container, "blk.bin") == []
 
@@ -206,13 +230,15 @@ def test_from_url_source_crc64(raw: Raw, container: str) -> None:
 def test_copy_blob_from_url_echoes_the_source_md5(raw: Raw, container: str) -> None:
     url = _source(raw, container)
     sync = {"x-ms-copy-source": url, "x-ms-requires-sync": "true"}
-    ok = raw.request("PUT", container, "c.bin",
-                     headers={**sync, "x-ms-source-content-md5": md5(BODY)})  # fmt: skip
+    ok = raw.request(
+        "PUT", container, "c.bin", headers={**sync, "x-ms-source-content-md5": md5(BODY)}
+    )
     assert ok.status == 202, ok.body
     assert ok.header("x-ms-copy-status") == "success"
     assert ok.header("content-md5") == md5(BODY)
-    bad = raw.request("PUT", container, "d.bin",
-                      headers={**sync, "x-ms-source-content-md5": md5(OTHER)})  # fmt: skip
+    bad = raw.request(
+        "PUT", container, "d.bin", headers={**sync, "x-ms-source-content-md5": md5(OTHER)}
+    )
     error(bad, 400, "Md5Mismatch")
     absent(raw, container, "d.bin")
 
@@ -222,8 +248,9 @@ def test_copy_blob_from_url_echoes_the_source_md5(raw: Raw, container: str) -> N
 
 def test_put_blob_checks_and_stores_x_ms_blob_content_md5(raw: Raw, container: str) -> None:
     # the stored MD5 is the one checked; a wrong transactional Content-MD5 beside it is not
-    r = raw.put_blob(container, "a.bin", BODY,
-                     **{"Content-MD5": md5(OTHER), "x-ms-blob-content-md5": md5(BODY)})  # fmt: skip
+    r = raw.put_blob(
+        container, "a.bin", BODY, **{"Content-MD5": md5(OTHER), "x-ms-blob-content-md5": md5(BODY)}
+    )
     assert r.status == 201, r.body
     assert raw.request("HEAD", container, "a.bin").header("content-md5") == md5(BODY)
     swapped = {"Content-MD5": md5(BODY), "x-ms-blob-content-md5": md5(OTHER)}
@@ -238,12 +265,14 @@ def test_set_blob_properties_stores_an_md5_of_any_length(raw: Raw, container: st
     assert raw.put_blob(container, "p.bin", BODY).status == 201
     hex_md5 = b64(hashlib.md5(BODY).hexdigest().encode())  # 32 bytes, as JS SDK users send
     props = {"comp": "properties"}
-    r = raw.request("PUT", container, "p.bin", query=props,
-                    headers={"x-ms-blob-content-md5": hex_md5})  # fmt: skip
+    r = raw.request(
+        "PUT", container, "p.bin", query=props, headers={"x-ms-blob-content-md5": hex_md5}
+    )
     assert r.status == 200, r.body
     assert raw.request("HEAD", container, "p.bin").header("content-md5") == hex_md5
-    bad = raw.request("PUT", container, "p.bin", query=props,
-                      headers={"x-ms-blob-content-md5": "not base64!"})  # fmt: skip
+    bad = raw.request(
+        "PUT", container, "p.bin", query=props, headers={"x-ms-blob-content-md5": "not base64!"}
+    )
     error(bad, 400, "InvalidMd5")
     assert raw.request("HEAD", container, "p.bin").header("content-md5") == hex_md5
 
@@ -257,27 +286,47 @@ def test_create_permission_writes_only_new_blobs(raw: Raw, container: str, kind:
         if kind == "account":
             return account_sas(raw, "c", "o")
         if kind == "container":
-            return generate_service_sas(raw.account, raw.key, container=container, blob=None,
-                                        permissions="c", expiry=expiry())  # fmt: skip
+            return generate_service_sas(
+                raw.account,
+                raw.key,
+                container=container,
+                blob=None,
+                permissions="c",
+                expiry=expiry(),
+            )
         return blob_sas(raw, container, blob, "c")
 
-    new = raw.request("PUT", container, "new.bin", body=BODY, sas=sas("new.bin"),
-                      headers={"x-ms-blob-type": "BlockBlob"})  # fmt: skip
+    new = raw.request(
+        "PUT",
+        container,
+        "new.bin",
+        body=BODY,
+        sas=sas("new.bin"),
+        headers={"x-ms-blob-type": "BlockBlob"},
+    )
     assert new.status == 201, new.body
-    over = raw.request("PUT", container, "new.bin", body=OTHER, sas=sas("new.bin"),
-                       headers={"x-ms-blob-type": "BlockBlob"})  # fmt: skip
+    over = raw.request(
+        "PUT",
+        container,
+        "new.bin",
+        body=OTHER,
+        sas=sas("new.bin"),
+        headers={"x-ms-blob-type": "BlockBlob"},
+    )
     error(over, 403, "AuthorizationPermissionMismatch")
     assert body_of(raw, container, "new.bin") == BODY
 
     # Put Block List creating a blob (blocks staged with w), not replacing one
     assert put_block(raw, container, "list.bin", BODY).status == 201
     xml = block_list_xml([BID])
-    commit = raw.request("PUT", container, "list.bin", query={"comp": "blocklist"}, body=xml,
-                         sas=sas("list.bin"))  # fmt: skip
+    commit = raw.request(
+        "PUT", container, "list.bin", query={"comp": "blocklist"}, body=xml, sas=sas("list.bin")
+    )
     assert commit.status == 201, commit.body
     assert put_block(raw, container, "list.bin", OTHER).status == 201
-    again = raw.request("PUT", container, "list.bin", query={"comp": "blocklist"}, body=xml,
-                        sas=sas("list.bin"))  # fmt: skip
+    again = raw.request(
+        "PUT", container, "list.bin", query={"comp": "blocklist"}, body=xml, sas=sas("list.bin")
+    )
     error(again, 403, "AuthorizationPermissionMismatch")
     assert body_of(raw, container, "list.bin") == BODY
 
@@ -297,8 +346,14 @@ def test_create_permission_writes_only_new_blobs(raw: Raw, container: str, kind:
 
 def test_create_with_w_still_overwrites(raw: Raw, container: str) -> None:
     assert raw.put_blob(container, "x.bin", BODY).status == 201
-    r = raw.request("PUT", container, "x.bin", body=OTHER, sas=account_sas(raw, "cw", "o"),
-                    headers={"x-ms-blob-type": "BlockBlob"})  # fmt: skip
+    r = raw.request(
+        "PUT",
+        container,
+        "x.bin",
+        body=OTHER,
+        sas=account_sas(raw, "cw", "o"),
+        headers={"x-ms-blob-type": "BlockBlob"},
+    )
     assert r.status == 201, r.body
     assert body_of(raw, container, "x.bin") == OTHER
 
@@ -310,8 +365,9 @@ def test_account_sas_w_alone_creates_a_container(raw: Raw) -> None:
 
 
 def test_container_sas_cannot_read_its_container(raw: Raw, container: str) -> None:
-    sas = generate_service_sas(raw.account, raw.key, container=container, blob=None,
-                               permissions="racwdl", expiry=expiry())  # fmt: skip
+    sas = generate_service_sas(
+        raw.account, raw.key, container=container, blob=None, permissions="racwdl", expiry=expiry()
+    )
     for method in ("GET", "HEAD"):
         r = raw.request(method, container, query={"restype": "container"}, sas=sas)
         error(r, 403, "AuthorizationFailure")
@@ -339,8 +395,13 @@ def test_local_copy_source_sip_is_the_clients(raw: Raw, container: str, sip: str
     src_sas = blob_sas(raw, container, "src.bin", "r", ip=sip)
     url = raw.url(raw.path(container, "src.bin")) + "?" + src_sas
     dst_sas = blob_sas(raw, container, "dst.bin", "cw")
-    r = raw.request("PUT", container, "dst.bin", sas=dst_sas,
-                    headers={"x-ms-copy-source": url, "x-ms-requires-sync": "true"})  # fmt: skip
+    r = raw.request(
+        "PUT",
+        container,
+        "dst.bin",
+        sas=dst_sas,
+        headers={"x-ms-copy-source": url, "x-ms-requires-sync": "true"},
+    )
     if ok:
         assert r.status == 202, r.body
         assert body_of(raw, container, "dst.bin") == BODY
