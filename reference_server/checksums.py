@@ -26,6 +26,7 @@ from azure.storage.extensions import checksums as _ext
 from reference_server.errors import StorageError
 
 CRC64_LENGTH = 8
+STRUCTURED_BODY = "x-ms-structured-body"
 
 
 def crc64(data: bytes, crc: int = 0) -> int:
@@ -75,7 +76,16 @@ def transactional(
     headers: Mapping[str, str], md5_name: str, crc64_name: str
 ) -> tuple[bytes | None, bytes | None]:
     """The (MD5, CRC64) a request asks its body to be checked against; both at once is 400
-    BothCrc64AndMd5HeaderPresent, before the body is read."""
+    BothCrc64AndMd5HeaderPresent, before the body is read. A body framed as a structured
+    message (``x-ms-structured-body``: what azure-storage-blob sends for
+    ``validate_content="crc64"`` on a stream) is refused, 400 UnsupportedHeader: the façade does
+    not decode the framing, and storing it as the blob's bytes would corrupt the blob."""
+    if headers.get(STRUCTURED_BODY):
+        raise StorageError(
+            "UnsupportedHeader",
+            "Structured message bodies are not supported; send x-ms-content-crc64 instead.",
+            details={"HeaderName": STRUCTURED_BODY},
+        )
     if headers.get(md5_name) and headers.get(crc64_name):
         raise StorageError("BothCrc64AndMd5HeaderPresent")
     return md5_header(headers, md5_name), crc64_header(headers, crc64_name)

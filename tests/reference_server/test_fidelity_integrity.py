@@ -428,3 +428,18 @@ def test_private_source_without_credentials(raw: Raw, container: str) -> None:
         assert r.header("x-ms-copy-source-status-code") == "401"
         assert r.header("x-ms-copy-source-error-code") == "NoAuthenticationInformation"
         absent(raw, container, "dst.bin")
+
+
+def test_a_structured_message_body_is_refused_not_stored(raw: Raw, container: str) -> None:
+    # what azure-storage-blob sends for validate_content="crc64" on a stream: framing the
+    # façade does not decode, so it must not become the blob's bytes
+    sm = {
+        "x-ms-structured-body": "XSM/1.0; properties=crc64",
+        "x-ms-structured-content-length": "3",
+    }
+    r = raw.put_blob(container, "sm.bin", b"framed", **sm)
+    error(r, 400, "UnsupportedHeader")
+    assert r.xml().findtext("HeaderName") == "x-ms-structured-body"
+    absent(raw, container, "sm.bin")
+    error(put_block(raw, container, "sm.bin", b"framed", **sm), 400, "UnsupportedHeader")
+    assert uncommitted(raw, container, "sm.bin") == []
