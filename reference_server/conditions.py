@@ -41,6 +41,9 @@ class Conditions:
     if_none_match: tuple[str, ...] | None = None
     if_modified_since: float | None = None
     if_unmodified_since: float | None = None
+    # the write may create the blob but not replace one: a SAS whose only permission for it is
+    # c (create), checked with the others under the commit lock
+    create_only: bool = False
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> Conditions:
@@ -60,6 +63,15 @@ class Conditions:
     ) -> None:
         """Raise when a write must not happen. ``etag`` None means the blob does not exist."""
         exists = etag is not None
+        if self.create_only and exists:
+            # Azure: "Create (c): ... may not overwrite existing blobs" (Create an account SAS)
+            raise StorageError(
+                "AuthorizationPermissionMismatch",
+                details={
+                    "AuthenticationErrorDetail": "The signed permission c (create) does not "
+                    "allow overwriting an existing blob; that needs w (write)."
+                },
+            )
         if self.if_match is not None and (
             not exists or ("*" not in self.if_match and etag not in self.if_match)
         ):

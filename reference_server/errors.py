@@ -41,6 +41,10 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
         400,
         "The CRC64 value specified in the request did not match with the CRC64 value calculated by the server.",
     ),
+    "BothCrc64AndMd5HeaderPresent": (
+        400,
+        "Both x-ms-content-crc64 header and Content-MD5 header are present.",
+    ),
     "InvalidMd5": (
         400,
         "The MD5 value specified in the request is invalid. The MD5 value must be 128 bits and Base64-encoded.",

@@ -10,6 +10,9 @@ The access columns follow Azure's SAS tables ("Create an account SAS", "Create a
 signed resources (sr) of a service SAS that may authorize the operation. A service SAS never acts
 on the service or on the container itself (create, delete, properties, metadata): only an account
 SAS or Shared Key can; a container SAS may list its blobs, and blob operations take sr=c or sr=b.
+Writes that can create a blob take ``c`` as well as ``w``; authorized by ``c`` alone they may not
+replace an existing blob (403 AuthorizationPermissionMismatch, decided under the commit lock:
+``Conditions.create_only``).
 """
 
 from __future__ import annotations
@@ -111,15 +114,15 @@ ROUTES: tuple[Route, ...] = (
         None,
         None,
         copy.put_blob_from_url,
-        "w",
+        "cw",
         "o",
         OBJ_SVC,
         requires=(*COPY, "x-ms-blob-type"),
     ),
-    R("blob", "PUT", None, None, copy.copy_blob, "w", "o", OBJ_SVC, requires=COPY),
+    R("blob", "PUT", None, None, copy.copy_blob, "cw", "o", OBJ_SVC, requires=COPY),
     R("blob", "PUT", None, "copy", copy.abort_copy, "w", "o", OBJ_SVC),
     # blob
-    R("blob", "PUT", None, None, blob.put_blob, "w", "o", OBJ_SVC),
+    R("blob", "PUT", None, None, blob.put_blob, "cw", "o", OBJ_SVC),
     R("blob", "GET", None, None, blob.get_blob, "r", "o", OBJ_SVC),
     R("blob", "HEAD", None, None, blob.get_blob_properties, "r", "o", OBJ_SVC),
     R("blob", "PUT", None, "properties", blob.set_blob_properties, "w", "o", OBJ_SVC),
@@ -129,7 +132,7 @@ ROUTES: tuple[Route, ...] = (
     R("blob", "DELETE", None, None, blob.delete_blob, "d", "o", OBJ_SVC),
     # blocks
     R("blob", "PUT", None, "block", block.put_block, "w", "o", OBJ_SVC),
-    R("blob", "PUT", None, "blocklist", block.put_block_list, "w", "o", OBJ_SVC),
+    R("blob", "PUT", None, "blocklist", block.put_block_list, "cw", "o", OBJ_SVC),
     R("blob", "GET", None, "blocklist", block.get_block_list, "r", "o", OBJ_SVC),
 )
 

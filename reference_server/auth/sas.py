@@ -37,6 +37,7 @@ import hmac
 import ipaddress
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from urllib.parse import quote
@@ -62,6 +63,11 @@ _OVERRIDE_KEYWORDS = {
     "content_type": "rsct",
 }
 _UDK_FIELDS = ("skoid", "sktid", "skt", "ske", "sks", "skv")
+# the query parameters a SAS is made of (signed, or the signature itself)
+SAS_FIELDS = frozenset(
+    {"sv", "ss", "srt", "sp", "st", "se", "sip", "spr", "sr", "si", "ses", "sig"}
+    | {"saoid", "suoid", "scid", "skdutid", "sduoid", "srh", "srq", *_UDK_FIELDS, *OVERRIDE_FIELDS}
+)
 
 
 def is_sas(query: Iterable[tuple[str, str]]) -> bool:
@@ -351,11 +357,7 @@ def _verify_user_delegation(
             "AuthorizationFailure",
         )
     permissions = fields.get("sp", "")
-    if access.permission and not any(p in permissions for p in access.permission):
-        raise _fail(
-            f"The signed permissions '{permissions}' do not include '{access.permission}'.",
-            "AuthorizationPermissionMismatch",
-        )
+    scope = _check_permission(permissions, access)
     if not bearer_mod.role_allows(bearer, [fields["skoid"]], access):
         raise _fail(
             f"The user delegation key's principal {fields['skoid']} no longer holds a role "
@@ -363,9 +365,35 @@ def _verify_user_delegation(
             "AuthorizationPermissionMismatch",
         )
     details = {"sas": "user-delegation", "permissions": permissions, "expiry": fields["se"]}
-    details |= {"resource": signed_resource, "oid": fields["skoid"]}
+    details |= {"resource": signed_resource, "oid": fields["skoid"], **scope}
     details.update({n: fields[n] for n in OVERRIDE_FIELDS if fields.get(n)})
     return Principal("sas", account.name, details)
+
+
+def _check_permission(permissions: str, access: Access) -> dict[str, str]:
+    """403 AuthorizationPermissionMismatch unless one of the operation's letters is signed. When
+    c (create) is the only one, the write is marked create-only: Azure's c "can create new blobs
+    ... but may not overwrite existing blobs" (Create an account SAS), which the store enforces
+    under its commit lock (``Conditions.create_only``)."""
+    if access.permission and not any(p in permissions for p in access.permission):
+        raise _fail(
+            f"The signed permissions '{permissions}' do not include '{access.permission}'.",
+            "AuthorizationPermissionMismatch",
+        )
+    others = [p for p in access.permission if p != "c"]
+    if "c" in access.permission and not any(p in permissions for p in others):
+        return {"create_only": "true"}
+    return {}
+
+
+def _check_single(query: Iterable[tuple[str, str]]) -> None:
+    """A SAS field given twice is refused (403 AuthenticationFailed): Azure refuses a second
+    ``sig``, and a verifier that reads one copy while a proxy or log reads the other is how a
+    signature gets confused with what it signed."""
+    counts = Counter(n for n, _ in query if n in SAS_FIELDS)
+    twice = sorted(n for n, count in counts.items() if count > 1)
+    if twice:
+        raise _fail(f"Signature fields not well formed: {', '.join(twice)} given more than once.")
 
 
 def _check_signature(account: Account, sts: str, presented: str, kind: str) -> None:
@@ -385,6 +413,7 @@ def verify(
 ) -> Principal:
     """Verify the SAS in ``view.query`` for one operation needing ``access``. Order: signature,
     time window, protocol, source IP, then service / resource type / permission."""
+    _check_single(view.query)
     fields = _fields(view.query)
     if not fields.get("sig") or not fields.get("sv"):
         raise _fail("Signature fields not well formed: sig and sv are required.")
@@ -455,13 +484,9 @@ def verify(
             "container; use an account SAS.",
             "AuthorizationFailure",
         )
-    if access.permission and not any(p in permissions for p in access.permission):
-        raise _fail(
-            f"The signed permissions '{permissions}' do not include '{access.permission}'.",
-            "AuthorizationPermissionMismatch",
-        )
+    scope = _check_permission(permissions, access)
 
-    details = {"sas": kind, "permissions": permissions, "expiry": fields["se"]}
+    details = {"sas": kind, "permissions": permissions, "expiry": fields["se"], **scope}
     if kind == "service":
         details["resource"] = fields["sr"]
         details.update({n: fields[n] for n in OVERRIDE_FIELDS if fields.get(n)})

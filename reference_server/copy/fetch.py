@@ -22,7 +22,7 @@ from yarl import URL
 from reference_server.auth import Access, RequestView, authorize
 from reference_server.config import ServerConfig
 from reference_server.copy.source import CopySource
-from reference_server.errors import StorageError
+from reference_server.errors import ERROR_TABLE, StorageError
 from reference_server.headers import META_PREFIX
 from reference_server.store import ContentSettings, OpenBlob, Store
 from reference_server.threads import blocking
@@ -59,13 +59,19 @@ class SourceBody(Protocol):
 
 
 def source_error(status: int, source_code: str | None, message: str | None = None) -> StorageError:
-    """Azure's answer to a source that refused: the source's status, CannotVerifyCopySource."""
+    """Azure's answer to a source that refused: CannotVerifyCopySource with the source's status
+    and, as its message, the source's own (Azure words a private source read without
+    credentials "Server failed to authenticate the request. Please refer to the information in
+    the www-authenticate header.", status 401: azure-sdk-for-java issue 37625)."""
     headers = {"x-ms-copy-source-status-code": str(status)}
     if source_code:
         headers["x-ms-copy-source-error-code"] = source_code
+    known = ERROR_TABLE.get(source_code or "")
     return StorageError(
         "CannotVerifyCopySource",
-        message or f"The copy source answered {status} {source_code or ''}".strip() + ".",
+        message
+        or (known[1] if known else None)
+        or f"The copy source answered {status} {source_code or ''}".strip() + ".",
         headers=headers,
         http_status=status if 400 <= status <= 599 else 500,
     )
@@ -125,13 +131,16 @@ def _props_from_headers(h: Mapping[str, str], status: int) -> tuple[SourceProps,
     return props, length
 
 
-def _error_code(headers: Mapping[str, str], body: bytes) -> str | None:
-    code = headers.get("x-ms-error-code")
-    if code or not body:
-        return code
-    with contextlib.suppress(etree.XMLSyntaxError, ValueError):
-        return etree.fromstring(body, _XML).findtext("Code")
-    return None
+def _error_code(headers: Mapping[str, str], body: bytes) -> tuple[str | None, str | None]:
+    """The source's error code and the first line of its message (Azure appends RequestId and
+    Time lines, which belong to the source's request, not to this one)."""
+    code, message = headers.get("x-ms-error-code"), None
+    if body:
+        with contextlib.suppress(etree.XMLSyntaxError, ValueError):
+            root = etree.fromstring(body, _XML)
+            code = code or root.findtext("Code")
+            message = (root.findtext("Message") or "").strip().split("\n")[0].strip() or None
+    return code, message
 
 
 class SourceFetcher:
@@ -201,7 +210,7 @@ class SourceFetcher:
             with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
                 body = await response.content.read(ERROR_BODY_LIMIT)
             response.release()
-            raise source_error(response.status, _error_code(response.headers, body))
+            raise source_error(response.status, *_error_code(response.headers, body))
         props, length = _props_from_headers(response.headers, response.status)
         return RemoteBody(response, props, length)
 
@@ -244,12 +253,18 @@ class LocalBody:
 
 
 def authorize_local(
-    source: CopySource, config: ServerConfig, dest_account: str, dest_authorization: str
+    source: CopySource,
+    config: ServerConfig,
+    dest_account: str,
+    dest_authorization: str,
+    client_ip: str | None = None,
 ) -> None:
     """Check the source's own credentials as if it had been fetched from this façade.
 
     A request signed with the destination account's Shared Key may read a source in the same
-    account without credentials of its own, as Azure allows for copies within an account."""
+    account without credentials of its own, as Azure allows for copies within an account. A
+    source SAS's ``sip`` is checked against ``client_ip``, the address of the client that asked
+    for the copy: the read never leaves the façade, so no other address could be meant."""
     assert source.account is not None
     account = config.account(source.account)
     if account is None:
@@ -271,11 +286,12 @@ def authorize_local(
         account=source.account,
         path_style=source.path_style,
         secure=source.scheme == "https",
+        client_ip=client_ip,
     )
     try:
         authorize(view, account, Access("r", "o", source.container, source.blob, is_read=True))
     except StorageError as err:
-        raise source_error(err.status, err.code) from None
+        raise source_error(err.status, err.code, err.text) from None
 
 
 async def open_local(store: Store, source: CopySource, start: int, end: int | None) -> LocalBody:
@@ -283,7 +299,7 @@ async def open_local(store: Store, source: CopySource, start: int, end: int | No
     try:
         opened = await blocking(store.open_blob, source.account, source.container, source.blob)
     except StorageError as err:
-        raise source_error(err.status, err.code) from None
+        raise source_error(err.status, err.code, err.text) from None
     size = opened.props.size
     if start or end is not None:
         if start >= size:

@@ -65,7 +65,11 @@ class CopyService:
         """Open the source (or a byte range of it): from disk when it is on this façade."""
         if self.is_local(source, request):
             authorize_local(
-                source, self.config, dest_account, request.headers.get("Authorization", "")
+                source,
+                self.config,
+                dest_account,
+                request.headers.get("Authorization", ""),
+                request.remote,
             )
             return await open_local(self.store, source, start, end)
         version = request.headers.get("x-ms-version") or self.config.api_version

@@ -9,6 +9,7 @@ import re
 
 from aiohttp import web
 
+from reference_server.checksums import stored_md5, transactional
 from reference_server.conditions import parse_etag_list, parse_http_date
 from reference_server.errors import StorageError
 from reference_server.handlers.common import (
@@ -131,7 +132,7 @@ async def put_blob(ctx: Ctx) -> web.StreamResponse:
         raise StorageError("InvalidHeaderValue", details={"HeaderName": "x-ms-blob-type"})
     blob_segments(ctx.blob)  # refuse unmappable names before reading the body
     content_length(ctx.headers, MAX_PUT_BLOB_SIZE)
-    body_md5 = md5_header(ctx.headers, "Content-MD5")
+    body_md5, body_crc64 = transactional(ctx.headers, "Content-MD5", "x-ms-content-crc64")
     blob_md5 = md5_header(ctx.headers, "x-ms-blob-content-md5")
     metadata = parse_metadata(ctx.headers)
     content = content_settings(ctx.headers, use_plain=True)
@@ -140,7 +141,11 @@ async def put_blob(ctx: Ctx) -> web.StreamResponse:
         ctx.container,
         want_md5=True,
         limit=MAX_PUT_BLOB_SIZE,
-        expect_md5=(body_md5, blob_md5),
+        # x-ms-blob-content-md5, the MD5 stored, is the one checked when both are sent: for
+        # Put Blob the two are "interchangeable" (Microsoft, azure-storage-ruby issue 64) and
+        # Azurite 3.37 records x-ms-blob-content-md5 taking precedence as verified on Azure
+        expect_md5=(blob_md5 or body_md5,),
+        expect_crc64=body_crc64,
     )
     await stream_body(ctx.request, upload)
     # the computed MD5 becomes the blob's Content-MD5 unless the client set one
@@ -148,7 +153,7 @@ async def put_blob(ctx: Ctx) -> web.StreamResponse:
 
 
 async def set_blob_properties(ctx: Ctx) -> web.StreamResponse:
-    md5_header(ctx.headers, "x-ms-blob-content-md5")  # validate the format
+    stored_md5(ctx.headers, "x-ms-blob-content-md5")  # stored as sent, any length (as Azure)
     content = content_settings(ctx.headers, use_plain=False)
     if ctx.headers.get("x-ms-blob-content-type") is None:
         content.content_type = None  # Azure clears properties that are not sent

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
 
 from reference_server.addressing import Target
+from reference_server.checksums import md5_header  # noqa: F401 (re-exported to the handlers)
 from reference_server.conditions import Conditions
 from reference_server.config import ServerConfig
 from reference_server.copy import CopyService
@@ -64,7 +64,11 @@ class Ctx:
         return base + f"{self.account}/" if self.target.path_style else base
 
     def conditions(self) -> Conditions:
-        return Conditions.from_headers(self.headers)
+        conditions = Conditions.from_headers(self.headers)
+        principal = self.request.get("principal")
+        if principal is not None and principal.details.get("create_only"):
+            conditions = replace(conditions, create_only=True)  # a SAS with c but not w
+        return conditions
 
 
 def check_header_value(name: str, value: str) -> str:
@@ -116,26 +120,6 @@ def parse_metadata(headers: Any) -> dict[str, str]:
 
 def metadata_headers(metadata: dict[str, str]) -> dict[str, str]:
     return {META_PREFIX + k: v for k, v in metadata.items()}
-
-
-def md5_header(headers: Any, name: str) -> bytes | None:
-    """A base64 MD5 header decoded to 16 bytes, or InvalidMd5."""
-    value = headers.get(name)
-    if not value:
-        return None
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 16:
-        raise StorageError("InvalidMd5", details={"HeaderName": name})
-    return raw
-
-
-def verify_md5(expected: bytes | None, computed_b64: str | None) -> None:
-    if expected is not None and computed_b64 is not None:
-        if base64.b64decode(computed_b64) != expected:
-            raise StorageError("Md5Mismatch")
 
 
 def content_settings(headers: Any, *, use_plain: bool) -> ContentSettings:
@@ -306,4 +290,6 @@ async def commit_blob(
     )
     headers = write_headers(props)
     headers["Content-MD5"] = upload.md5_b64 or ""
+    if upload.crc64_b64:  # computed only when the request sent one to check
+        headers["x-ms-content-crc64"] = upload.crc64_b64
     return respond(201, headers)

@@ -7,13 +7,11 @@ staging files exactly like a request body.
 
 from __future__ import annotations
 
-import base64
 import uuid
-from typing import Any
 
 from aiohttp import web
-from azure.storage.extensions import checksums
 
+from reference_server.checksums import transactional
 from reference_server.copy import CopyService
 from reference_server.copy.fetch import SourceBody
 from reference_server.copy.jobs import JobRecord
@@ -34,7 +32,6 @@ from reference_server.handlers.common import (
     md5_header,
     parse_metadata,
     respond,
-    verify_md5,
     write_headers,
 )
 from reference_server.store import (
@@ -58,19 +55,6 @@ def _service(ctx: Ctx) -> CopyService:
     return ctx.copy
 
 
-def _crc64_header(headers: Any, name: str) -> bytes | None:
-    value = headers.get(name)
-    if not value:
-        return None
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except ValueError:
-        raw = b""
-    if len(raw) != 8:
-        raise StorageError("InvalidHeaderValue", details={"HeaderName": name})
-    return raw
-
-
 def _require_empty_body(ctx: Ctx) -> None:
     if int(ctx.headers.get("Content-Length") or 0) != 0:
         raise StorageError(
@@ -80,28 +64,27 @@ def _require_empty_body(ctx: Ctx) -> None:
         )
 
 
-async def _stream(body: SourceBody, upload: Upload, want_crc64: bool) -> bytes | None:
-    """Source chunks into the staging file; returns the CRC64 (8 bytes) when asked for."""
-    crc = 0
+async def _stream(body: SourceBody, upload: Upload) -> None:
+    """Source chunks into the staging file (hashed there, as a request body is)."""
     try:
         async for chunk in body.chunks():
             upload.write(chunk)
-            if want_crc64:
-                crc = checksums.crc64.compute(chunk, crc)
     except BaseException:
         upload.abort()
         raise
     finally:
         await body.close()
-    return crc.to_bytes(8, "little") if want_crc64 else None
 
 
 async def _copy_into_upload(
     ctx: Ctx, source: CopySource, limit: int, start: int = 0, end: int | None = None
-) -> tuple[SourceBody, Upload, bytes | None]:
-    """Open the source, check size and source conditions, stream it; verify source checksums."""
-    source_md5 = md5_header(ctx.headers, "x-ms-source-content-md5")
-    source_crc = _crc64_header(ctx.headers, "x-ms-source-content-crc64")
+) -> tuple[SourceBody, Upload]:
+    """Open the source, check size and source conditions, stream it. The source checksums
+    (x-ms-source-content-md5 / -crc64, one or the other, as for a request body) are verified
+    when the upload is finished, before anything is committed or staged."""
+    source_md5, source_crc64 = transactional(
+        ctx.headers, "x-ms-source-content-md5", "x-ms-source-content-crc64"
+    )
     body = await _service(ctx).open(source, ctx.request, ctx.account, start, end)
     try:
         check_source_conditions(
@@ -109,19 +92,19 @@ async def _copy_into_upload(
         )
         if body.length > limit:
             raise StorageError("RequestBodyTooLarge", details={"MaxLimit": str(limit)})
-        upload = ctx.store.new_upload(ctx.account, ctx.container, want_md5=True, limit=limit)
+        upload = ctx.store.new_upload(
+            ctx.account,
+            ctx.container,
+            want_md5=True,
+            limit=limit,
+            expect_md5=(source_md5,),
+            expect_crc64=source_crc64,
+        )
     except BaseException:
         await body.close()
         raise
-    crc = await _stream(body, upload, want_crc64=source_crc is not None)
-    try:
-        verify_md5(source_md5, upload.md5_b64)
-        if source_crc is not None and crc != source_crc:
-            raise StorageError("Crc64Mismatch")
-    except StorageError:
-        upload.abort()
-        raise
-    return body, upload, crc
+    await _stream(body, upload)
+    return body, upload
 
 
 def _content_for(ctx: Ctx, source_content: ContentSettings | None) -> ContentSettings:
@@ -151,7 +134,7 @@ async def put_blob_from_url(ctx: Ctx) -> web.StreamResponse:
     metadata = parse_metadata(ctx.headers)
     copy_props = ctx.headers.get("x-ms-copy-source-blob-properties", "true").lower() != "false"
     source = CopySource.from_headers(ctx.headers)
-    body, upload, _ = await _copy_into_upload(ctx, source, MAX_PUT_BLOB_SIZE)
+    body, upload = await _copy_into_upload(ctx, source, MAX_PUT_BLOB_SIZE)
     content = _content_for(ctx, body.props.content if copy_props else None)
     content.content_md5 = content.content_md5 or upload.md5_b64
     return await commit_blob(ctx, upload, content, metadata)
@@ -167,11 +150,11 @@ async def put_block_from_url(ctx: Ctx) -> web.StreamResponse:
     if end is not None and end - start + 1 > MAX_BLOCK_SIZE:
         raise StorageError("RequestBodyTooLarge", details={"MaxLimit": str(MAX_BLOCK_SIZE)})
     source = CopySource.from_headers(ctx.headers)
-    _, upload, crc = await _copy_into_upload(ctx, source, MAX_BLOCK_SIZE, start, end)
+    _, upload = await _copy_into_upload(ctx, source, MAX_BLOCK_SIZE, start, end)
     await blocking(ctx.store.stage_block, ctx.account, ctx.container, ctx.blob, block_id, upload)
     headers = {"x-ms-request-server-encrypted": "true", "Content-MD5": upload.md5_b64 or ""}
-    if crc is not None:
-        headers["x-ms-content-crc64"] = base64.b64encode(crc).decode()
+    if upload.crc64_b64:
+        headers["x-ms-content-crc64"] = upload.crc64_b64
     return respond(201, headers)
 
 
@@ -186,7 +169,7 @@ async def copy_blob(ctx: Ctx) -> web.StreamResponse:
     copy_id = str(uuid.uuid4())
     requires_sync = ctx.headers.get("x-ms-requires-sync", "").lower() == "true"
     if requires_sync or await _service(ctx).finishes_at_once(source, ctx.request, ctx.account):
-        body, upload, _ = await _copy_into_upload(ctx, source, MAX_PUT_BLOB_SIZE)
+        body, upload = await _copy_into_upload(ctx, source, MAX_PUT_BLOB_SIZE)
         content = ContentSettings(**body.props.content.to_dict())
         content.content_md5 = content.content_md5 or upload.md5_b64
         state = {
@@ -206,6 +189,12 @@ async def copy_blob(ctx: Ctx) -> web.StreamResponse:
             state,
         )
         headers = write_headers(props) | {"x-ms-copy-id": copy_id, "x-ms-copy-status": "success"}
+        # Copy Blob From URL echoes the checksum it verified (its REST reference: Content-MD5
+        # "returned so that the client can check for message content integrity")
+        if ctx.headers.get("x-ms-source-content-md5") and upload.md5_b64:
+            headers["Content-MD5"] = upload.md5_b64
+        if upload.crc64_b64:
+            headers["x-ms-content-crc64"] = upload.crc64_b64
         return respond(202, headers)
 
     # Asynchronous: the source is opened (and so verified) before the answer, as Azure does.

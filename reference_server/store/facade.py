@@ -121,16 +121,18 @@ class Store:
         want_md5: bool,
         limit: int,
         expect_md5: tuple[bytes | None, ...] = (),
+        expect_crc64: bytes | None = None,
     ) -> Upload:
         """An upload whose file is made (after a container check) by its first write, in
-        whichever thread that runs. ``expect_md5``: digests ``finish`` verifies (Md5Mismatch)."""
+        whichever thread that runs. ``expect_md5``: digests ``finish`` verifies (Md5Mismatch);
+        ``expect_crc64``: the CRC64 it verifies (Crc64Mismatch), computed only when given."""
         check_container_name(ct)
 
         def open_temp() -> tuple[int, str]:
             self._layout.require_container(acct, ct)
             return self._temp.open("up-")
 
-        return Upload(open_temp, want_md5, limit, expect_md5)
+        return Upload(open_temp, want_md5, limit, expect_md5, expect_crc64)
 
     def put_blob(
         self,

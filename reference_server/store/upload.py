@@ -1,4 +1,5 @@
-"""A request body streamed into a temp file of the staging dir, hashed on the way (MD5)."""
+"""A request body streamed into a temp file of the staging dir, hashed on the way (MD5, and the
+CRC64 a request sent, see reference_server/checksums.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import threading
 from collections.abc import Callable
 
+from reference_server.checksums import crc64, crc64_bytes
 from reference_server.errors import StorageError
 from reference_server.store.atomic import write_all
 
@@ -21,7 +23,8 @@ class Upload:
     The file is created on the first write, so a small body costs no thread hop of its own: the
     HTTP layer hands whole batches of chunks to ``write_chunks`` in a thread (hashing there too:
     hashlib releases the GIL on large buffers) and leaves the last batch in ``tail`` for
-    ``finish``, which runs in the same thread hop as the commit. Expected MD5s are checked there.
+    ``finish``, which runs in the same thread hop as the commit. Expected MD5s are checked there,
+    and the expected CRC64 (which alone makes the upload compute one).
     """
 
     def __init__(
@@ -30,6 +33,7 @@ class Upload:
         want_md5: bool,
         limit: int,
         expect_md5: tuple[bytes | None, ...] = (),
+        expect_crc64: bytes | None = None,
     ) -> None:
         self._open_temp = open_temp
         self.fd = -1
@@ -40,6 +44,8 @@ class Upload:
         self._expect = [m for m in expect_md5 if m is not None]
         self._md5 = hashlib.md5() if want_md5 or self._expect else None
         self._md5_b64: str | None = None
+        self._expect_crc64 = expect_crc64
+        self._crc64: int | None = 0 if expect_crc64 is not None else None
         self._io = threading.Lock()  # a write in a thread vs an abort on the loop thread
         self._aborted = False
 
@@ -71,6 +77,9 @@ class Upload:
             if self._md5 is not None:
                 for c in chunks:
                     self._md5.update(c)
+            if self._crc64 is not None:
+                for c in chunks:
+                    self._crc64 = crc64(c, self._crc64)
 
     def write(self, chunk: bytes) -> None:
         """Count and write one chunk now (blocking)."""
@@ -89,6 +98,8 @@ class Upload:
                 self._md5_b64 = base64.b64encode(digest).decode()
                 if any(m != digest for m in self._expect):
                     raise StorageError("Md5Mismatch")
+            if self._crc64 is not None and crc64_bytes(self._crc64) != self._expect_crc64:
+                raise StorageError("Crc64Mismatch")
             if durable:
                 os.fsync(self.fd)
             st = os.fstat(self.fd)
@@ -103,6 +114,11 @@ class Upload:
         if self._md5_b64 is not None:
             return self._md5_b64
         return base64.b64encode(self._md5.digest()).decode() if self._md5 else None
+
+    @property
+    def crc64_b64(self) -> str | None:
+        """The body's CRC64 (base64), when the upload was asked to check one."""
+        return None if self._crc64 is None else base64.b64encode(crc64_bytes(self._crc64)).decode()
 
     def close(self) -> None:
         if self.fd >= 0:

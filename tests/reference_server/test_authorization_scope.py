@@ -188,8 +188,9 @@ TABLE: dict[tuple[str, str | None, str | None, str], Op] = {
     ("PUT", None, "block", "put_block"): Op(
         "blob", "o", "w", OBJ, _blob("PUT", b"staged", comp="block", blockid=BLOCK_ID)
     ),
+    # c commits a new blob only (Put Block List creating a blob); overwriting needs w
     ("PUT", None, "blocklist", "put_block_list"): Op(
-        "blob", "o", "w", OBJ, _blob("PUT", block_list_xml(["bm90LXN0YWdlZA=="]), comp="blocklist")
+        "blob", "o", "cw", OBJ, _blob("PUT", block_list_xml(["bm90LXN0YWdlZA=="]), comp="blocklist")
     ),
     ("GET", None, "blocklist", "get_block_list"): Op(
         "blob", "o", "r", OBJ, _blob("GET", comp="blocklist")
