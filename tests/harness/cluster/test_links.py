@@ -1,0 +1,169 @@
+"""WAN links: an inventory's `links` shaped with tc htb on the lab's hosts over SSH. Measured:
+a 100 Mbit/s link delivers about its rate in both directions, traffic to an unshaped group
+is not limited, removal restores the full rate, and a delay without netem is refused."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cluster.inventory import Host, Inventory, Link
+from harness.cluster.lab import PREFIX, SUBNET
+from harness.cluster.links import (
+    CONTROLLER,
+    Shaper,
+    ShapingError,
+    host_of_url,
+    link_between,
+    rate_bits,
+    rules,
+)
+from tests.harness.cluster.conftest import harness, with_links
+
+MBIT = 1e6
+# Receives one connection; prints the bytes and the seconds from the first byte to EOF.
+RECEIVE = """
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 5201)); s.listen(1); s.settimeout(30)
+c, _ = s.accept(); c.settimeout(30); n = 0; t0 = None
+while True:
+    b = c.recv(1 << 20)
+    if not b:
+        break
+    t0 = t0 or time.monotonic()
+    n += len(b)
+print(n, time.monotonic() - t0)
+"""
+SEND = """
+import socket, sys, time
+for _ in range(50):
+    try:
+        c = socket.create_connection((sys.argv[1], 5201), timeout=5); break
+    except OSError:
+        time.sleep(0.1)
+buf = b"x" * (1 << 20)
+for _ in range(int(sys.argv[2])):
+    c.sendall(buf)
+c.close()
+"""
+
+
+def _inventory() -> Inventory:
+    hosts = [
+        Host(name="e1", address="10.0.0.1", roles=["server"]),
+        Host(name="c1", address="10.0.0.2", roles=["client", "load"]),
+        Host(name="l1", address="10.0.0.3", roles=["lake"]),
+    ]
+    links = [
+        Link(between=["lake", "server"], rate="200mbit"),
+        Link(between=["lake", CONTROLLER], rate="1gbit"),
+    ]
+    return Inventory(name="t", hosts=hosts, links=links)
+
+
+def test_rates_in_tc_units() -> None:
+    assert rate_bits("200mbit") == 200e6
+    assert rate_bits("1gbit") == 1e9
+    assert rate_bits("10mbps") == 80e6
+    with pytest.raises(ValueError, match="rate '20 furlongs'"):
+        rate_bits("20 furlongs")
+
+
+def test_each_end_shapes_its_egress_to_the_other_group_only() -> None:
+    inv = _inventory()
+    got = {(r.host.name, r.link, tuple(r.peers)) for r in rules(inv)}
+    # the lake shapes toward the servers and toward the controller; the server toward the
+    # lake; the controller's own qdiscs are never touched; the client shapes nothing
+    assert got == {
+        ("l1", 0, ("10.0.0.1",)),
+        ("e1", 0, ("10.0.0.3",)),
+        ("l1", 1, (CONTROLLER,)),
+    }
+    assert link_between(inv, "e1", "l1") == (0, inv.links[0])
+    assert link_between(inv, CONTROLLER, "l1") == (1, inv.links[1])
+    assert link_between(inv, "c1", "l1") is None
+    assert host_of_url(inv, "http://10.0.0.3:10000/devstoreaccount1") == "l1"
+    assert host_of_url(inv, "http://127.0.0.1:4242/devstoreaccount1") == CONTROLLER
+
+
+def test_a_link_names_groups_the_inventory_has() -> None:
+    with pytest.raises(ValueError, match=r"links\[0\]\.between: 'edge' is neither"):
+        Inventory(
+            name="t",
+            hosts=[Host(name="a", address="10.0.0.1")],
+            links=[Link(between=["edge", "controller"], rate="1gbit")],
+        )
+
+
+def _rate(src: str, dst_ns: str | None, dst_addr: str, mib: int) -> float:
+    """Bits per second of ``mib`` MiB sent from namespace ``src`` to ``dst_addr`` (a receiver
+    in namespace ``dst_ns``, or on the controller when None)."""
+    wrap = ["ip", "netns", "exec", dst_ns] if dst_ns else []
+    receiver = subprocess.Popen(
+        [*wrap, sys.executable, "-c", RECEIVE, dst_addr], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        subprocess.run(
+            ["ip", "netns", "exec", src, sys.executable, "-c", SEND, dst_addr, str(mib)],
+            check=True,
+            timeout=60,
+        )
+        out, _ = receiver.communicate(timeout=60)
+    finally:
+        receiver.kill()
+    nbytes, seconds = out.split()
+    assert int(nbytes) == mib << 20
+    return int(nbytes) * 8 / float(seconds)
+
+
+@pytest.mark.cluster
+def test_a_shaped_link_delivers_its_rate_and_other_traffic_is_not_limited(
+    wan_lab: Path,
+) -> None:
+    inv_path = with_links(
+        wan_lab, [{"between": ["lake", "server"], "rate": "100mbit"}], "links-100"
+    )
+    lake, server, client = f"{PREFIX}-h4", f"{PREFIX}-h1", f"{PREFIX}-h2"
+    result = harness("lab", "shape", str(inv_path))
+    assert result.returncode == 0, result.stderr
+    assert f"h4 eth0: lake <-> server at 100mbit to {SUBNET}.11" in result.stdout
+    assert f"h1 eth0: lake <-> server at 100mbit to {SUBNET}.14" in result.stdout
+    try:
+        down = _rate(lake, server, f"{SUBNET}.11", 12)  # lake -> server
+        up = _rate(server, lake, f"{SUBNET}.14", 12)  # server -> lake
+        other = _rate(lake, client, f"{SUBNET}.12", 48)  # lake -> a client: no link
+    finally:
+        off = harness("lab", "shape", "--off", str(inv_path))
+    assert down < 1.3 * 100 * MBIT and up < 1.3 * 100 * MBIT, (down, up)
+    assert down > 0.5 * 100 * MBIT, down  # shaped, not starved
+    assert other > 3 * 100 * MBIT, other
+    assert off.stdout.strip() == "links: unshaped h1:eth0, h4:eth0"
+    assert _rate(lake, server, f"{SUBNET}.11", 48) > 3 * 100 * MBIT  # unshaped again
+
+
+@pytest.mark.cluster
+def test_a_delay_without_netem_is_refused_and_nothing_stays_shaped(wan_lab: Path) -> None:
+    from harness.cluster.inventory import from_file
+
+    inv_path = with_links(
+        wan_lab, [{"between": ["lake", "server"], "rate": "1gbit", "delay": "20ms"}], "delay"
+    )
+    shaper = Shaper(from_file(inv_path))
+    try:
+        applied = shaper.apply()
+    except ShapingError as exc:
+        assert re.search(r"links\[0\]\.delay 20ms: h\d .* has no netem", str(exc)), exc
+    else:  # a kernel with netem: the delay is applied by it, and the facts say so
+        shaper.remove()
+        assert {link["delay_by"] for a in applied for link in a["links"]} == {"netem"}
+    qdiscs = subprocess.run(
+        ["ip", "netns", "exec", f"{PREFIX}-h4", "tc", "qdisc", "show", "dev", "eth0"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "htb" not in qdiscs, qdiscs
