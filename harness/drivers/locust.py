@@ -207,6 +207,7 @@ class LocustDriver(Driver):
             worker_names=run.workers,
             workers_lost=[_lost_row(w, timeline["t0"]) for w in lost],
             master_exit=run.returncode,
+            master_bind=run.master_bind,
         )
         summary.ok, summary.error = _verdict(summary, expect_errors, problem)
         bad = [r for r in rows if not r.ok]

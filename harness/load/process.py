@@ -161,6 +161,7 @@ class LocustRun:
     ended_at: float = 0.0  # unix seconds when the master exited
     workers: list[str] = field(default_factory=list)  # every worker started, by name
     workers_ended: list[WorkerEnd] = field(default_factory=list)
+    master_bind: str = "127.0.0.1"  # the address the master listened on
 
     def log_tail(self, lines: int = 30) -> str:
         path = self.log_dir / "master.log"
@@ -253,4 +254,5 @@ def run_locust(
         ended_at=ended_at,
         workers=[w.name for w in workers],
         workers_ended=list(ended.values()),
+        master_bind=host,
     )
