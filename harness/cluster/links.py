@@ -283,7 +283,7 @@ class LinkUtilization:
 
     The path of a step: a copy goes from its source's host to its target's host (server-side
     copy: the target pulls), every other operation between the controller and the target's
-    host. A step with ``options.relay_of: STEP`` finishes a relay that STEP began (download to
+    host; only a host's egress is shaped, so an upload from the controller crosses no link. A step with ``options.relay_of: STEP`` finishes a relay that STEP began (download to
     the client, then upload): its utilization is the path's, its bytes over the two steps'
     durations (same repeat) at the rate of the link STEP crossed, and ``extra.link_path`` names
     both steps."""
@@ -312,7 +312,10 @@ class LinkUtilization:
         to = host_of_url(self.inv, ctx.endpoint.display_url)
         source = ctx.source_endpoint if ctx.operation == "copy" else None
         frm = host_of_url(self.inv, source.display_url) if source is not None else CONTROLLER
-        found = link_between(self.inv, frm, to)
+        # the payload's sender: the controller's own egress is never shaped, so an upload
+        # from it crosses no shaped link
+        sender = to if ctx.operation in ("download", "sync-down") else frm
+        found = link_between(self.inv, frm, to) if sender != CONTROLLER else None
         key = (ctx.step, ctx.repeat, ctx.warmup)
         link = None
         if found is not None:
