@@ -167,3 +167,21 @@ def test_a_delay_without_netem_is_refused_and_nothing_stays_shaped(wan_lab: Path
         text=True,
     ).stdout
     assert "htb" not in qdiscs, qdiscs
+
+
+def test_lab_up_refuses_unknown_roles_and_links_before_making_anything(tmp_path: Path) -> None:
+    bad_role = harness("lab", "up", "--roles", "server,edge", "--dir", str(tmp_path / "a"))
+    assert bad_role.returncode == 2
+    assert "edge: roles are server, client, load, lake" in bad_role.stderr
+    bad_link = harness(
+        "lab", "up", "--roles", "server,lake", "--link", "lake,edge,1gbit",
+        "--dir", str(tmp_path / "b"),
+    )  # fmt: skip
+    assert bad_link.returncode == 2
+    assert "'lake,edge,1gbit': expected A,B,RATE" in bad_link.stderr
+    bad_rate = harness(
+        "lab", "up", "--roles", "server,lake", "--link", "lake,server,fast",
+        "--dir", str(tmp_path / "c"),
+    )  # fmt: skip
+    assert bad_rate.returncode == 2 and "rate 'fast'" in bad_rate.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
