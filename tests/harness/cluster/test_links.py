@@ -15,6 +15,7 @@ from harness.cluster.inventory import Host, Inventory, Link
 from harness.cluster.lab import PREFIX, SUBNET
 from harness.cluster.links import (
     CONTROLLER,
+    LinkUtilization,
     Shaper,
     ShapingError,
     host_of_url,
@@ -22,6 +23,9 @@ from harness.cluster.links import (
     rate_bits,
     rules,
 )
+from harness.drivers.base import StepContext
+from harness.results import StepResult
+from harness.targets.base import Endpoint
 from tests.harness.cluster.conftest import harness, with_links
 
 MBIT = 1e6
@@ -89,6 +93,53 @@ def test_each_end_shapes_its_egress_to_the_other_group_only() -> None:
     assert link_between(inv, "c1", "l1") is None
     assert host_of_url(inv, "http://10.0.0.3:10000/devstoreaccount1") == "l1"
     assert host_of_url(inv, "http://127.0.0.1:4242/devstoreaccount1") == CONTROLLER
+
+
+def _ctx(
+    step: str, operation: str, host: str, source: str | None = None, **options: object
+) -> StepContext:
+    def ep(address: str) -> Endpoint:
+        return Endpoint("t", "acct", f"http://{address}:10000/acct")
+
+    ctx = StepContext(
+        scenario="s", step=step, operation=operation, endpoint=ep(host), container="c",
+        workdir=Path("."), options=dict(options),
+    )  # fmt: skip
+    ctx.source_endpoint = ep(source) if source else None
+    return ctx
+
+
+def test_link_utilization_is_payload_over_the_link_rate_of_the_path(tmp_path: Path) -> None:
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(
+        "name: t\nhosts:\n"
+        "  - {name: e1, address: 10.0.0.1, roles: [server]}\n"
+        "  - {name: l1, address: 10.0.0.3, roles: [lake]}\n"
+        "links:\n  - {between: [lake, server], rate: 200mbit}\n"
+        "  - {between: [lake, controller], rate: 100mbit}\n"
+    )
+    hook = LinkUtilization(inv)
+    mib100 = 100 << 20
+
+    def run(ctx: StepContext, seconds: float) -> StepResult:
+        result = ctx.result(driver="azcopy", bytes=mib100, duration_s=seconds)
+        hook.after_step(None, ctx, None, result)
+        return result
+
+    s2s = run(_ctx("s2s", "copy", "10.0.0.1", source="10.0.0.3"), 5.0)
+    assert s2s.extra["link_utilization"] == round(mib100 * 8 / 5.0 / 200e6, 4)
+    assert s2s.extra["link_path"] == "l1 -> e1" and s2s.extra["link"]["index"] == 0
+    down = run(_ctx("down", "download", "10.0.0.3"), 10.0)  # lake -> controller, 100 Mbit/s
+    assert down.extra["link_utilization"] == round(mib100 * 8 / 10.0 / 100e6, 4)
+    # the controller's egress is unshaped: its upload crosses no link of its own, but it ends
+    # the relay that the download began: the path's bytes over both steps' time
+    up = run(_ctx("up", "upload", "10.0.0.1", relay_of="down"), 2.0)
+    assert up.extra["link_utilization"] == round(mib100 * 8 / 12.0 / 100e6, 4)
+    assert up.extra["link_path"] == "down+up (through the client)"
+    seed = run(_ctx("seed", "upload", "10.0.0.3"), 1.0)
+    assert "link_utilization" not in seed.extra
+    lan = run(_ctx("verify", "download", "10.0.0.1"), 1.0)  # server -> controller: no link
+    assert "link_utilization" not in lan.extra
 
 
 def test_a_link_names_groups_the_inventory_has() -> None:
