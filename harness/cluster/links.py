@@ -253,7 +253,8 @@ class Shaper:
         """Remove our root qdisc wherever it is (applied by this shaper or an earlier one);
         returns ``host:dev`` of each removal. Unreachable hosts are skipped."""
         removed: list[str] = []
-        hosts = {r.host.name for r in rules(self.inv)} | {a["host"] for a in self.applied}
+        ends = {end for link in self.inv.links for end in link.between}
+        hosts = {h.name for end in ends for h in members(self.inv, end)}
         for name in sorted(hosts):
             host = self.inv.host(name)
             try:
