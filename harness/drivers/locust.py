@@ -164,7 +164,8 @@ class LocustDriver(Driver):
         plan_end = timeline["end"] or run.ended_at
         lost = [w for w in run.workers_ended if w.at < plan_end]
         if lost:
-            problem = _lost_note(lost, run, timeline["t0"])
+            note = _lost_note(lost, run, timeline["t0"])
+            problem = f"{note}; {problem}" if problem else note
         if timeline["end"] is None and not problem:
             # The shape never reached its end: Locust stopped on its own (a worker lost, ...).
             timeline["end"] = run.ended_at
