@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 
 from harness.cluster.lab import BRIDGE_ADDRESS, PREFIX
+from harness.drivers.base import StepContext
+from harness.drivers.locust import LocustDriver
+from harness.targets.base import DEV_ACCOUNT, DEV_KEY, Endpoint
 from tests.harness.cluster.conftest import ROOT
-
-pytestmark = pytest.mark.cluster
 
 SCENARIO = """\
 name: cluster-locust
@@ -63,6 +64,7 @@ def _worker_pids(namespace: str) -> list[int]:
     return found
 
 
+@pytest.mark.cluster
 def test_workers_on_the_load_hosts_are_merged(wan_lab: Path, tmp_path: Path) -> None:
     scenario = tmp_path / "cluster-locust.yaml"
     scenario.write_text(SCENARIO)
@@ -91,6 +93,7 @@ def test_workers_on_the_load_hosts_are_merged(wan_lab: Path, tmp_path: Path) -> 
     assert _worker_pids(f"{PREFIX}-h2") == [] and _worker_pids(f"{PREFIX}-h3") == []
 
 
+@pytest.mark.cluster
 def test_a_worker_killed_mid_run_is_reported_lost(wan_lab: Path, tmp_path: Path) -> None:
     scenario = tmp_path / "cluster-locust.yaml"
     scenario.write_text(SCENARIO)
@@ -132,3 +135,13 @@ def test_a_worker_killed_mid_run_is_reported_lost(wan_lab: Path, tmp_path: Path)
     assert "lost mid-run" in info["first_failure"]
     report = (out / next(out.iterdir()).name / "report.html").read_text()
     assert "lost mid-run: h3 worker 1" in report
+
+
+def test_workers_on_needs_the_inventory_target(tmp_path: Path) -> None:
+    ctx = StepContext(
+        scenario="s", step="load", operation="load", container="c", workdir=tmp_path,
+        endpoint=Endpoint("url", DEV_ACCOUNT, "http://127.0.0.1:1/devstoreaccount1", key=DEV_KEY),
+        options={"workers_on": "load", "mix": {"put_block": 1}},
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="it needs the inventory target"):
+        LocustDriver().prepare(ctx)
