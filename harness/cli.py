@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import yaml
@@ -146,6 +147,10 @@ def run(
 
         load_inventory(inventory_file)  # exit 2 on a bad file, before anything runs
         endpoint = str(inventory_file.resolve())
+        for _, sc in loaded:  # named inventory targets (a `lake`) are on the same inventory
+            for spec in sc.targets.values():
+                if spec.kind == INVENTORY_TARGET and not spec.endpoint:
+                    spec.endpoint = endpoint
     for _, sc in loaded:
         if (target or sc.target.kind) == "url":
             _check_url_target(endpoint or sc.target.endpoint)
@@ -166,7 +171,13 @@ def run(
             sample_interval=sample_interval,
             source=source,
         )
-        hooks = [] if no_contract else [ContractRecorder(contracts_dir or CONTRACTS_DIR)]
+        hooks: list[Any] = []  # harness.runner.RunHook objects
+        if not no_contract:
+            hooks.append(ContractRecorder(contracts_dir or CONTRACTS_DIR))
+        if inventory_file is not None:  # KPI extra.link_utilization of steps over shaped links
+            from harness.cluster.links import LinkUtilization
+
+            hooks.append(LinkUtilization(inventory_file))
         runner = Runner(sc, hooks=hooks, **options)
         outcome = runner.run()
         paths = render_run(outcome.run_dir)

@@ -104,15 +104,35 @@ def lab() -> None:
     show_default=True,
     help="Where keys, host homes, the state file and inventory.yaml go.",
 )
-def up(hosts: int, directory: Path) -> None:
+@click.option(
+    "--roles",
+    "roles_spec",
+    metavar="R1,R2,...",
+    default=None,
+    help="Each host's roles, in host order, `+` between a host's roles, e.g. "
+    "server,client+load,lake (sets --hosts) [default: the first half server, the rest "
+    "client+load].",
+)
+@click.option(
+    "--link",
+    "link_specs",
+    multiple=True,
+    metavar="A,B,RATE",
+    help="A link of the inventory, shaped when an inventory target starts (or by `lab "
+    "shape`): two groups (roles, host names, controller) and a tc rate, e.g. lake,server,200mbit.",
+)
+def up(hosts: int, directory: Path, roles_spec: str | None, link_specs: tuple[str, ...]) -> None:
     """Make HOSTS network namespaces on a lab bridge (10.213.L.0/24, L = HARNESS_LAB_ID or 0),
     each with its own sshd, host key and work directory, and write DIR/inventory.yaml. Exit 2
     where the machine cannot (no namespaces, not root, no sshd)."""
     from harness.cluster.lab import Lab, LabError
 
+    roles = _roles_option(roles_spec)
+    hosts = len(roles) if roles else hosts
+    links = [_link_option(spec, hosts, roles) for spec in link_specs]
     lab_ = Lab(directory)
     try:
-        path = lab_.up(hosts)
+        path = lab_.up(hosts, roles=roles, links=links)
     except (LabError, subprocess.CalledProcessError) as exc:
         lab_.down()  # a half-made lab is not left behind
         detail = getattr(exc, "stderr", None) or ""
@@ -120,6 +140,79 @@ def up(hosts: int, directory: Path) -> None:
         sys.exit(EXIT_BAD_INPUT)
     click.echo(f"lab: {hosts} hosts up")
     click.echo(f"inventory: {path}")
+
+
+ROLES = ("server", "client", "load", "lake")
+
+
+def _roles_option(spec: str | None) -> list[list[str]] | None:
+    if spec is None:
+        return None
+    roles = [[r for r in host.split("+") if r] for host in spec.split(",")]
+    for host in roles:
+        bad = [r for r in host if r not in ROLES]
+        if bad or not host:
+            raise click.BadParameter(
+                f"{'+'.join(host) or 'an empty host'}: roles are {', '.join(ROLES)}",
+                param_hint="--roles",
+            )
+    return roles
+
+
+def _link_option(spec: str, hosts: int, roles: list[list[str]] | None) -> dict[str, Any]:
+    from harness.cluster.links import CONTROLLER, rate_bits
+
+    parts = spec.split(",")
+    groups = {*ROLES, CONTROLLER, *(f"h{n}" for n in range(1, hosts + 1))}
+    if len(parts) != 3 or not set(parts[:2]) <= groups:
+        raise click.BadParameter(
+            f"{spec!r}: expected A,B,RATE with A and B among {', '.join(sorted(groups))}",
+            param_hint="--link",
+        )
+    try:
+        rate_bits(parts[2])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--link") from None
+    return {"between": parts[:2], "rate": parts[2]}
+
+
+@lab.command()
+@click.argument(
+    "inventory_file",
+    metavar="[INVENTORY]",
+    required=False,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=DEFAULT_LAB_DIR / "inventory.yaml",
+)
+@click.option("--off", is_flag=True, help="Remove the shaping instead.")
+def shape(inventory_file: Path, off: bool) -> None:
+    """Shape the inventory's `links` with tc on its hosts over SSH (root there), as an inventory
+    target does while it runs; --off removes it. One line per shaped host and device; exit 1
+    when a link cannot be shaped (e.g. a delay without netem), 2 for a bad file."""
+    from harness.cluster.links import Shaper, ShapingError
+    from harness.cluster.ssh import HostError
+
+    inv = load_inventory(inventory_file)
+    shaper = Shaper(inv)
+    if off:
+        removed = shaper.remove()
+        click.echo(f"links: unshaped {', '.join(removed) or 'nothing'}")
+        return
+    if not inv.links:
+        click.echo(f"links: {inventory_file} has none")
+        return
+    try:
+        applied = shaper.apply()
+    except (ShapingError, HostError) as exc:
+        click.echo(f"error: lab shape: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    for entry in applied:
+        for link in entry["links"]:
+            peers = ", ".join(link["peers"])
+            click.echo(
+                f"{entry['host']} {entry['dev']}: {' <-> '.join(link['between'])} at "
+                f"{link['rate']} to {peers}"
+            )
 
 
 @lab.command()

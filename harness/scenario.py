@@ -93,8 +93,8 @@ class DatasetSpec(_Model):
 class TargetSpec(_Model):
     """Where steps run unless a step names its own targets; CLI flags override it."""
 
-    kind: Literal["reference", "azurite", "url", "nginx"] = "reference"
-    endpoint: str | None = None  # for kind "url"
+    kind: Literal["reference", "azurite", "url", "nginx", "inventory"] = "reference"
+    endpoint: str | None = None  # for kind "url"; "inventory": the file (default: --inventory)
     workers: int = Field(default=1, ge=1)  # reference façade worker processes
     options: dict[str, Any] = Field(default_factory=dict)  # extra server flags / settings
 

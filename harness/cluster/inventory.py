@@ -72,7 +72,8 @@ class Endpoints(BaseModel):
 
 
 class Link(BaseModel):
-    """A shaped link between two groups of hosts (role names or host names)."""
+    """A shaped link between two groups of hosts (role names, host names, or ``controller``,
+    the machine the harness runs on); shaped by ``harness.cluster.links``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -104,7 +105,7 @@ class Inventory(BaseModel):
                 problems.append(f"hosts[{i}].jump: no other host named {host.jump!r}")
         if self.endpoints.key and self.endpoints.key not in self.credentials:
             problems.append(f"endpoints.key: no credential named {self.endpoints.key!r}")
-        groups = set(names) | {"server", "client", "load", "lake"}
+        groups = set(names) | {"server", "client", "load", "lake", "controller"}
         for i, link in enumerate(self.links):
             for end in link.between:
                 if end not in groups:

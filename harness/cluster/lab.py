@@ -103,9 +103,18 @@ class Lab:
         state[kind].append(value)
         self.state_path.write_text(json.dumps(state, indent=1))
 
-    def up(self, hosts: int) -> Path:
-        """Make ``hosts`` namespaces with sshd; returns the inventory path."""
+    def up(
+        self,
+        hosts: int,
+        roles: list[list[str]] | None = None,
+        links: list[dict[str, Any]] | None = None,
+    ) -> Path:
+        """Make ``hosts`` namespaces with sshd; returns the inventory path. ``roles`` gives each
+        host's roles (default: the first half serve, the rest are clients and load); ``links``
+        go into the inventory as they are (``harness.cluster.links`` shapes them)."""
         lab_id()  # a malformed HARNESS_LAB_ID is refused here, with its value
+        if roles is not None and len(roles) != hosts:
+            raise LabError(f"--roles names {len(roles)} hosts, --hosts is {hosts}")
         reason = unsupported_reason()
         if reason:
             raise LabError(reason)
@@ -158,7 +167,7 @@ class Lab:
                     "user": "root",
                     "port": 22,
                     "key_file": "lab_key",
-                    "roles": _roles(n, hosts),
+                    "roles": roles[n - 1] if roles else _roles(n, hosts),
                     "work_dir": str(home / "work"),
                 }
             )
@@ -171,6 +180,8 @@ class Lab:
             "endpoints": {"port": 10000, "account": "devstoreaccount1"},
             "known_hosts": "known_hosts",
         }
+        if links:
+            inventory["links"] = links
         path = self.dir / "inventory.yaml"
         path.write_text(yaml.safe_dump(inventory, sort_keys=False))
         return path

@@ -9,7 +9,14 @@ Locust runs only in its own processes (see harness.load.process). Options (``ctx
     arrival_rate: 200                                     # open loop: requests/s, fixed schedule
     max_requests: 100000                                  # count bound (besides the time bound)
     workers: auto                                         # Locust workers (auto = cores)
+    workers_on: load                                      # workers on the inventory's load hosts
+    master_host: 10.0.0.5                                 # (with workers_on) the master's address
     expect_errors: false                                  # true: errors are KPIs, not a failed step
+
+With ``workers_on: ROLE`` (the ``inventory`` target only) the workers run on that role's hosts
+over SSH (``harness.load.remote.SshWorkers``), one per host unless ``workers`` says how many in
+all; a worker that ends before the plan does is reported lost (``extra.workers_lost``) and fails
+the step and every row.
 
 Rows: ``run_levels`` returns one StepResult per level and operation (``operation`` is the Blob
 operation, ``extra.level`` / ``extra.users`` the level, ``extra.client_bound`` the generator
@@ -31,12 +38,12 @@ from harness.load.histograms import merge, percentiles_ms, read_buckets
 from harness.load.kpis import OpKpi, level_kpis, steady_windows
 from harness.load.ops import RequestBuilder, seed_blob_names
 from harness.load.plan import LoadPlan, plan_from_options
-from harness.load.process import LocalWorkers, LocustRun, WorkerLauncher, run_locust
+from harness.load.process import LocalWorkers, LocustRun, WorkerEnd, WorkerLauncher, run_locust
 from harness.results import StepResult
 from harness.tools import Tool
 
 # Read by the driver, or set by the runner for every step: not load-plan options.
-DRIVER_OPTIONS = {"expect_errors", "verify", "source_prefix"}
+DRIVER_OPTIONS = {"expect_errors", "verify", "source_prefix", "workers_on", "master_host"}
 
 
 class LocustDriver(Driver):
@@ -61,8 +68,34 @@ class LocustDriver(Driver):
         return list(self._pids)
 
     # ------------------------------------------------------------------ running
+    def _inventory(self, ctx: StepContext) -> Path:
+        inventory = ctx.endpoint.extra.get("inventory")
+        if not inventory:
+            raise ValueError(
+                "options.workers_on runs workers on an inventory's hosts: it needs the "
+                "inventory target (--target inventory --inventory FILE)"
+            )
+        return Path(inventory)
+
+    def _launcher(self, ctx: StepContext) -> WorkerLauncher:
+        role = ctx.options.get("workers_on")
+        if not role:
+            return self.launcher
+        from harness.load.remote import SshWorkers
+
+        master = ctx.options.get("master_host")
+        return SshWorkers(self._inventory(ctx), str(role), str(master) if master else None)
+
     def _plan(self, ctx: StepContext) -> LoadPlan:
         options = {k: v for k, v in ctx.options.items() if k not in DRIVER_OPTIONS}
+        role = ctx.options.get("workers_on")
+        if role and "workers" not in options:  # one worker per host of the role
+            from harness.cluster.inventory import from_file
+
+            hosts = from_file(self._inventory(ctx)).with_role(role)
+            if not hosts:
+                raise ValueError(f"workers_on: no host of the inventory has the role {role}")
+            options["workers"] = len(hosts)
         return plan_from_options(
             options,
             blob_url=ctx.endpoint.blob_url,
@@ -95,11 +128,15 @@ class LocustDriver(Driver):
             return [], ctx.result(driver=self.name, ok=False, error=f"seeding failed: {exc}")
         plan_path = plan.dump(ctx.workdir / "load-plan.json")
         Path(plan.out_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            launcher = self._launcher(ctx)
+        except Exception as exc:
+            return [], ctx.result(driver=self.name, ok=False, error=f"workers: {exc}")
         run = run_locust(
             plan,
             plan_path,
             ctx.workdir,
-            launcher=self.launcher,
+            launcher=launcher,
             # Locust's own bound (the plan's duration and a grace); the step's timeout is the
             # runner's, which stops these processes through pids()
             hard_timeout_s=plan.duration_s + 120,
@@ -122,6 +159,13 @@ class LocustDriver(Driver):
             fail.duration_s = time.time() - started
             return [], fail
         timeline = json.loads(timeline_path.read_text())
+        # a worker that ended before the plan did (its end, or the master's when it stopped
+        # early) is lost: its share of the load is missing from every second after that
+        plan_end = timeline["end"] or run.ended_at
+        lost = [w for w in run.workers_ended if w.at < plan_end]
+        if lost:
+            note = _lost_note(lost, run, timeline["t0"])
+            problem = f"{note}; {problem}" if problem else note
         if timeline["end"] is None and not problem:
             # The shape never reached its end: Locust stopped on its own (a worker lost, ...).
             timeline["end"] = run.ended_at
@@ -160,7 +204,11 @@ class LocustDriver(Driver):
                 r.extra["level"]: r.extra["generator_cpu_pct"] for r in rows
             },
             workers=plan.workers,
+            workers_expected=plan.workers,
+            worker_names=run.workers,
+            workers_lost=[_lost_row(w, timeline["t0"]) for w in lost],
             master_exit=run.returncode,
+            master_bind=run.master_bind,
         )
         summary.ok, summary.error = _verdict(summary, expect_errors, problem)
         bad = [r for r in rows if not r.ok]
@@ -208,6 +256,25 @@ class LocustDriver(Driver):
         )
         row.ok, row.error = _verdict(row, expect_errors, problem)
         return row
+
+
+def _lost_row(w: WorkerEnd, t0: float | None) -> dict[str, Any]:
+    at_s = round(w.at - t0, 1) if t0 else None
+    return {"worker": w.worker, "at": w.at, "at_s": at_s, "exit": w.exit_code}
+
+
+def _lost_note(lost: list[WorkerEnd], run: LocustRun, t0: float | None) -> str:
+    """``1 of 2 Locust worker(s) lost mid-run: h3 worker 1 (pid 42) at +6.2 s (exit 137)``."""
+
+    def one(w: WorkerEnd) -> str:
+        when = f"+{w.at - t0:.1f} s" if t0 else time.strftime("%H:%M:%S", time.gmtime(w.at))
+        code = "its SSH session ended" if w.exit_code == -1 else f"exit {w.exit_code}"
+        return f"{w.worker} at {when} ({code})"
+
+    expected = len(run.workers)
+    return f"{len(lost)} of {expected} Locust worker(s) lost mid-run: " + "; ".join(
+        one(w) for w in lost
+    )
 
 
 def _window_note(plan: LoadPlan) -> str:

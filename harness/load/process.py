@@ -1,8 +1,11 @@
 """Locust in its own processes: one headless master, N workers, generator CPU sampled meanwhile.
 
 Locust is never imported here (its gevent monkey-patching would break the harness's own HTTP
-clients); it runs as ``python -m locust``. Worker launch sits behind ``WorkerLauncher`` so a
-remote-host target can start workers over SSH later by handing the driver another launcher.
+clients); it runs as ``python -m locust``. Worker launch sits behind ``WorkerLauncher``:
+``LocalWorkers`` here, ``harness.load.remote.SshWorkers`` on an inventory's hosts. A launcher
+says which address the master binds (loopback for local workers, the address the remote hosts
+reach the controller at), and a worker that ends while the master still runs is recorded with
+the time it ended (``LocustRun.workers_ended``): the driver reports it lost, never drops it.
 """
 
 from __future__ import annotations
@@ -35,32 +38,92 @@ def locust_env(plan_path: Path) -> dict[str, str]:
     return {**os.environ, PLAN_ENV: str(plan_path), "PYTHONPATH": pythonpath}
 
 
-def _free_port() -> int:
+def _free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
+
+
+class Worker(Protocol):
+    """One Locust worker process, here or on another host."""
+
+    name: str  # how reports name it: "worker-0", "h3 worker 1 (pid 4242)"
+
+    @property
+    def pid(self) -> int | None:
+        """A process id of this machine (sampled with psutil), None for a remote worker."""
+
+    def poll(self) -> int | None:
+        """The exit status once the worker has ended, else None."""
+
+    def wait(self, timeout: float) -> int | None:
+        """Wait up to ``timeout`` s for the end; the exit status, or None if still running."""
+
+    def stop(self) -> None: ...
+
+    def cpu_pct(self) -> float | None:
+        """A remote worker's CPU (% of one core) over its last second; None for local ones."""
 
 
 class WorkerLauncher(Protocol):
     """Starts Locust workers that connect to the master at (master_host, master_port)."""
 
+    @property
+    def bind_host(self) -> str:
+        """The address the master listens on: one the workers can reach, never 0.0.0.0."""
+
     def launch(
         self, count: int, master_host: str, master_port: int, env: dict[str, str], log_dir: Path
-    ) -> list[subprocess.Popen[bytes]]: ...
+    ) -> list[Worker]: ...
+
+    def finish(self, out_dir: Path, log_dir: Path) -> None:
+        """After the run: bring the workers' histogram files into ``out_dir``, logs into
+        ``log_dir`` (nothing to do for local workers)."""
+
+
+@dataclass
+class LocalWorker:
+    name: str
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+    def cpu_pct(self) -> float | None:
+        return None  # sampled by psutil through ``pid``
 
 
 class LocalWorkers:
     """Workers as processes on this machine."""
 
+    bind_host = "127.0.0.1"
+
     def launch(
         self, count: int, master_host: str, master_port: int, env: dict[str, str], log_dir: Path
-    ) -> list[subprocess.Popen[bytes]]:
-        procs = []
+    ) -> list[Worker]:
+        workers: list[Worker] = []
         for i in range(count):
             argv = [*locust_argv(), "--worker", "--master-host", master_host]
             argv += ["--master-port", str(master_port)]
-            procs.append(_spawn(argv, env, log_dir / f"worker-{i}.log"))
-        return procs
+            proc = _spawn(argv, env, log_dir / f"worker-{i}.log")
+            workers.append(LocalWorker(f"worker-{i}", proc))
+        return workers
+
+    def finish(self, out_dir: Path, log_dir: Path) -> None:
+        pass
 
 
 def _spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
@@ -74,7 +137,17 @@ def _spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.P
 @dataclass
 class CpuSample:
     at: float  # unix seconds
-    cpu_pct: dict[int, float]  # pid -> percent of one core since the previous sample
+    # local pid (or a remote worker's name) -> percent of one core since the previous sample
+    cpu_pct: dict[int | str, float]
+
+
+@dataclass
+class WorkerEnd:
+    """A worker that ended while the master still ran."""
+
+    worker: str
+    at: float  # unix seconds (this machine's clock) when its end was seen
+    exit_code: int | None  # > 128 (remote) or < 0 (local): by a signal; remote -1: no status
 
 
 @dataclass
@@ -86,6 +159,9 @@ class LocustRun:
     samples: list[CpuSample] = field(default_factory=list)
     log_dir: Path = Path()
     ended_at: float = 0.0  # unix seconds when the master exited
+    workers: list[str] = field(default_factory=list)  # every worker started, by name
+    workers_ended: list[WorkerEnd] = field(default_factory=list)
+    master_bind: str = "127.0.0.1"  # the address the master listened on
 
     def log_tail(self, lines: int = 30) -> str:
         path = self.log_dir / "master.log"
@@ -118,47 +194,65 @@ def run_locust(
     end it normally)."""
     launcher = launcher or LocalWorkers()
     env = locust_env(plan_path)
-    port = _free_port()
+    host = launcher.bind_host
+    port = _free_port(host)
     argv = [*locust_argv(), "--master", "--headless", "--expect-workers", str(plan.workers)]
-    argv += ["--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)]
+    argv += ["--master-bind-host", host, "--master-bind-port", str(port)]
     argv += ["--csv", str(run_dir / "locust"), "--csv-full-history"]
     argv += ["--json-file", str(run_dir / "locust-stats"), "--only-summary"]
     argv += ["--expect-workers-max-wait", "60", "--exit-code-on-error", "0"]
     master = _spawn(argv, env, run_dir / "master.log")
-    workers = launcher.launch(plan.workers, "127.0.0.1", port, env, run_dir)
-    procs = {p.pid: psutil.Process(p.pid) for p in [master, *workers]}
+    try:
+        workers = launcher.launch(plan.workers, host, port, env, run_dir)
+    except BaseException:
+        _stop(master)
+        raise
+    local = [master.pid, *(w.pid for w in workers if w.pid is not None)]
+    procs = {pid: psutil.Process(pid) for pid in local}
     if on_start:
         on_start(list(procs))  # lets the harness's own sampler follow the generators too
     for p in procs.values():
         p.cpu_percent(None)  # prime: the next call reports usage since now
     samples: list[CpuSample] = []
+    ended: dict[str, WorkerEnd] = {}
     deadline = time.monotonic() + (hard_timeout_s or plan.duration_s + 120)
     timed_out = False
-    while master.poll() is None:
-        if time.monotonic() > deadline:
-            timed_out = True
-            break
-        time.sleep(SAMPLE_INTERVAL_S)
-        pct: dict[int, float] = {}
-        for pid, p in procs.items():
-            try:
-                pct[pid] = p.cpu_percent(None)
-            except psutil.Error:
-                continue
-        samples.append(CpuSample(time.time(), pct))
-    _stop(master)
-    ended_at = time.time()
-    for w in workers:  # workers quit when the master does; a straggler is ended here
-        try:
-            w.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            _stop(w)
+    try:
+        while master.poll() is None:
+            if time.monotonic() > deadline:
+                timed_out = True
+                break
+            time.sleep(SAMPLE_INTERVAL_S)
+            pct: dict[int | str, float] = {}
+            for pid, p in procs.items():
+                try:
+                    pct[pid] = p.cpu_percent(None)
+                except psutil.Error:
+                    continue
+            for w in workers:
+                remote = w.cpu_pct() if w.pid is None else None
+                if remote is not None:
+                    pct[w.name] = remote
+                code = w.poll()
+                if code is not None and w.name not in ended and master.poll() is None:
+                    ended[w.name] = WorkerEnd(w.name, time.time(), code)
+            samples.append(CpuSample(time.time(), pct))
+    finally:
+        _stop(master)
+        ended_at = time.time()
+        for w in workers:  # workers quit when the master does; a straggler is ended here
+            if w.wait(timeout=15) is None:
+                w.stop()
+        launcher.finish(Path(plan.out_dir), run_dir)
     return LocustRun(
         returncode=master.returncode,
         timed_out=timed_out,
         master_pid=master.pid,
-        worker_pids=[w.pid for w in workers],
+        worker_pids=[w.pid for w in workers if w.pid is not None],
         samples=samples,
         log_dir=run_dir,
         ended_at=ended_at,
+        workers=[w.name for w in workers],
+        workers_ended=list(ended.values()),
+        master_bind=host,
     )

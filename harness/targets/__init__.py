@@ -41,7 +41,8 @@ def make_target(
         if not endpoint:
             raise ValueError("target 'inventory' needs --inventory FILE")
         # the inventory file travels in the endpoint slot: a target has one place to be told
-        return InventoryTarget(Path(endpoint), workers=workers)
+        role = str((options or {}).get("role", "server"))  # lake: the façade on `lake` hosts
+        return InventoryTarget(Path(endpoint), workers=workers, role=role)
     if kind == "nginx":
         from harness.targets.nginx import NginxTarget
 

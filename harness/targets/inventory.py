@@ -5,7 +5,12 @@
 endpoint port, and waits until each answers; `stop` ends them and copies their logs into the
 run directory. Clients reach the inventory's VIP when it names one, else the first server.
 Every host of the inventory is sampled over SSH meanwhile (``harness.cluster.monitor``) into
-``host_samples.parquet`` beside the logs, one row per host and second.
+``host_samples.parquet`` beside the logs, one row per host and second, and the inventory's
+``links`` are shaped (``harness.cluster.links``) from start to stop.
+
+``role: lake`` (a scenario's ``targets: {lake: {kind: inventory, options: {role: lake}}}``) runs
+the same façade on the `lake` hosts instead, as the scenario's source endpoint; the `server`
+target, the run's default, is the one that gathers facts, samples hosts and shapes links.
 """
 
 from __future__ import annotations
@@ -22,15 +27,18 @@ from harness.targets.base import DEV_ACCOUNT, DEV_KEY, Endpoint
 class InventoryTarget:
     name = "inventory"
 
-    def __init__(self, inventory: Path, workers: int = 1) -> None:
+    def __init__(self, inventory: Path, workers: int = 1, role: str = "server") -> None:
         from harness.cluster.inventory import from_file
 
         self.inventory_path = inventory
         self.inv = from_file(inventory)  # `harness run` checked it with file:line errors
         self.workers = workers
-        self.servers = self.inv.with_role("server")
+        if role not in ("server", "lake"):
+            raise ValueError(f"options.role: {role!r}; an inventory target is server or lake")
+        self.role = role
+        self.servers = self.inv.with_role(role)  # type: ignore[arg-type]
         if not self.servers:
-            raise ValueError(f"{inventory}: no host has the role server")
+            raise ValueError(f"{inventory}: no host has the role {role}")
         self.running: list[dict[str, Any]] = []  # host, client, pid, log of each façade
         self.host_facts: list[dict[str, Any]] = []
         self.workdir: Path | None = None
@@ -38,6 +46,8 @@ class InventoryTarget:
         self.monitor_clients: list[Any] = []
         self.samples_path: Path | None = None
         self.notes: list[str] = []
+        self.shaper: Any = None  # harness.cluster.links.Shaper while links are shaped
+        self.shaped: list[dict[str, Any]] = []
 
     def start(self, workdir: Path) -> None:
         from harness.cluster import ssh
@@ -46,9 +56,12 @@ class InventoryTarget:
 
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
-        # every host's facts, not only the servers': run.json describes the whole cluster
-        self.host_facts, unreachable = collect(self.inv)
-        self.notes += [f"no facts: {e}" for e in unreachable]
+        main = self.role == "server"  # one target per run describes, samples and shapes
+        if main:
+            # every host's facts, not only the servers': run.json describes the whole cluster
+            self.host_facts, unreachable = collect(self.inv)
+            self.notes += [f"no facts: {e}" for e in unreachable]
+            self._shape()
         deployed, errors = deploy(self.inv, self.servers)
         if errors:
             raise RuntimeError("deploy failed: " + "; ".join(errors))
@@ -73,7 +86,16 @@ class InventoryTarget:
             self.running.append({"host": d.host, "client": client, "pid": pid, "log": log})
         for entry in self.running:
             self._wait(entry, port)
-        self._monitor()
+        if main:
+            self._monitor()
+
+    def _shape(self) -> None:
+        from harness.cluster.links import Shaper
+
+        if not self.inv.links:
+            return
+        self.shaper = Shaper(self.inv)  # kept before applying: stop() undoes a partial one
+        self.shaped = self.shaper.apply()
 
     def _monitor(self) -> None:
         from harness.cluster import ssh
@@ -111,14 +133,16 @@ class InventoryTarget:
 
     def endpoint(self) -> Endpoint:
         ep = self.inv.endpoints
-        if ep.vip:
+        if ep.vip and self.role == "server":
             url = ep.vip.rstrip("/")
         else:
             url = f"http://{self.servers[0].address}:{ep.port}/{ep.account}"
         key = self.inv.credentials[ep.key].resolve(self.inv.base_dir) if ep.key else None
         if key is None and ep.account == DEV_ACCOUNT:
             key = DEV_KEY  # the façade started here serves the emulator's well-known account
-        return Endpoint(target=self.name, account=ep.account, blob_url=url, key=key)
+        # the inventory travels with the endpoint: Locust's `workers_on` finds its load hosts
+        extra = {"inventory": str(self.inventory_path)}
+        return Endpoint(target=self.name, account=ep.account, blob_url=url, key=key, extra=extra)
 
     def stop(self) -> None:
         from harness.cluster import ssh
@@ -134,6 +158,10 @@ class InventoryTarget:
         for client in self.monitor_clients:
             client.close()
         self.monitor_clients = []
+        shaper, self.shaper = self.shaper, None
+        if shaper is not None:
+            removed = shaper.remove()
+            self.notes.append(f"links unshaped on {', '.join(removed) or 'no host'}")
         running, self.running = self.running, []
         for entry in running:
             client = entry["client"]
@@ -158,7 +186,10 @@ class InventoryTarget:
             "inventory": self.inv.name,
             "inventory_file": str(self.inventory_path),
             "endpoint": self.endpoint().blob_url,
+            "role": self.role,
             "servers": [h.name for h in self.servers],
+            # each host's shaped device: link, rate, peers, and how a delay was added (netem)
+            "links": self.shaped,
             "workers": self.workers,
             "hosts": self.host_facts,  # measured over SSH when the façades started
             "host_samples": str(self.samples_path) if self.samples_path else None,

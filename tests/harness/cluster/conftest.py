@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.cluster.lab import Lab, unsupported_reason
 
@@ -39,3 +40,28 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield directory / "inventory.yaml"
     finally:
         Lab(directory).down()
+
+
+@pytest.fixture(scope="module")
+def wan_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A 4-host lab: h1 server, h2 and h3 client+load, h4 lake; yields its inventory path."""
+    reason = unsupported_reason()
+    if reason:
+        pytest.skip(f"no lab hosts on this machine: {reason}")
+    directory = tmp_path_factory.mktemp("wanlab")
+    roles = "server,client+load,client+load,lake"
+    try:
+        result = harness("lab", "up", "--roles", roles, "--dir", str(directory))
+        assert result.returncode == 0, result.stderr
+        yield directory / "inventory.yaml"
+    finally:
+        Lab(directory).down()
+
+
+def with_links(inventory: Path, links: list[dict[str, object]], name: str) -> Path:
+    """A copy of ``inventory`` (beside it: same key and known_hosts) with these ``links``."""
+    data = yaml.safe_load(inventory.read_text())
+    data["links"] = links
+    path = inventory.with_name(f"{name}.yaml")
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
