@@ -16,7 +16,7 @@ import yaml
 from harness import scenario as scenario_mod
 from harness.bench_cli import bench
 from harness.cli_common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, load_scenario
-from harness.cluster_cli import deploy, inventory, lab
+from harness.cluster_cli import deploy, inventory, lab, remote_step
 from harness.conformance.cli import conformance
 from harness.contract.cli import contract
 from harness.history.cli import history, regress
@@ -141,11 +141,24 @@ def run(
     loaded = [(name, load_scenario(name, overrides)) for name in scenarios]
     if (target == INVENTORY_TARGET) != (inventory_file is not None):
         raise click.UsageError("--target inventory and --inventory FILE go together")
+    inv = None
     if inventory_file is not None:
         from harness.cluster_cli import load_inventory
 
-        load_inventory(inventory_file)  # exit 2 on a bad file, before anything runs
+        inv = load_inventory(inventory_file)  # exit 2 on a bad file, before anything runs
         endpoint = str(inventory_file.resolve())
+    # `hosts:` steps need the inventory target and the hosts they name: exit 2 now, not mid-run
+    problems = [
+        problem
+        for name, sc in loaded
+        for problem in scenario_mod.hosts_problems(
+            sc, scenario_mod.resolve_path(name), target or sc.target.kind, inv
+        )
+    ]
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        sys.exit(EXIT_BAD_INPUT)
     for _, sc in loaded:
         if (target or sc.target.kind) == "url":
             _check_url_target(endpoint or sc.target.endpoint)
@@ -332,6 +345,7 @@ main.add_command(pilot)
 main.add_command(deck)
 main.add_command(charts)
 main.add_command(inventory)
+main.add_command(remote_step)
 main.add_command(lab)
 main.add_command(deploy)
 

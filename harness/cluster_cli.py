@@ -159,3 +159,13 @@ def deploy(inventory_file: Path) -> None:
     for error in errors:
         click.echo(f"error: {error}", err=True)
     sys.exit(EXIT_FAILED if errors else EXIT_OK)
+
+
+@click.command(name="remote-step", hidden=True)
+@click.argument("job", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def remote_step(job: Path) -> None:
+    """Run one `hosts:` step's driver on this host from JOB (written there by the controller,
+    harness.cluster.remote) and write its StepResult as result.json beside JOB."""
+    from harness.runner import run_job
+
+    sys.exit(run_job(job))
