@@ -723,13 +723,15 @@ def run_step(driver: Driver, ctx: StepContext) -> StepResult:
     return result
 
 
-def run_job(job_path: Path) -> int:
+def run_job(job_path: Path, start: Callable[[], bool] | None = None) -> int:
     """One execution of a `hosts:` step on this host (``harness remote-step JOB``), from the job
     the controller wrote (``harness.cluster.remote``): the dataset generated here from its spec
     and seed, the host's share picked, the tool checked, then ``run_step`` and, for an upload,
-    ``verify_upload``. Writes its StepResult as ``result.json`` beside JOB, also when the step
-    failed; returns 0 once it is written."""
-    from harness.cluster.remote import HOST_ENV, RESULT_FILE, share_dataset
+    ``verify_upload``. ``start`` (when given) is the start barrier: called once everything is
+    ready, the client runs only if it returns True, so every host's client starts at once.
+    Writes its StepResult as ``result.json`` beside JOB, also when the step failed; returns 0
+    once it is written."""
+    from harness.cluster.remote import HOST_ENV, share_dataset
     from harness.tools import ToolMissing
 
     job = json.loads(job_path.read_text())
@@ -777,8 +779,14 @@ def run_job(job_path: Path) -> int:
             "(LAB_AZCOPY=PATH, LAB_RCLONE=PATH)"
         )
     else:
+        if start is not None and not start():
+            result = ctx.result(driver=driver.name, ok=False, started_at=t0)
+            result.error = "the controller went away before the start"
+            return _write_job_result(workdir, job["host"], result)
+        t0 = time.time()
         with Sampler(dict, driver.pids) as sampler:
             result = run_step(driver, ctx)
+        result.started_at = result.started_at or t0  # not every driver stamps its start
         if ctx.options.get("verify", True) and ctx.operation in UPLOADS and dataset:
             verify_upload(ctx.endpoint, ctx, result)
         if ctx.operation in DOWNLOADS and ctx.local_dir and not ctx.options.get("keep_downloads"):
@@ -787,7 +795,13 @@ def run_job(job_path: Path) -> int:
         result.client_cpu_pct_max = result.client_cpu_pct_max or cpu
         result.client_rss_mib_max = result.client_rss_mib_max or rss
         result.extra["versions"] = driver.versions()
-    result.host = job["host"]
+    return _write_job_result(workdir, job["host"], result)
+
+
+def _write_job_result(workdir: Path, host: str, result: StepResult) -> int:
+    from harness.cluster.remote import RESULT_FILE
+
+    result.host = host
     out = workdir / RESULT_FILE
     partial = out.with_suffix(".tmp")
     partial.write_text(json.dumps(dataclasses.asdict(result), default=str))

@@ -3,11 +3,13 @@
 Controller side (``HostSteps``, called by the runner for such a step): the release is deployed
 to the hosts once per run (``harness.cluster.deploy``), then each execution writes one job file
 per host (the step, the target's endpoint, the dataset's spec and which share of it), copies it
-over SFTP, starts ``python -m harness.cli remote-step JOB`` on every host before waiting for any,
-and fetches each host's ``result.json`` (a StepResult) over SFTP. The rows are merged exactly
-(``harness.results.merge_host_results``), each host's start taken onto the controller's clock by
-its measured offset. A host that cannot be reached, loses its SSH connection mid-step, lacks the
-step's tool or does not answer in time fails the step, named.
+over SFTP and starts ``python -m harness.cli remote-step --start-on-stdin JOB`` on every host.
+Each host prepares (imports, its dataset share, the tool check) and says ``ready``; once all
+have, the controller sends ``go`` to each, so the clients start together, not staggered by
+the hosts' set-up. Then it fetches each host's ``result.json`` (a StepResult) over SFTP. The
+rows are merged exactly (``harness.results.merge_host_results``), each host's start taken onto
+the controller's clock by its measured offset. A host that cannot be reached, loses its SSH
+connection mid-step, lacks the step's tool or does not answer in time fails the step, named.
 
 Host side (``harness.runner.run_job``, the hidden command ``harness remote-step JOB``): the
 dataset is generated there from its spec and seed (cached under the host's work directory), its
@@ -89,8 +91,29 @@ class _Launched:
     remote_dir: str
     offset: float  # the host's clock minus the controller's, seconds
     started: float  # controller time the command was sent
+    output: bytes = b""  # the remote command's stdout so far (its pid, then "ready")
     exit_code: int | None = None
     lost: str | None = None  # why no answer came (connection lost, no answer in time)
+
+    def ready(self) -> bool:
+        """Whether the host said it is ready to start (reads what has arrived, never blocks)."""
+        while self.channel.recv_ready():
+            self.output += self.channel.recv(4096)
+        return b"\nready\n" in self.output
+
+    def ended(self) -> bool:
+        """The command exited or the connection died (``exit_code`` / ``lost`` say which)."""
+        transport = self.client.get_transport()
+        if self.channel.exit_status_ready():
+            self.exit_code = self.channel.recv_exit_status()
+        elif transport is None or not transport.is_active():
+            self.lost = (
+                "the SSH connection was lost mid-step (the host went down or its sshd "
+                "stopped): its result is unknown"
+            )
+        else:
+            return False
+        return True
 
 
 class HostSteps:
@@ -124,6 +147,7 @@ class HostSteps:
                     launched.append(self._launch(host, job, ctx.workdir / "hosts" / host.name))
                 except Exception as exc:  # any failure is that host's, named
                     failed[host.name] = self._host_failure(ctx, step, host, _reason(exc))
+            self._start(launched, ctx.timeout_s + ANSWER_GRACE_S)
             self._wait(launched, ctx.timeout_s + ANSWER_GRACE_S)
         except KeyboardInterrupt:
             self._interrupt(launched)
@@ -223,29 +247,39 @@ class HostSteps:
             channel.settimeout(ssh.CONNECT_TIMEOUT_S)
             started = time.time()
             channel.exec_command(_command(deployed, remote_dir))
-            pid = _read_pid(channel)
+            pid, output = _read_pid(channel)
         except BaseException:
             client.close()
             raise
-        return _Launched(host, client, channel, pid, remote_dir, offset, started)
+        return _Launched(host, client, channel, pid, remote_dir, offset, started, output)
 
-    def _wait(self, launched: list[_Launched], budget_s: float) -> None:
-        """Until every host answered, lost its connection, or ``budget_s`` passed."""
+    def _start(self, launched: list[_Launched], budget_s: float) -> None:
+        """The start barrier: once every host is ready (or ended: a missing tool answers at
+        once), ``go`` to each, one right after the other."""
         pending = list(launched)
         deadline = time.monotonic() + budget_s
         while pending and time.monotonic() < deadline:
-            for item in list(pending):
-                transport = item.client.get_transport()
-                if item.channel.exit_status_ready():
-                    item.exit_code = item.channel.recv_exit_status()
-                    pending.remove(item)
-                elif transport is None or not transport.is_active():
-                    item.lost = (
-                        "the SSH connection was lost mid-step (the host went down or its "
-                        "sshd stopped): its result is unknown"
-                    )
-                    pending.remove(item)
-            time.sleep(POLL_S)
+            pending = [item for item in pending if not item.ready() and not item.ended()]
+            if pending:
+                time.sleep(POLL_S / 4)
+        for item in launched:
+            if item in pending:
+                item.lost = f"not ready within {budget_s:g} s (the step's timeout and a grace)"
+                _signal(item, "KILL")
+            elif item.exit_code is None and item.lost is None:
+                try:
+                    item.channel.sendall(b"go\n")
+                except OSError as exc:
+                    item.lost = f"could not be started: {exc}"
+
+    def _wait(self, launched: list[_Launched], budget_s: float) -> None:
+        """Until every host answered, lost its connection, or ``budget_s`` passed."""
+        pending = [item for item in launched if item.exit_code is None and item.lost is None]
+        deadline = time.monotonic() + budget_s
+        while pending and time.monotonic() < deadline:
+            pending = [item for item in pending if not item.ended()]
+            if pending:
+                time.sleep(POLL_S)
         for item in pending:
             item.lost = f"no answer within {budget_s:g} s (the step's timeout and a grace)"
             _signal(item, "KILL")
@@ -323,21 +357,25 @@ def _command(deployed: Deployed, remote_dir: str) -> str:
     env = f"{deployed.work_dir}/{HOST_ENV}"
     lines.append(f"if [ -f {q(env)} ]; then set -a; . {q(env)}; set +a; fi")
     job, log = f"{remote_dir}/{JOB_FILE}", f"{remote_dir}/{LOG_FILE}"
+    # stdout and stdin stay on the channel: "ready" comes back on one, "go" goes out on the other
     lines.append(
         f"echo $$; PYTHONUNBUFFERED=1 exec {q(deployed.python)} -m harness.cli remote-step "
-        f"{q(job)} > {q(log)} 2>&1 < /dev/null"
+        f"--start-on-stdin {q(job)} 2> {q(log)}"
     )
     return "\n".join(lines)
 
 
-def _read_pid(channel: paramiko.Channel) -> int:
+def _read_pid(channel: paramiko.Channel) -> tuple[int, bytes]:
+    """The pid the remote shell printed first, and the output read past it (kept as the
+    start of the command's stdout, newline-led so "ready" is always found as a line)."""
     buffer = b""
     while b"\n" not in buffer:
         chunk = channel.recv(64)  # bounded by the channel's timeout
         if not chunk:
             raise RuntimeError("remote-step did not start (its shell ended at once)")
         buffer += chunk
-    return int(buffer.split(b"\n", 1)[0])
+    pid, _, rest = buffer.partition(b"\n")
+    return int(pid), b"\n" + rest
 
 
 def _signal(item: _Launched, name: str) -> None:
