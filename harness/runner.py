@@ -786,6 +786,7 @@ def run_job(job_path: Path, start: Callable[[], bool] | None = None) -> int:
         t0 = time.time()
         with Sampler(dict, driver.pids) as sampler:
             result = run_step(driver, ctx)
+            sampler.sample()  # at least one sample inside the step, however short
         result.started_at = result.started_at or t0  # not every driver stamps its start
         if ctx.options.get("verify", True) and ctx.operation in UPLOADS and dataset:
             verify_upload(ctx.endpoint, ctx, result)

@@ -159,7 +159,9 @@ class HostSteps:
                 continue
             item = next(item for item in launched if item.host.name == host.name)
             rows.append(self._collect(item, ctx, step))
-        return merge_host_results(base, rows)
+        merged = merge_host_results(base, rows)
+        merged.extra["share"] = share
+        return merged
 
     # -- the pieces
     def _deploy(self, hosts: list[Host]) -> dict[str, str]:
