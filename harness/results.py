@@ -152,7 +152,7 @@ def merge_host_results(base: StepResult, rows: list[StepResult]) -> StepResult:
         values = [getattr(r, name) for r in rows if getattr(r, name) is not None]
         setattr(merged, name, max(values) if values else None)
     merged.ok = all(r.ok for r in rows)
-    failed = [f"{r.host}: {r.error or 'failed'}" for r in rows if not r.ok]
+    failed = [_named(str(r.host), r.error or "failed") for r in rows if not r.ok]
     merged.error = "; ".join(failed) or None
     merged.host = ",".join(str(r.host) for r in rows)
     host_rows = []
@@ -167,6 +167,11 @@ def merge_host_results(base: StepResult, rows: list[StepResult]) -> StepResult:
         last_done_s=round(max(ends) - start, 6),
     )
     return merged
+
+
+def _named(host: str, error: str) -> str:
+    """``error`` led by the host it happened on (once: it may name the host already)."""
+    return error if error.startswith((f"{host}:", f"{host} (")) else f"{host}: {error}"
 
 
 def count_errors(pairs: list[tuple[int, str | None]]) -> tuple[dict[str, int], dict[str, int]]:

@@ -471,7 +471,13 @@ class Runner:
         if self.host_steps is None:
             self.host_steps = HostSteps(inv, self.run_dir.name)
         spec = self.scenario.dataset(ex.step.dataset) if ex.step.dataset else None
-        return self.host_steps.run(ex.step, ctx, spec)
+        try:
+            return self.host_steps.run(ex.step, ctx, spec)
+        except Exception as exc:  # the step fails with the reason; the run goes on
+            (ctx.workdir / "error.txt").write_text(traceback.format_exc())
+            result = ctx.result(driver=ex.step.driver, ok=False, started_at=time.time())
+            result.error = f"on hosts {ex.step.hosts}: {type(exc).__name__}: {exc}"
+            return result
 
     # ------------------------------------------------------------------ results
     def first_failure(self) -> str:

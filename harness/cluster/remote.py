@@ -53,6 +53,10 @@ ANSWER_GRACE_S = 60.0
 POLL_S = 0.2
 STOP_GRACE_S = 15.0  # after Ctrl-C / SIGTERM, how long the hosts get to stop their clients
 KEEPALIVE_S = 2  # a host that vanishes without closing its connection is noticed
+LOST = (
+    "the SSH connection was lost mid-step (the host went down or its sshd stopped): "
+    "its result is unknown"
+)
 
 
 def select_hosts(inv: Inventory, spec: str | int) -> list[Host]:
@@ -104,13 +108,11 @@ class _Launched:
     def ended(self) -> bool:
         """The command exited or the connection died (``exit_code`` / ``lost`` say which)."""
         transport = self.client.get_transport()
-        if self.channel.exit_status_ready():
+        # a channel closed with its connection reads as exit status -1 (paramiko's "none")
+        if self.channel.exit_status_ready() and self.channel.exit_status != -1:
             self.exit_code = self.channel.recv_exit_status()
-        elif transport is None or not transport.is_active():
-            self.lost = (
-                "the SSH connection was lost mid-step (the host went down or its sshd "
-                "stopped): its result is unknown"
-            )
+        elif self.channel.exit_status_ready() or transport is None or not transport.is_active():
+            self.lost = LOST
         else:
             return False
         return True
@@ -233,8 +235,8 @@ class HostSteps:
 
         deployed = self.deployed[host.name]
         client = ssh.connect(self.inv, host)
+        transport = client.get_transport()
         try:
-            transport = client.get_transport()
             assert transport is not None
             transport.set_keepalive(KEEPALIVE_S)
             offset, _ = clock_offset(client)
@@ -250,6 +252,12 @@ class HostSteps:
             started = time.time()
             channel.exec_command(_command(deployed, remote_dir))
             pid, output = _read_pid(channel)
+        except Exception:
+            alive = transport is not None and transport.is_active()
+            client.close()
+            if not alive:  # whatever failed, the cause is the connection gone
+                raise ssh.HostError(LOST) from None
+            raise
         except BaseException:
             client.close()
             raise
@@ -298,6 +306,8 @@ class HostSteps:
             item.client.close()
 
     def _collect(self, item: _Launched, ctx: StepContext, step: Step) -> StepResult:
+        import paramiko
+
         from harness.cluster import ssh
         from harness.results import StepResult
 
@@ -307,19 +317,24 @@ class HostSteps:
                 return self._host_failure(ctx, step, item.host, item.lost, item.started)
             try:
                 ssh.get(item.client, f"{item.remote_dir}/{LOG_FILE}", local / LOG_FILE)
-            except OSError:
+            except (OSError, paramiko.SSHException):
                 pass  # the log is evidence, not the result
             try:
                 ssh.get(item.client, f"{item.remote_dir}/{RESULT_FILE}", local / RESULT_FILE)
                 result = StepResult.from_dict(json.loads((local / RESULT_FILE).read_text()))
-            except (OSError, ValueError):
+            except (OSError, ValueError, TypeError, paramiko.SSHException) as exc:
+                transport = item.client.get_transport()
+                if transport is None or not transport.is_active():
+                    return self._host_failure(ctx, step, item.host, LOST, item.started)
                 tail = _tail(local / LOG_FILE)
-                error = f"remote-step exited {item.exit_code} without a result: {tail}"
+                error = f"remote-step exited {item.exit_code} without a result ({exc}): {tail}"
                 return self._host_failure(ctx, step, item.host, error, item.started)
         finally:
             item.client.close()
         result.started_at -= item.offset  # onto the controller's clock
         result.host = item.host.name
+        if result.error:
+            result.error = f"{ssh.where(item.host)}: {result.error}"
         result.extra["clock_offset_s"] = round(item.offset, 6)
         return result
 
@@ -370,11 +385,20 @@ def _command(deployed: Deployed, remote_dir: str) -> str:
 def _read_pid(channel: paramiko.Channel) -> tuple[int, bytes]:
     """The pid the remote shell printed first, and the output read past it (kept as the
     start of the command's stdout, newline-led so "ready" is always found as a line)."""
+    from harness.cluster import ssh
+
     buffer = b""
     while b"\n" not in buffer:
         chunk = channel.recv(64)  # bounded by the channel's timeout
         if not chunk:
-            raise RuntimeError("remote-step did not start (its shell ended at once)")
+            # an exit status follows a shell that ended; a lost connection closes the channel
+            # without one (-1)
+            channel.status_event.wait(ssh.CONNECT_TIMEOUT_S)
+            if channel.exit_status == -1:
+                raise ssh.HostError(LOST)
+            raise RuntimeError(
+                f"remote-step did not start (its shell exited {channel.exit_status})"
+            )
         buffer += chunk
     pid, _, rest = buffer.partition(b"\n")
     return int(pid), b"\n" + rest

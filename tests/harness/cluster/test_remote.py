@@ -168,7 +168,9 @@ def test_a_failed_host_fails_the_merge_naming_it() -> None:
         row("c2", 10.0, 0.5, ok=False, error="c2 (root@192.0.2.12:22): connection lost"),
     ]
     merged = merge_host_results(base, rows)
-    assert not merged.ok and merged.error == "c2: c2 (root@192.0.2.12:22): connection lost"
+    assert not merged.ok and merged.error == "c2 (root@192.0.2.12:22): connection lost"
+    rows[1].error = "AzCopy not found"  # a host's own words get its name in front
+    assert merge_host_results(base, rows).error == "c2: AzCopy not found"
     assert not merge_host_results(base, []).ok
 
 
