@@ -250,6 +250,8 @@ def validate(scenario: str, overrides: tuple[str, ...]) -> None:
     )
     for step in sc.steps:
         targets = ",".join(step.target or [sc.target.kind])
+        if step.hosts is not None:  # the client runs on an inventory's hosts
+            targets = f"{INVENTORY_TARGET} on hosts {step.hosts}"
         click.echo(
             f"  {step.name:<28} {step.driver:<12} {step.operation:<10} "
             f"x{step.repeats} (+{step.warmup} warm-up) @{targets}"
