@@ -221,3 +221,23 @@ def test_host_samples_join_the_runs_samples_and_are_drawn(tmp_path: Path) -> Non
     assert resources_chart(samples) is not None  # the controller's rows alone
     assert host_samples_chart(controller) is None
     assert with_host_samples(controller, {}).equals(controller.assign(host="controller"))
+
+
+def test_history_keeps_the_merged_row_not_the_hosts(tmp_path: Path) -> None:
+    import json
+
+    from harness.history.records import run_rows
+    from harness.runner import write_results
+
+    base = StepResult(scenario="s", step="up", driver="sdk", operation="upload", target="inventory")
+    merged = merge_host_results(
+        base, [row("c1", 0.0, 1.0, bytes=2**20, objects=1), row("c2", 0.0, 2.0, bytes=2**20)]
+    )
+    run_dir = tmp_path / "20261101T010000Z-s"
+    run_dir.mkdir()
+    write_results(run_dir, results_frame([merged]))
+    info = {"started_at": "2026-11-01T01:00:00+00:00", "host": {}, "git": {}, "targets": {}}
+    (run_dir / "run.json").write_text(json.dumps(info))
+    rows = run_rows(run_dir)
+    throughput = rows[rows["kpi"] == "throughput_mib_s"]
+    assert list(throughput["raw_values"]) == ["[1.0]"]  # 2 MiB over the 2 s span, once
