@@ -27,6 +27,7 @@ import os
 import shlex
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -139,28 +140,36 @@ class HostSteps:
         failed: dict[str, StepResult] = {}
         for host, error in self._deploy(hosts).items():
             failed[host] = self._host_failure(ctx, step, self.inv.host(host), error)
+        todo = [(index, host) for index, host in enumerate(hosts) if host.name not in failed]
+
+        def launch(index: int, host: Host) -> _Launched:
+            job = self._job(step, ctx, spec, host, index, len(hosts), share)
+            return self._launch(host, job, ctx.workdir / "hosts" / host.name)
+
         launched: list[_Launched] = []
         try:
-            for index, host in enumerate(hosts):
-                if host.name in failed:
-                    continue
-                job = self._job(step, ctx, spec, host, index, len(hosts), share)
-                try:
-                    launched.append(self._launch(host, job, ctx.workdir / "hosts" / host.name))
-                except Exception as exc:  # any failure is that host's, named
-                    failed[host.name] = self._host_failure(ctx, step, host, _reason(exc))
+            # every host's SSH set-up at once: a large cluster does not pay it host by host
+            with ThreadPoolExecutor(max(1, len(todo)), thread_name_prefix="host") as pool:
+                futures = [(host, pool.submit(launch, index, host)) for index, host in todo]
+                for host, future in futures:
+                    try:
+                        launched.append(future.result())
+                    except Exception as exc:  # any failure is that host's, named
+                        failed[host.name] = self._host_failure(ctx, step, host, _reason(exc))
             self._start(launched, ctx.timeout_s + ANSWER_GRACE_S)
             self._wait(launched, ctx.timeout_s + ANSWER_GRACE_S)
         except KeyboardInterrupt:
             self._interrupt(launched)
             raise
-        rows: list[StepResult] = []
-        for host in hosts:
+
+        def outcome(host: Host) -> StepResult:
             if host.name in failed:
-                rows.append(failed[host.name])
-                continue
+                return failed[host.name]
             item = next(item for item in launched if item.host.name == host.name)
-            rows.append(self._collect(item, ctx, step))
+            return self._collect(item, ctx, step)
+
+        with ThreadPoolExecutor(max(1, len(hosts)), thread_name_prefix="host") as pool:
+            rows = list(pool.map(outcome, hosts))
         merged = merge_host_results(base, rows)
         merged.extra["share"] = share
         return merged
