@@ -17,7 +17,7 @@ import yaml
 from harness import scenario as scenario_mod
 from harness.bench_cli import bench
 from harness.cli_common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, load_scenario
-from harness.cluster_cli import deploy, inventory, lab
+from harness.cluster_cli import deploy, inventory, lab, remote_step
 from harness.conformance.cli import conformance
 from harness.contract.cli import contract
 from harness.history.cli import history, regress
@@ -142,15 +142,28 @@ def run(
     loaded = [(name, load_scenario(name, overrides)) for name in scenarios]
     if (target == INVENTORY_TARGET) != (inventory_file is not None):
         raise click.UsageError("--target inventory and --inventory FILE go together")
+    inv = None
     if inventory_file is not None:
         from harness.cluster_cli import load_inventory
 
-        load_inventory(inventory_file)  # exit 2 on a bad file, before anything runs
+        inv = load_inventory(inventory_file)  # exit 2 on a bad file, before anything runs
         endpoint = str(inventory_file.resolve())
         for _, sc in loaded:  # named inventory targets (a `lake`) are on the same inventory
             for spec in sc.targets.values():
                 if spec.kind == INVENTORY_TARGET and not spec.endpoint:
                     spec.endpoint = endpoint
+    # `hosts:` steps need the inventory target and the hosts they name: exit 2 now, not mid-run
+    problems = [
+        problem
+        for name, sc in loaded
+        for problem in scenario_mod.hosts_problems(
+            sc, scenario_mod.resolve_path(name), target or sc.target.kind, inv
+        )
+    ]
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        sys.exit(EXIT_BAD_INPUT)
     for _, sc in loaded:
         if (target or sc.target.kind) == "url":
             _check_url_target(endpoint or sc.target.endpoint)
@@ -248,6 +261,8 @@ def validate(scenario: str, overrides: tuple[str, ...]) -> None:
     )
     for step in sc.steps:
         targets = ",".join(step.target or [sc.target.kind])
+        if step.hosts is not None:  # the client runs on an inventory's hosts
+            targets = f"{INVENTORY_TARGET} on hosts {step.hosts}"
         click.echo(
             f"  {step.name:<28} {step.driver:<12} {step.operation:<10} "
             f"x{step.repeats} (+{step.warmup} warm-up) @{targets}"
@@ -343,6 +358,7 @@ main.add_command(pilot)
 main.add_command(deck)
 main.add_command(charts)
 main.add_command(inventory)
+main.add_command(remote_step)
 main.add_command(lab)
 main.add_command(deploy)
 

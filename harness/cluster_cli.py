@@ -252,3 +252,22 @@ def deploy(inventory_file: Path) -> None:
     for error in errors:
         click.echo(f"error: {error}", err=True)
     sys.exit(EXIT_FAILED if errors else EXIT_OK)
+
+
+@click.command(name="remote-step", hidden=True)
+@click.argument("job", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--start-on-stdin",
+    is_flag=True,
+    help="Print `ready` once prepared and start the client only when `go` arrives on stdin.",
+)
+def remote_step(job: Path, start_on_stdin: bool) -> None:
+    """Run one `hosts:` step's driver on this host from JOB (written there by the controller,
+    harness.cluster.remote) and write its StepResult as result.json beside JOB."""
+    from harness.runner import run_job
+
+    def start() -> bool:
+        print("ready", flush=True)
+        return sys.stdin.readline().strip() == "go"  # EOF: the controller is gone
+
+    sys.exit(run_job(job, start if start_on_stdin else None))

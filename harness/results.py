@@ -25,6 +25,10 @@ CLOCKS = {
     "client": "per request, timed inside the client process",
     "azcopy-log": "per request, AzCopy's own OpTime from its job log",
     "rclone-log": "per request, rclone's logged request and response times (--dump headers)",
+    "hosts": "first start to last end over the client hosts of a `hosts:` step (their clocks "
+    "corrected by each host's measured offset)",
+    "per-host": "each host's own percentiles, in the per-host rows (percentile summaries of "
+    "different hosts cannot be merged exactly); max is the largest of them",
 }
 # Repeats whose slowest and fastest differ by more than this factor are flagged unstable and
 # left out of ratios: a median of bimodal repeats (e.g. AzCopy's 2 s status poll) is no KPI.
@@ -79,6 +83,9 @@ class StepResult:
     # CPU / RSS peaks of the client process tree during the step
     client_cpu_pct_max: float | None = None
     client_rss_mib_max: float | None = None
+    # The inventory host the client ran on (a `hosts:` step); None: on the controller. The
+    # merged row of a `hosts:` step names every host ("h3,h4"), its per-host rows one each.
+    host: str | None = None
 
     @property
     def throughput_mib_s(self) -> float:
@@ -105,6 +112,66 @@ class StepResult:
         row["ops_s"] = self.ops_s
         row["server_busy_share"] = self.server_busy_share
         return row
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepResult:
+        """A StepResult from ``dataclasses.asdict`` output (or a row: derived KPIs are ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def merge_host_results(base: StepResult, rows: list[StepResult]) -> StepResult:
+    """One step row from the per-host rows of a `hosts:` execution, merged exactly: bytes,
+    objects, failures, retries and errors summed; the duration from the first start to the last
+    end (``started_at`` already on the controller's clock); ``extra.first_done_s`` and
+    ``extra.last_done_s`` (seconds from that start) show stragglers. Percentiles of different
+    hosts cannot be merged from their summaries: only ``max_ms`` is kept (the largest). The
+    per-host rows ride along in ``extra["hosts"]`` (``harness.runner.results_frame`` makes them
+    rows of their own)."""
+    merged = dataclasses.replace(base, extra=dict(base.extra))
+    if not rows:
+        merged.ok = False
+        merged.error = merged.error or "no client host ran the step"
+        return merged
+    start = min(r.started_at for r in rows)
+    ends = [r.started_at + r.duration_s for r in rows]
+    merged.started_at, merged.duration_s, merged.clock = start, max(ends) - start, "hosts"
+    for name in ("bytes", "objects", "verified_bytes", "verified_objects", "failed", "retries"):
+        setattr(merged, name, sum(getattr(r, name) for r in rows))
+    merged.concurrency = sum(r.concurrency for r in rows)  # in flight across the cluster
+    for name in ("errors_by_status", "errors_by_code"):
+        total: Counter[str] = Counter()
+        for r in rows:
+            total.update(getattr(r, name))
+        setattr(merged, name, dict(total))
+    maxima = [r.max_ms for r in rows if r.max_ms is not None]
+    merged.max_ms = max(maxima) if maxima else None
+    merged.p50_ms = merged.p90_ms = merged.p99_ms = merged.p999_ms = None
+    merged.latency_clock = "per-host" if maxima else None
+    for name in ("client_cpu_pct_max", "client_rss_mib_max"):  # the busiest client host
+        values = [getattr(r, name) for r in rows if getattr(r, name) is not None]
+        setattr(merged, name, max(values) if values else None)
+    merged.ok = all(r.ok for r in rows)
+    failed = [_named(str(r.host), r.error or "failed") for r in rows if not r.ok]
+    merged.error = "; ".join(failed) or None
+    merged.host = ",".join(str(r.host) for r in rows)
+    host_rows = []
+    for r, end in zip(rows, ends, strict=True):
+        row = r.to_row()
+        row["extra"] = {**row["extra"], "done_s": round(end - start, 6)}
+        host_rows.append(row)
+    merged.extra.update(
+        hosts=host_rows,
+        host_count=len(rows),
+        first_done_s=round(min(ends) - start, 6),
+        last_done_s=round(max(ends) - start, 6),
+    )
+    return merged
+
+
+def _named(host: str, error: str) -> str:
+    """``error`` led by the host it happened on (once: it may name the host already)."""
+    return error if error.startswith((f"{host}:", f"{host} (")) else f"{host}: {error}"
 
 
 def count_errors(pairs: list[tuple[int, str | None]]) -> tuple[dict[str, int], dict[str, int]]:

@@ -18,9 +18,11 @@ timeout. SIGTERM (what a CI timeout sends) is handled as Ctrl-C is: the running 
 trees and every target are stopped, and the partial results are still written, marked
 interrupted (exit 143, 130 for Ctrl-C).
 
-The results table has one schema with two kinds of rows (``row_kind``): "step", one per
-execution, and "level", the per-level, per-operation rows a load driver reports in
-``extra["levels"]`` (``level`` is the level's index).
+The results table has one schema with three kinds of rows (``row_kind``): "step", one per
+execution, "level", the per-level, per-operation rows a load driver reports in
+``extra["levels"]`` (``level`` is the level's index), and "host", the per-host rows of a step
+with ``hosts:`` (``extra["hosts"]``), whose client ran on an inventory's hosts
+(``harness.cluster.remote``): the step row is their exact merge.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ from harness.targets.preflight import PreflightError, preflight
 from harness.verify import remote_listing, verify_listing, verify_tree
 
 JSON_COLUMNS = ("errors_by_status", "errors_by_code", "extra")
-STEP_ROW, LEVEL_ROW = "step", "level"
+STEP_ROW, LEVEL_ROW, HOST_ROW = "step", "level", "host"
 # How long an overrun step's client gets to wind down once stopped, before it is abandoned.
 STOP_GRACE_S = 15.0
 # Operations whose result lands in a local directory that can be checked against the manifest.
@@ -206,6 +208,7 @@ class Runner:
         self.preflight: dict[str, dict[str, Any]] = {}  # target -> its preflight outcome
         self.preflight_error: PreflightError | None = None
         self.signal: int | None = None  # the signal that interrupted the run
+        self.host_steps: Any = None  # harness.cluster.remote.HostSteps, once a step has hosts
 
     # ------------------------------------------------------------------ lifecycle
     def run(self) -> RunOutcome:
@@ -412,15 +415,21 @@ class Runner:
         try:
             try:
                 driver = self._driver(step.driver)
-                self._before_step(ex, ctx, driver)
+                if step.hosts is None:
+                    self._before_step(ex, ctx, driver)
+                elif driver.needs_container(ctx):  # the hosts reach the target directly
+                    self._ensure_container(ex.target, ctx.container)
             except Exception as exc:  # a driver that cannot load, a target that refuses setup
                 (workdir / "error.txt").write_text(traceback.format_exc())
                 result = ctx.result(driver=step.driver, ok=False, started_at=t0)
                 result.error = f"{type(exc).__name__}: {exc}"
             else:
-                result = run_bounded(driver, ctx, progress.advance)
-                for hook in self.hooks:
-                    hook.after_step(ex, ctx, driver, result)
+                if step.hosts is not None:  # the client runs on the hosts, which verify
+                    result = self._run_on_hosts(ex, ctx)
+                else:
+                    result = run_bounded(driver, ctx, progress.advance)
+                    for hook in self.hooks:
+                        hook.after_step(ex, ctx, driver, result)
         except KeyboardInterrupt as exc:  # the step in progress is part of the partial results
             why = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
             result = ctx.result(driver=step.driver, ok=False, started_at=t0)
@@ -434,11 +443,12 @@ class Runner:
         result.driver = result.driver or step.driver
         if result.error:
             result.error = _name_user_endpoint(result.error, ctx.endpoint)
-        if step.verify and step.operation in DOWNLOADS and ctx.dataset and ctx.local_dir:
+        here = step.hosts is None  # a `hosts:` step was verified on each host
+        if here and step.verify and step.operation in DOWNLOADS and ctx.dataset and ctx.local_dir:
             verify_download(ctx, result)
             if not ctx.options.get("keep_downloads"):
                 shutil.rmtree(ctx.local_dir, ignore_errors=True)  # datasets can be large
-        if step.verify and step.operation in UPLOADS and ctx.dataset:
+        if here and step.verify and step.operation in UPLOADS and ctx.dataset:
             self._verify_upload(ex, ctx, result)
         cpu, rss = sampler.peaks(t0)
         result.client_cpu_pct_max = result.client_cpu_pct_max or cpu
@@ -447,24 +457,27 @@ class Runner:
         return result
 
     def _verify_upload(self, ex: Execution, ctx: StepContext, result: StepResult) -> None:
-        """List what landed (on the target itself, not through a recording proxy) and compare
-        names, sizes and, where the tool set it, Content-MD5 with the manifest."""
-        assert ctx.dataset
-        if not result.ok or result.verified_objects:
-            return  # a failed upload is failed already; a driver that verified itself counts
+        verify_upload(self.targets[ex.target].endpoint(), ctx, result)
+
+    def _run_on_hosts(self, ex: Execution, ctx: StepContext) -> StepResult:
+        """The step's client on each of its inventory hosts at once, merged into one result."""
+        from harness.cluster.remote import HostSteps
+
+        inv = getattr(self.targets[ex.target], "inv", None)
+        if inv is None:  # `harness run` refuses this before anything runs
+            result = ctx.result(driver=ex.step.driver, ok=False, started_at=time.time())
+            result.error = f"hosts: needs the inventory target, not {ex.target}"
+            return result
+        if self.host_steps is None:
+            self.host_steps = HostSteps(inv, self.run_dir.name)
+        spec = self.scenario.dataset(ex.step.dataset) if ex.step.dataset else None
         try:
-            listing = remote_listing(self.targets[ex.target].endpoint(), ctx.container, ctx.prefix)
-        except (OSError, ValueError) as exc:
-            result.ok = False
-            result.error = f"upload verification could not list {ctx.container}/{ctx.prefix}: {exc}"
-            return
-        check = verify_listing(listing, ctx.dataset, ctx.prefix)
-        result.verified_objects, result.verified_bytes = check.objects, check.bytes
-        result.extra["verify_md5_checked"] = check.md5_checked
-        if not check.ok:
-            result.ok = False
-            result.failed += len(check.missing) + len(check.mismatched)
-            result.error = f"upload verification failed: {check.summary()}"
+            return self.host_steps.run(ex.step, ctx, spec)
+        except Exception as exc:  # the step fails with the reason; the run goes on
+            (ctx.workdir / "error.txt").write_text(traceback.format_exc())
+            result = ctx.result(driver=ex.step.driver, ok=False, started_at=time.time())
+            result.error = f"on hosts {ex.step.hosts}: {type(exc).__name__}: {exc}"
+            return result
 
     # ------------------------------------------------------------------ results
     def first_failure(self) -> str:
@@ -496,7 +509,9 @@ class Runner:
         if interrupted:
             exit_code = EXIT_SIGNAL.get(self.signal or signal.SIGINT, 130)
         write_results(self.run_dir, results)
-        samples = pd.DataFrame([s.to_row() for s in sampler.samples])
+        samples = with_host_samples(
+            pd.DataFrame([s.to_row() for s in sampler.samples]), target_facts
+        )
         samples.to_parquet(self.run_dir / "samples.parquet", index=False)
         run_info = {
             "scenario": scenario_mod.dump(self.scenario),
@@ -649,6 +664,27 @@ def _timed_out(
     return result
 
 
+def verify_upload(endpoint: Endpoint, ctx: StepContext, result: StepResult) -> None:
+    """List what landed (on ``endpoint``, the target itself, not a recording proxy) and compare
+    names, sizes and, where the tool set it, Content-MD5 with the manifest."""
+    assert ctx.dataset
+    if not result.ok or result.verified_objects:
+        return  # a failed upload is failed already; a driver that verified itself counts
+    try:
+        listing = remote_listing(endpoint, ctx.container, ctx.prefix)
+    except (OSError, ValueError) as exc:
+        result.ok = False
+        result.error = f"upload verification could not list {ctx.container}/{ctx.prefix}: {exc}"
+        return
+    check = verify_listing(listing, ctx.dataset, ctx.prefix)
+    result.verified_objects, result.verified_bytes = check.objects, check.bytes
+    result.extra["verify_md5_checked"] = check.md5_checked
+    if not check.ok:
+        result.ok = False
+        result.failed += len(check.missing) + len(check.mismatched)
+        result.error = f"upload verification failed: {check.summary()}"
+
+
 def verify_download(ctx: StepContext, result: StepResult) -> None:
     """Compare what a download or sync-down left in ``ctx.local_dir`` with the manifest, byte
     for byte: ``verified_*`` count the matches; a missing or different file fails the step."""
@@ -693,6 +729,93 @@ def run_step(driver: Driver, ctx: StepContext) -> StepResult:
     return result
 
 
+def run_job(job_path: Path, start: Callable[[], bool] | None = None) -> int:
+    """One execution of a `hosts:` step on this host (``harness remote-step JOB``), from the job
+    the controller wrote (``harness.cluster.remote``): the dataset generated here from its spec
+    and seed, the host's share picked, the tool checked, then ``run_step`` and, for an upload,
+    ``verify_upload``. ``start`` (when given) is the start barrier: called once everything is
+    ready, the client runs only if it returns True, so every host's client starts at once.
+    Writes its StepResult as ``result.json`` beside JOB, also when the step failed; returns 0
+    once it is written."""
+    from harness.cluster.remote import HOST_ENV, share_dataset
+    from harness.tools import ToolMissing
+
+    job = json.loads(job_path.read_text())
+    workdir = Path(job["workdir"])
+    dataset = None
+    if job["dataset"]:
+        dataset = generate_dataset(job["dataset"]["spec"], Path(job["cache_dir"]))
+        if job["dataset"]["share"]:
+            dataset = share_dataset(dataset, *job["dataset"]["share"])
+
+    def endpoint_of(data: dict[str, Any]) -> Endpoint:
+        return Endpoint(
+            **{**data, "ca_bundle": Path(data["ca_bundle"]) if data["ca_bundle"] else None}
+        )
+
+    source = job["source_endpoint"]
+    ctx = StepContext(
+        scenario=job["scenario"],
+        step=job["step"],
+        operation=job["operation"],
+        endpoint=endpoint_of(job["endpoint"]),
+        container=job["container"],
+        workdir=workdir,
+        dataset=dataset,
+        prefix=job["prefix"],
+        concurrency=job["concurrency"],
+        block_size_mib=job["block_size_mib"],
+        timeout_s=job["timeout_s"],
+        repeat=job["repeat"],
+        warmup=job["warmup"],
+        options=job["options"],
+        source_endpoint=endpoint_of(source) if source else None,
+        source_container=job["source_container"],
+    )
+    driver = make_driver(job["driver"])
+    t0 = time.time()
+    try:
+        if driver.tool.find is not None:
+            driver.tool.path()  # the host has the step's tool, or the step fails naming it
+    except ToolMissing as exc:
+        result = ctx.result(driver=driver.name, ok=False, started_at=t0)
+        result.error = (
+            f"{driver.tool.name} is missing on this host ({str(exc).split(';')[0]}); install "
+            f"it there or name it in {Path(job['cache_dir']).parent / HOST_ENV} "
+            "(LAB_AZCOPY=PATH, LAB_RCLONE=PATH)"
+        )
+    else:
+        if start is not None and not start():
+            result = ctx.result(driver=driver.name, ok=False, started_at=t0)
+            result.error = "the controller went away before the start"
+            return _write_job_result(workdir, job["host"], result)
+        t0 = time.time()
+        with Sampler(dict, driver.pids) as sampler:
+            result = run_step(driver, ctx)
+            sampler.sample()  # at least one sample inside the step, however short
+        result.started_at = result.started_at or t0  # not every driver stamps its start
+        if ctx.options.get("verify", True) and ctx.operation in UPLOADS and dataset:
+            verify_upload(ctx.endpoint, ctx, result)
+        if ctx.operation in DOWNLOADS and ctx.local_dir and not ctx.options.get("keep_downloads"):
+            shutil.rmtree(ctx.local_dir, ignore_errors=True)  # verified; datasets can be large
+        cpu, rss = sampler.peaks(t0)
+        result.client_cpu_pct_max = result.client_cpu_pct_max or cpu
+        result.client_rss_mib_max = result.client_rss_mib_max or rss
+        result.extra["versions"] = driver.versions()
+    return _write_job_result(workdir, job["host"], result)
+
+
+def _write_job_result(workdir: Path, host: str, result: StepResult) -> int:
+    from harness.cluster.remote import RESULT_FILE
+
+    result.host = host
+    out = workdir / RESULT_FILE
+    partial = out.with_suffix(".tmp")
+    partial.write_text(json.dumps(dataclasses.asdict(result), default=str))
+    partial.rename(out)  # the controller never reads half a result
+    return 0
+
+
 def _name_user_endpoint(text: str, endpoint: Endpoint) -> str:
     """``text`` with a loopback proxy's address replaced by the URL the user gave."""
     if not endpoint.origin_url:
@@ -727,10 +850,12 @@ def results_frame(results: list[StepResult]) -> pd.DataFrame:
     for result in results:
         row = result.to_row()
         levels = row["extra"].pop("levels", None) or []
+        hosts = row["extra"].pop("hosts", None) or []
         rows.append({**row, "row_kind": STEP_ROW, "level": None})
         for level in levels:
             extra = level.get("extra") or {}
             rows.append({**level, "row_kind": LEVEL_ROW, "level": extra.get("level")})
+        rows += [{**host, "row_kind": HOST_ROW, "level": None} for host in hosts]
     frame = pd.DataFrame(rows, columns=columns)
     frame["level"] = pd.array(frame["level"], dtype="Int64")  # no level on step rows
     return frame
@@ -743,11 +868,39 @@ def step_rows(results: pd.DataFrame) -> pd.DataFrame:
     return results[results["row_kind"] == STEP_ROW]
 
 
+def host_rows(results: pd.DataFrame) -> pd.DataFrame:
+    """The per-host rows of `hosts:` steps (empty when the run had none)."""
+    if "row_kind" not in results:
+        return results.iloc[0:0]
+    return results[results["row_kind"] == HOST_ROW]
+
+
 def level_rows(results: pd.DataFrame) -> pd.DataFrame:
     """The per-level, per-operation rows of load steps (empty when the run had none)."""
     if "row_kind" not in results:
         return results.iloc[0:0]
     return results[results["row_kind"] == LEVEL_ROW]
+
+
+def with_host_samples(samples: pd.DataFrame, target_facts: dict[str, Any]) -> pd.DataFrame:
+    """The controller's samples (``host`` "controller") and every inventory host's over SSH
+    (``role`` "host", ``cpu_pct`` the host's CPU, network / disk / memory counters in their own
+    columns) as one table; host rows carry the step the controller ran at that moment."""
+    samples = samples.assign(host="controller")
+    parts = [samples]
+    for kind, facts in target_facts.items():
+        path = facts.get("host_samples") if isinstance(facts, dict) else None
+        if not path or not Path(path).is_file():
+            continue
+        hosts = pd.read_parquet(path).rename(columns={"cpu_percent": "cpu_pct"})
+        hosts = hosts.assign(role="host", target=kind).sort_values("t")
+        if not samples.empty:
+            steps = samples[["t", "step"]].sort_values("t")
+            hosts = pd.merge_asof(hosts, steps, on="t", direction="backward")
+        hosts["step"] = hosts["step"].fillna("") if "step" in hosts else ""
+        parts.append(hosts)
+    parts = [p for p in parts if not p.empty]
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else samples
 
 
 def write_results(run_dir: Path, results: pd.DataFrame) -> Path:

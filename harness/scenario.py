@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -18,8 +18,14 @@ from harness import datasets
 from harness.drivers.base import OPERATIONS
 from harness.paths import ROOT
 
+if TYPE_CHECKING:
+    from harness.cluster.inventory import Inventory
+
 SCENARIO_DIR = ROOT / "scenarios"
 TARGET_KINDS = ("reference", "azurite", "url", "nginx")
+# `hosts:` of a step: "clients" (every client host), an inventory role, or a count
+HOST_ROLES = ("server", "client", "load", "lake")
+SHARES = ("split", "same")  # options.share of a `hosts:` step
 
 
 class ScenarioError(ValueError):
@@ -133,6 +139,20 @@ class Step(_Model):
     source_step: str | None = None  # for "copy": the step whose container/prefix is the source
     source_target: str | None = None  # for "copy": the target holding the source (default: own)
     source_container: str | None = None  # for "copy" without a source_step
+    # Run the client on an inventory's hosts at once (harness.cluster.remote): "clients" (every
+    # host with role client), a role name, or a count (the first N client hosts).
+    hosts: str | int | None = None
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, v: str | int | None) -> str | int | None:
+        if isinstance(v, bool) or (isinstance(v, int) and v < 1):
+            raise ValueError("a count of client hosts is 1 or more")
+        if isinstance(v, str) and v not in ("clients", *HOST_ROLES):
+            raise ValueError(
+                f"unknown role {v!r}; valid: clients, {', '.join(HOST_ROLES)} or a count"
+            )
+        return v
 
     @field_validator("target", mode="before")
     @classmethod
@@ -157,6 +177,11 @@ class Step(_Model):
             )
         if self.prefix and not self.prefix.endswith("/"):
             self.prefix += "/"
+        share = self.options.get("share")
+        if share is not None and (self.hosts is None or share not in SHARES):
+            raise ValueError(
+                f"options.share: {share!r} is one of {', '.join(SHARES)}, for a step with hosts"
+            )
         return self
 
 
@@ -242,6 +267,11 @@ class Scenario(_Model):
                         f"steps[{i}].target: unknown target {ref!r}; valid: "
                         f"{', '.join([*TARGET_KINDS, *self.targets])}"
                     )
+            if step.hosts is not None and step.target is not None:
+                problems.append(
+                    f"steps[{i}].hosts: the client runs on the inventory's hosts against the "
+                    "inventory target: leave target out and run with --target inventory"
+                )
             if step.dataset is not None and step.dataset not in names:
                 problems.append(
                     f"steps[{i}].dataset: unknown dataset {step.dataset!r}; "
@@ -284,6 +314,37 @@ class Scenario(_Model):
 
     def step(self, name: str) -> Step:
         return next(s for s in self.steps if s.name == name)
+
+
+def hosts_problems(
+    scenario: Scenario, path: Path, target: str, inventory: Inventory | None
+) -> list[str]:
+    """FILE:LINE problems of the ``hosts:`` steps for a run on ``target``: they need the
+    inventory target, and the inventory must have the hosts they ask for."""
+    from harness.cluster.remote import select_hosts
+
+    steps = [(i, s) for i, s in enumerate(scenario.steps) if s.hosts is not None]
+    if not steps:
+        return []
+    lines: dict[tuple[Any, ...], int] = {}
+    try:
+        _line_map(yaml.compose(path.read_text(), Loader=yaml.SafeLoader), (), lines)
+    except (OSError, yaml.YAMLError):
+        pass
+    problems = []
+    for i, step in steps:
+        where = f"{_display(path)}:{_line_for(('steps', i, 'hosts'), lines)}: steps[{i}].hosts"
+        if target != "inventory" or inventory is None:
+            problems.append(
+                f"{where}: runs the client on an inventory's hosts, so it needs "
+                f"--target inventory --inventory FILE (this run's target is {target})"
+            )
+            continue
+        try:
+            select_hosts(inventory, step.hosts)
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+    return problems
 
 
 def container_name(text: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from harness.results import moves_payload
-from harness.runner import LEVEL_ROW, read_results
+from harness.runner import HOST_ROW, LEVEL_ROW, read_results
 
 # KPI -> +1 when up is better (throughput), -1 when up is worse (latency, errors, cost).
 KPI_SENSE: dict[str, int] = {
@@ -115,6 +115,7 @@ def run_rows(run_dir: Path) -> pd.DataFrame:
     info = json.loads((run_dir / "run.json").read_text())
     results = read_results(run_dir)
     measured = results[(~results["warmup"].astype(bool)) & results["ok"].astype(bool)]
+    measured = measured[measured["row_kind"] != HOST_ROW]  # a `hosts:` step's KPIs are its merge
     host = info.get("host") or {}
     versions = info.get("tool_versions") or {}
     targets = info.get("targets") or {}

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from harness.results import UNSTABLE_SPREAD, moves_payload
-from harness.runner import level_rows, read_results, step_rows
+from harness.runner import host_rows, level_rows, read_results, step_rows
 
 GROUP = ["step", "driver", "operation", "target"]
 SWEEP_GROUP = ["step", "driver", "target", "operation", "level"]
@@ -211,6 +211,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
                 "clock": _labels(g, "clock", "wall"),
                 "latency_clock": _labels(g, "latency_clock", "client")
                 if _median_or_none(g["p50_ms"]) is not None
+                or _labels(g, "latency_clock", "") == "per-host"  # see the per-host rows
                 else "",
                 "spread": spread,
                 "unstable": spread is not None and spread > UNSTABLE_SPREAD,
@@ -240,6 +241,61 @@ def _median_or_none(series: pd.Series, agg: str = "median") -> float | None:
     if values.empty:
         return None
     return float(values.max() if agg == "max" else values.median())
+
+
+def per_host(results: pd.DataFrame) -> list[dict[str, Any]]:
+    """The steps that ran on inventory hosts (``hosts:``), each execution with its merged
+    figures (first / last done across hosts) and one row per host, in the order they ran."""
+    hosts = host_rows(results)
+    if hosts.empty:
+        return []
+    steps = step_rows(results)
+    out = []
+    for _, step in steps[steps["step"].isin(set(hosts["step"]))].iterrows():
+        mine = hosts[
+            (hosts["step"] == step["step"])
+            & (hosts["target"] == step["target"])
+            & (hosts["repeat"] == step["repeat"])
+            & (hosts["warmup"] == step["warmup"])
+        ]
+        extra = step["extra"] if isinstance(step["extra"], dict) else {}
+        payload = moves_payload(str(step["operation"]))
+        rows = []
+        for _, r in mine.iterrows():
+            done = (r["extra"] or {}).get("done_s") if isinstance(r["extra"], dict) else None
+            rows.append(
+                {
+                    "host": r["host"],
+                    "ok": bool(r["ok"]),
+                    "objects": int(r["objects"]),
+                    "verified_objects": int(r["verified_objects"]),
+                    "mib": r["bytes"] / 2**20 if payload else float("nan"),
+                    "duration_s": float(r["duration_s"]),
+                    "done_s": done,
+                    "throughput_mib_s": float(r["throughput_mib_s"]) if payload else float("nan"),
+                    "ops_s": float(r["ops_s"]),
+                    "p50_ms": r["p50_ms"],
+                    "p99_ms": r["p99_ms"],
+                    "max_ms": r["max_ms"],
+                    "cpu": r["client_cpu_pct_max"],
+                    "error": r["error"] if isinstance(r["error"], str) else "",
+                }
+            )
+        out.append(
+            {
+                "step": step["step"],
+                "driver": step["driver"],
+                "target": step["target"],
+                "repeat": int(step["repeat"]) + 1,
+                "warmup": bool(step["warmup"]),
+                "ok": bool(step["ok"]),
+                "share": str((step["extra"] or {}).get("share") or ""),
+                "first_done_s": extra.get("first_done_s"),
+                "last_done_s": extra.get("last_done_s"),
+                "hosts": rows,
+            }
+        )
+    return out
 
 
 def sweep(results: pd.DataFrame) -> pd.DataFrame:

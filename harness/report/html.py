@@ -20,6 +20,7 @@ from harness.report import (
     by_target,
     comparison_warnings,
     grouped_verdicts,
+    per_host,
     per_target_labels,
     run_labels,
     side_by_side,
@@ -154,27 +155,16 @@ def step_starts(samples: pd.DataFrame) -> list[tuple[float, str]]:
 def resources_chart(samples: pd.DataFrame) -> str | None:
     """CPU % and RSS MiB over time for the client tree and each local server; a dotted line
     marks where each step starts."""
+    t0 = samples["t"].min() if not samples.empty else 0.0  # the host chart's origin too
+    samples = _local(samples)
     if samples.empty:
         return None
-    t0 = samples["t"].min()
     fig, (cpu_ax, rss_ax) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
     for (role, target), part in samples.groupby(["role", "target"], sort=False):
         name = "client" if role == "client" else f"server ({target})"
         cpu_ax.plot(part["t"] - t0, part["cpu_pct"], label=name)
         rss_ax.plot(part["t"] - t0, part["rss_mib"], label=name)
-    span = max(1e-9, float(samples["t"].max() - t0))
-    previous = -1.0
-    lift = 0
-    for t, step in step_starts(samples):
-        for ax in (cpu_ax, rss_ax):
-            ax.axvline(t - t0, color="#888888", ls=":", lw=1)
-        # steps that start close together get their labels lifted apart, not stacked
-        lift = lift + 1 if previous >= 0 and (t - previous) / span < 0.06 else 0
-        previous = t
-        cpu_ax.annotate(step, (t - t0, 1.0), xycoords=("data", "axes fraction"),
-                        xytext=(2, 2 + 10 * (lift % 3)), textcoords="offset points",
-                        rotation=25, fontsize=7, color="#555555", ha="left",
-                        va="bottom")  # fmt: skip
+    _mark_steps([cpu_ax, rss_ax], samples, t0)
     cpu_ax.set_ylabel("CPU % (100 = 1 core)")
     rss_ax.set_ylabel("RSS MiB")
     rss_ax.set_xlabel("seconds since start")
@@ -182,6 +172,58 @@ def resources_chart(samples: pd.DataFrame) -> str | None:
     cpu_ax.set_title("CPU and memory over time (psutil, process trees; dotted: step starts)",
                      pad=48 if step_starts(samples) else 6)  # fmt: skip
     for ax in (cpu_ax, rss_ax):
+        ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def _mark_steps(axes: list[plt.Axes], samples: pd.DataFrame, t0: float) -> None:
+    """A dotted line on every axis where each step starts, its name above the first axis."""
+    span = max(1e-9, float(samples["t"].max() - t0))
+    previous = -1.0
+    lift = 0
+    for t, step in step_starts(samples):
+        for ax in axes:
+            ax.axvline(t - t0, color="#888888", ls=":", lw=1)
+        # steps that start close together get their labels lifted apart, not stacked
+        lift = lift + 1 if previous >= 0 and (t - previous) / span < 0.06 else 0
+        previous = t
+        axes[0].annotate(step, (t - t0, 1.0), xycoords=("data", "axes fraction"),
+                         xytext=(2, 2 + 10 * (lift % 3)), textcoords="offset points",
+                         rotation=25, fontsize=7, color="#555555", ha="left",
+                         va="bottom")  # fmt: skip
+
+
+def _local(samples: pd.DataFrame) -> pd.DataFrame:
+    """The controller's own process samples (not the inventory hosts' rows)."""
+    return samples[samples["role"] != "host"] if "role" in samples else samples
+
+
+def host_samples_chart(samples: pd.DataFrame) -> str | None:
+    """Every inventory host over time, one line each: CPU %, memory used and network MiB/s
+    (received + sent, from the counters' differences); dotted lines mark step starts."""
+    if "role" not in samples:
+        return None
+    hosts = samples[samples["role"] == "host"].sort_values("t")
+    if hosts.empty:
+        return None
+    t0 = float(samples["t"].min())
+    fig, axes = plt.subplots(3, 1, figsize=(9, 7), sharex=True)
+    cpu_ax, mem_ax, net_ax = axes
+    for host, part in hosts.groupby("host", sort=True):
+        x = part["t"] - t0
+        cpu_ax.plot(x, pd.to_numeric(part["cpu_pct"], errors="coerce"), label=host)
+        mem_ax.plot(x, pd.to_numeric(part["mem_used_bytes"], errors="coerce") / 2**30, label=host)
+        moved = (part["net_rx_bytes"] + part["net_tx_bytes"]).diff() / part["t"].diff()
+        net_ax.plot(x, moved.clip(lower=0) / 2**20, label=host)
+    _mark_steps(list(axes), _local(samples), t0)
+    cpu_ax.set_ylabel("CPU % (whole host)")
+    mem_ax.set_ylabel("memory used GiB")
+    net_ax.set_ylabel("network MiB/s (rx + tx)")
+    net_ax.set_xlabel("seconds since start")
+    cpu_ax.legend(title="host", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    cpu_ax.set_title("Inventory hosts over time (sampled over SSH every second; dotted: step "
+                     "starts)", pad=56)  # fmt: skip
+    for ax in axes:
         ax.grid(alpha=0.3)
     return _png(fig)
 
@@ -350,9 +392,11 @@ def write_run_report(data: RunData) -> Path:
         verdicts=data.verdicts,
         criteria_rows=grouped_verdicts(data.verdicts),
         comparison=comparison,
+        per_host=per_host(data.results),
         charts={
             "throughput": throughput_chart(summary) if not summary.empty else None,
             "resources": resources_chart(data.samples),
+            "hosts": host_samples_chart(data.samples),
         },
         clocks=CLOCKS,
         unstable_spread=UNSTABLE_SPREAD,

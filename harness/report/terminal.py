@@ -10,7 +10,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.report import RunData, grouped_verdicts, steady_state_notes, summarize, sweep
+from harness.report import (
+    RunData,
+    grouped_verdicts,
+    per_host,
+    steady_state_notes,
+    summarize,
+    sweep,
+)
 from harness.results import UNSTABLE_SPREAD
 
 
@@ -121,6 +128,7 @@ def print_run(data: RunData, console: Console | None = None) -> None:
                 highlight=False,
                 markup=True,
             )
+    print_hosts(per_host(data.results), console)
     print_sweep(sweep(data.results), console)
     for note in steady_state_notes(data.results):
         console.print(f"[dim]{escape(note)}[/]", highlight=False)
@@ -147,6 +155,27 @@ def print_run(data: RunData, console: Console | None = None) -> None:
         console.print(f"[red]{escape(note)}[/]")
     verdict = "[green bold]PASS[/]" if data.passed else "[red bold]FAIL[/]"
     console.print(f"verdict: {verdict}")
+
+
+def print_hosts(steps: list[dict[str, Any]], console: Console) -> None:
+    """Steps run on inventory hosts: one line per host, when each finished (stragglers)."""
+    if not steps:
+        return
+    table = Table(title="per host (done at: seconds from the step's first start)",
+                  title_justify="left")  # fmt: skip
+    for col in ("step", "host", "objects", "MiB/s", "done at s", "result"):
+        table.add_column(col, justify="left" if col in ("step", "host") else "right")
+    for step in steps:
+        for i, h in enumerate(step["hosts"]):
+            table.add_row(
+                step["step"] if i == 0 else "",
+                h["host"],
+                str(h["objects"]),
+                _num(h["throughput_mib_s"]),
+                _num(h["done_s"], 3),
+                "[green]ok[/]" if h["ok"] else "[red]FAILED[/]",
+            )
+    console.print(table)
 
 
 def print_comparison(

@@ -27,19 +27,29 @@ def harness(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
     )
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A 2-host lab: yields its inventory path."""
+def _lab(tmp_path_factory: pytest.TempPathFactory, hosts: int) -> Iterator[Path]:
     reason = unsupported_reason()
     if reason:
         pytest.skip(f"no lab hosts on this machine: {reason}")
     directory = tmp_path_factory.mktemp("lab")
     try:
-        result = harness("lab", "up", "--hosts", "2", "--dir", str(directory))
+        result = harness("lab", "up", "--hosts", str(hosts), "--dir", str(directory))
         assert result.returncode == 0, result.stderr
         yield directory / "inventory.yaml"
     finally:
         Lab(directory).down()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A 2-host lab: yields its inventory path."""
+    yield from _lab(tmp_path_factory, 2)
+
+
+@pytest.fixture(scope="module")
+def lab4(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A 4-host lab (h1, h2 servers; h3, h4 clients and load): yields its inventory path."""
+    yield from _lab(tmp_path_factory, 4)
 
 
 @pytest.fixture(scope="module")
