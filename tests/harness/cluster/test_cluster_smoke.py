@@ -29,7 +29,7 @@ def test_cluster_smoke_passes_from_two_client_hosts(lab4: Path, tmp_path: Path) 
     (run_dir,) = out.iterdir()
     results = read_results(run_dir)
     steps, hosts = step_rows(results), host_rows(results)
-    on_hosts = steps[steps["step"] != "seed"]
+    on_hosts = steps[~steps["step"].isin(["seed", "distributed-load"])]
     assert {f"{d}-{op}" for d in DRIVERS for op in ("upload", "download")} < set(on_hosts["step"])
     for _, step in on_hosts.iterrows():
         mine = hosts[hosts["step"] == step["step"]]
@@ -49,6 +49,11 @@ def test_cluster_smoke_passes_from_two_client_hosts(lab4: Path, tmp_path: Path) 
     assert list(split["objects"]) == [7, 7]
     argv = {r["host"]: r["extra"]["argv"] for _, r in split.iterrows()}
     assert "/cluster-smoke/azcopy/h3/" in argv["h3"] and "/cluster-smoke/azcopy/h4/" in argv["h4"]
+    # Locust: the master here, a worker on each load host, both workers' histograms merged
+    (load,) = [r for _, r in steps.iterrows() if r["step"] == "distributed-load"]
+    assert load["ok"] and load["objects"] > 0 and load["failed"] == 0
+    assert load["extra"]["workers_expected"] == 2 and load["extra"]["workers_lost"] == []
+    assert {name.split()[0] for name in load["extra"]["worker_names"]} == {"h3", "h4"}
     # the run's samples: the controller's own rows and every host's, over SSH
     samples = pd.read_parquet(run_dir / "samples.parquet")
     assert set(samples["host"]) == {"controller", "h1", "h2", "h3", "h4"}
