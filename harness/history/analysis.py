@@ -224,7 +224,7 @@ def analyse(
                 harness=list(part["harness_revision"]),
             )
             sense = kpi_sense(key["kpi"])
-            for cp in change_points(s.values, detector):
+            for cp in change_points(s.values, detector, s.raw):
                 change = Change(
                     series=label,
                     kpi=key["kpi"],
