@@ -66,6 +66,15 @@ from harness.provision.cli import arm_options
     help="`harness lab up`'s inventory.yaml: its hosts stand in for the provisioned VMs "
     "[default: the suite's `lab_inventory`].",
 )
+@click.option(
+    "--newest",
+    type=click.Choice(["registry", "installed"]),
+    envvar="HARNESS_CHECK_LATEST",
+    default="registry",
+    show_default=True,
+    help="For the suite's check_latest: the newest clients from npm and PyPI, or the lab's own "
+    "(env HARNESS_CHECK_LATEST).",
+)
 @arm_options
 def nightly(
     suite_file: Path,
@@ -76,6 +85,7 @@ def nightly(
     sample_interval: float,
     contracts_dir: Path | None,
     lab_inventory: Path | None,
+    newest: str,
     arm_url: str | None,
     ca_bundle: Path | None,
 ) -> None:
@@ -124,6 +134,7 @@ def nightly(
         provisioner=provisioner,
         log=click.echo,
         lab_inventory=lab_inventory,
+        newest=newest,
     )
     a = night.analysis
     if a is not None:

@@ -117,12 +117,12 @@ def run_night(
     provisioner: Callable[[str, Path], Stage] | None = None,
     log: Callable[[str], Any] = print,
     lab_inventory: Path | None = None,
-    check_latest: Callable[[Path], Stage] | None = None,
+    newest: str = "registry",
 ) -> Night:
     """Run the whole night; ``provisioner(action, inventory_path)`` does provision/deprovision
     when the suite asks for it; ``lab_inventory`` (else the suite's) names `harness lab up`'s
-    hosts that stand in for the provisioned ones; ``check_latest(out_dir)`` is the suite's
-    `check_latest` step."""
+    hosts that stand in for the provisioned ones; ``newest`` is where the suite's
+    `check_latest` step takes the newest client versions from (registry or installed)."""
     night = Night(suite, new_run_dir(out.resolve(), suite.name), history)
     night.started_at = datetime.now(UTC).isoformat()
     log(f"night: {night.night_dir}")
@@ -145,6 +145,8 @@ def run_night(
             night.hosts = list((yaml.safe_load(inventory.read_text()) or {}).get("hosts") or [])
         _run_all(night, scenarios, inventory, cache_dir, sample_interval, contracts_dir, log)
         _night_checks(night, inventory, contracts_dir, log)
+        if suite.check_latest:
+            _check_latest(night, suite_file, contracts_dir, cache_dir, newest, log)
     except _Stop:
         pass
     finally:
@@ -246,6 +248,43 @@ def _night_checks(
             f"conformance @{kind}: {'PASSED' if verdict['passed'] else 'FAILED'} ({summary})",
             report=str(paths["html"]),
             junit=str(paths["junit"]),
+        )
+    night.checks.append(stage)
+    log(stage.message)
+
+
+def _check_latest(
+    night: Night,
+    suite_file: Path,
+    contracts_dir: Path | None,
+    cache_dir: Path,
+    newest: str,
+    log: Callable[[str], Any],
+) -> None:
+    """`harness contract check-latest` as a night step: its exit status (1 drift, 2 the
+    install failed) is the stage's, its JUnit joins the night's."""
+    from harness.contract.latest import RESOLVERS, InstallError, check_latest
+    from harness.contract.record import CONTRACTS_DIR
+    from harness.nightly.suite import scenario_ref
+
+    wanted = night.suite.check_latest
+    scenarios = [scenario_ref(suite_file, s) for s in wanted] if isinstance(wanted, list) else None
+    out = night.night_dir / "check-latest"
+    try:
+        result = check_latest(
+            RESOLVERS[newest], contracts_dir or CONTRACTS_DIR, out, cache_dir, scenarios, log=log
+        )
+    except InstallError as exc:
+        stage = Stage("check-latest", EXIT_BAD_INPUT, f"check-latest: install failed: {exc}")
+    else:
+        drifted = [t.tool for t in result.tools if t.lines]
+        verdict = f"drift in {', '.join(drifted) or 'the replay'}" if result.drifted else "no drift"
+        versions = ", ".join(f"{t.tool} {t.version}" for t in result.tools)
+        stage = Stage(
+            "check-latest",
+            EXIT_FAILED if result.drifted else EXIT_OK,
+            f"check-latest ({versions}): {verdict}",
+            junit=str(out / "check-latest.junit.xml"),
         )
     night.checks.append(stage)
     log(stage.message)

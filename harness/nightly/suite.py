@@ -38,7 +38,9 @@ class NightlySuite(BaseModel):
     lab_inventory: str | None = None
     contract: bool = True  # record client calls and diff them against the locked contracts
     conformance: ConformanceStep | None = None  # the conformance gate after the scenarios
-    check_latest: bool = False  # `harness contract check-latest` as the night's last step
+    # `harness contract check-latest` after the scenarios: true replays every contract
+    # scenario, a list only those (shipped names or paths beside the suite)
+    check_latest: bool | list[str] = False
 
     @field_validator("targets")
     @classmethod
