@@ -144,7 +144,7 @@ def run_night(
         if inventory.is_file():
             night.hosts = list((yaml.safe_load(inventory.read_text()) or {}).get("hosts") or [])
         _run_all(night, scenarios, inventory, cache_dir, sample_interval, contracts_dir, log)
-        _night_checks(night, inventory, contracts_dir, log)
+        _conformance(night, inventory, log)
         if suite.check_latest:
             _check_latest(night, suite_file, contracts_dir, cache_dir, newest, log)
     except _Stop:
@@ -221,9 +221,7 @@ def _run_all(
                 raise _Stop
 
 
-def _night_checks(
-    night: Night, inventory: Path, contracts_dir: Path | None, log: Callable[[str], Any]
-) -> None:
+def _conformance(night: Night, inventory: Path, log: Callable[[str], Any] = print) -> None:
     """The suite's conformance gate, on its target (the inventory's façade when it is one)."""
     step = night.suite.conformance
     if step is None:

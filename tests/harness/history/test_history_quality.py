@@ -112,6 +112,10 @@ def test_the_newest_nights_test_needs_every_newest_night_shifted() -> None:
     found = change_points(np.median(dropped, axis=1), raw=dropped)
     assert [(c.index, c.method) for c in found] == [(40, "newest nights")], found
     assert -0.13 < found[0].relative < -0.07 and found[0].p_value <= 0.01
+    # through the analysis, the line says which test found it
+    [change] = analyse(_rows(dropped)).changes
+    assert change.first_run == "run-040" and "p=" in change.line()
+    assert "(newest nights test); façade b39 → b40" in change.line()
     # Two bad nights and one at the old level are not a change of the newest three nights.
     for kept in (40, 41, 42):
         partial = dropped.copy()
