@@ -142,8 +142,20 @@ def diff_cmd(
     multiple=True,
     help="Replay only this scenario [default: every one the locked contracts come from].",
 )
-@click.option("--dir", "directory", type=click.Path(path_type=Path), default=CONTRACTS_DIR)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=CONTRACTS_DIR,
+    help="Locked contracts to compare with [default: fixtures/contracts].",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="check-latest.json, its JUnit and the replay's runs [default: "
+    "reports/check-latest-<time>].",
+)
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),

@@ -19,6 +19,14 @@ class ConformanceStep(BaseModel):
     only: list[str] = Field(default_factory=list)  # groups or check-id prefixes; empty: all
     target: str | None = None  # default: the suite's first target
 
+    @field_validator("target")
+    @classmethod
+    def _known_target(cls, v: str | None) -> str | None:
+        known = (*TARGET_NAMES, INVENTORY_TARGET)
+        if v is not None and v not in known:
+            raise ValueError(f"unknown target {v!r}: one of {', '.join(known)}")
+        return v
+
 
 class NightlySuite(BaseModel):
     model_config = ConfigDict(extra="forbid")

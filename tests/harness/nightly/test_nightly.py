@@ -272,3 +272,15 @@ def test_check_latest_is_a_night_step_with_its_testcases_in_the_junit(tmp_path: 
     record = json.loads((night / "night.json").read_text())
     assert [(c["name"], c["exit_code"]) for c in record["checks"]] == [("check-latest", 0)]
     assert "check-latest" in (night / "night.html").read_text()
+
+
+def test_night_steps_are_validated_before_anything_runs(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: b\nscenarios: [smoke]\nconformance: {target: moon}\n")
+    result = nightly(str(bad), "--out", str(tmp_path / "n"))
+    assert result.exit_code == 2 and "unknown target 'moon'" in result.output
+    bad.write_text("name: b\nscenarios: [smoke]\ntargets: [inventory]\n")
+    result = nightly(str(bad), "--out", str(tmp_path / "n"))
+    assert result.exit_code == 2
+    assert "target inventory needs hosts: inventory, provision or lab_inventory" in result.output
+    assert not (tmp_path / "n").exists()
