@@ -267,7 +267,9 @@ def replay(
         info = json.loads((run_dir / "run.json").read_text())
         name = info["scenario"]["name"]
         if not info.get("passed"):
-            failed.append(f"{name}: failed with these clients ({run_dir / 'report.html'})")
+            missed = [v["criterion"] for v in info.get("verdicts") or [] if not v.get("passed")]
+            why = f": {', '.join(missed)}" if missed else ""
+            failed.append(f"{name}: failed with these clients{why} ({run_dir / 'report.html'})")
         for t in (info.get("contract") or {}).get("tools") or []:
             # A new release is drift only where its calls differ; the version alone is not.
             lines = [line for line in t["lines"] if not line.startswith("new-version:")]
