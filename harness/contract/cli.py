@@ -125,6 +125,87 @@ def diff_cmd(
     sys.exit(1 if drifted else 0)
 
 
+@contract.command("check-latest")
+@click.option(
+    "--newest",
+    type=click.Choice(["registry", "installed"]),
+    envvar="HARNESS_CHECK_LATEST",
+    default="registry",
+    show_default=True,
+    help="Where the newest versions come from: npm and PyPI, or the lab's installed ones "
+    "(env HARNESS_CHECK_LATEST).",
+)
+@click.option("--pin", "pins", multiple=True, metavar="TOOL=VERSION", help="Take this version.")
+@click.option(
+    "--scenario",
+    "scenarios",
+    multiple=True,
+    help="Replay only this scenario [default: every one the locked contracts come from].",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=CONTRACTS_DIR,
+    help="Locked contracts to compare with [default: fixtures/contracts].",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="check-latest.json, its JUnit and the replay's runs [default: "
+    "reports/check-latest-<time>].",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="HARNESS_CACHE_DIR",
+    default=None,
+    help="Scratch environments (check-latest/) and datasets [default: the dataset cache].",
+)
+def check_latest_cmd(
+    newest: str,
+    pins: tuple[str, ...],
+    scenarios: tuple[str, ...],
+    directory: Path,
+    out: Path | None,
+    cache_dir: Path | None,
+) -> None:
+    """Install the newest AzCopy, azure-storage-blob, boostedblob and rclone into a scratch
+    environment, replay the contract scenarios with them against the reference façade, and
+    report drift from the locked contracts.
+
+    Exit status: 0 no drift, 1 drift or a replay that failed, 2 the install failed."""
+    from harness.cli_common import EXIT_BAD_INPUT, utc_stamp
+    from harness.contract.latest import RESOLVERS, InstallError, check_latest, parse_pins
+    from harness.datasets import default_cache_dir
+
+    try:
+        pinned = parse_pins(pins)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    out = (out or Path("reports") / f"check-latest-{utc_stamp()}").resolve()
+    try:
+        result = check_latest(
+            RESOLVERS[newest],
+            directory.resolve(),
+            out,
+            (cache_dir or default_cache_dir()).resolve(),
+            scenarios=list(scenarios) or None,
+            pins=pinned,
+            log=click.echo,
+        )
+    except InstallError as exc:
+        click.echo(f"check-latest: install failed: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    for line in result.lines():
+        click.echo(line)
+    drifted = [t.tool for t in result.tools if t.lines]
+    verdict = f"drift in {', '.join(drifted) or 'the replay'}" if result.drifted else "no drift"
+    click.echo(f"check-latest: {verdict} ({out / 'check-latest.json'})")
+    sys.exit(1 if result.drifted else 0)
+
+
 @contract.command("show")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 def show(paths: tuple[Path, ...]) -> None:

@@ -50,6 +50,7 @@ class Change:
     previous_night: str
     builds: list[str]  # "façade 0.1.0 → 0.1.1", "harness abc → def"
     recovered: str | None = None  # night a later change brought the level back
+    method: str = "e-divisive"  # or "newest nights" (the fixed split of the newest 3 nights)
 
     def line(self) -> str:
         low, high = self.interval
@@ -59,7 +60,9 @@ class Change:
         text = (
             f"{kind:<11} {self.series}: {self.relative:+.1%} "
             f"[{low:+.1%}, {high:+.1%}] ({self.before:,.4g} → {self.after:,.4g}), "
-            f"{first} {self.first_night} (run {self.first_run}), p={self.p_value:.3g}; {builds}"
+            f"{first} {self.first_night} (run {self.first_run}), p={self.p_value:.3g}"
+            + (f" ({self.method} test)" if self.method != "e-divisive" else "")
+            + f"; {builds}"
         )
         return text + (f"; back to its level from {self.recovered}" if self.recovered else "")
 
@@ -224,7 +227,7 @@ def analyse(
                 harness=list(part["harness_revision"]),
             )
             sense = kpi_sense(key["kpi"])
-            for cp in change_points(s.values, detector):
+            for cp in change_points(s.values, detector, s.raw):
                 change = Change(
                     series=label,
                     kpi=key["kpi"],
@@ -238,6 +241,7 @@ def analyse(
                     first_run=s.runs[cp.index],
                     previous_night=s.nights[cp.index - 1],
                     builds=_changes_at(s, cp.index),
+                    method=cp.method,
                 )
                 s.changes.append(change)
                 if since is None or change.first_night >= since:

@@ -14,7 +14,16 @@ signal-processing-algorithms, written once here because neither fits the lab's d
   is not used: testing the best of many splits with a plain t-test over-states significance;
 - bisection: the strongest candidate over all segments is tested; while it is significant
   (p ≤ ``p_value``) and its shift is at least ``min_effect`` of the level before, it is kept and
-  both sides are searched again.
+  both sides are searched again;
+- the newest nights, when the repeats are known: a change only ``tail_nights`` old has too few
+  points for the split search to reach significance (the search pays for every split it could
+  have chosen), so the block of the newest ``tail_nights`` nights is tested as one fixed split
+  against up to ``tail_baseline`` nights before it (since the last change): a Mann–Whitney U
+  test over the pooled repeats (p < ``tail_alpha``), every one of those nights shifted the same
+  way on its own (its repeats one-sided against the baseline's, p < ``tail_night_alpha``, and
+  at least half of ``tail_min_effect``), a shift of the mean of at least ``tail_min_effect``
+  beyond where the baseline's own straight-line trend was heading, and E-divisive's energy of
+  that fixed split confirmed by the permutation test (p ≤ ``p_value``).
 
 A/B: tonight's repeats against the pooled repeats of the last N nights by a two-sided
 Mann–Whitney U test (scipy), judged only with at least ``min_repeats`` repeats tonight, and only
@@ -26,6 +35,7 @@ conditions, so the rank test alone would count a noisy night as a change).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +49,12 @@ class DetectorConfig:
     permutations: int = 999  # p resolution 0.001
     min_effect: float = 0.03  # relative shift of the mean below which a change is not reported
     seed: int = 20260101
+    tail_nights: int = 3  # the newest nights tested as one block (with the repeats)
+    tail_baseline: int = 20  # ... against at most this many nights before them
+    tail_min_baseline: int = 6
+    tail_alpha: float = 0.001  # Mann–Whitney over the pooled repeats
+    tail_night_alpha: float = 0.05  # each newest night on its own, one-sided
+    tail_min_effect: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -49,6 +65,7 @@ class ChangePoint:
     after_mean: float
     relative: float  # (after - before) / |before|
     interval: tuple[float, float]  # 95% bootstrap interval of ``relative``
+    method: str = "e-divisive"  # or "newest nights" (the fixed split of the tail test)
 
 
 def _best_split(values: np.ndarray, min_segment: int) -> tuple[int, int, float]:
@@ -76,6 +93,66 @@ def _best_split(values: np.ndarray, min_segment: int) -> tuple[int, int, float]:
     if q[t, c] <= 0:
         return -1, -1, 0.0
     return int(tau[t, 0]), int(kappa[0, c]), float(q[t, c])
+
+
+def _energy(values: np.ndarray, at: int) -> float:
+    """Q of the one split X = values[:at], Y = values[at:]."""
+    x, y = values[:at], values[at:]
+    m, k = len(x), len(y)
+    within_x = np.abs(x[:, None] - x[None, :]).sum() / (m * (m - 1))
+    within_y = np.abs(y[:, None] - y[None, :]).sum() / (k * (k - 1))
+    between = np.abs(x[:, None] - y[None, :]).mean()
+    return float(m * k / (m + k) * (2 * between - within_x - within_y))
+
+
+def _fixed_split_p(
+    values: np.ndarray, at: int, cfg: DetectorConfig, rng: np.random.Generator
+) -> float:
+    """Permutation p-value of the energy of one given split (no search, so no search to pay
+    for); stops early like ``_permutation_p``."""
+    q = _energy(values, at)
+    exceed, limit = 0, cfg.p_value * (cfg.permutations + 1) - 1
+    for done in range(1, cfg.permutations + 1):
+        exceed += _energy(rng.permutation(values), at) >= q
+        if exceed > limit:
+            return (exceed + 1) / (done + 1)
+    return (exceed + 1) / (cfg.permutations + 1)
+
+
+def _tail_change(
+    values: np.ndarray,
+    raw: Sequence[Sequence[float]],
+    start: int,
+    cfg: DetectorConfig,
+    rng: np.random.Generator,
+) -> float | None:
+    """The permutation p of a change at the first of the newest ``tail_nights`` nights
+    against the nights since ``start``, or None when the tail test does not find one."""
+    n, k = len(values), cfg.tail_nights
+    at = n - k
+    first = max(start, at - cfg.tail_baseline)
+    if at - first < cfg.tail_min_baseline:
+        return None
+    base = values[first:at]
+    shift = _relative(base.mean(), values[at:].mean())
+    # Where the baseline was heading: a slow drift is not a change of the newest nights.
+    x = np.arange(n - first, dtype=float)
+    heading = np.polyval(np.polyfit(x[: at - first], base, 1), x[at - first :]).mean()
+    if min(abs(shift), abs(_relative(heading, values[at:].mean()))) < cfg.tail_min_effect:
+        return None
+    sign = 1 if shift > 0 else -1
+    pooled = [v for night in raw[first:at] for v in night]
+    side = "greater" if sign > 0 else "less"
+    for night in range(at, n):
+        if _relative(base.mean(), values[night]) * sign < cfg.tail_min_effect / 2:
+            return None
+        if stats.mannwhitneyu(raw[night], pooled, alternative=side).pvalue >= cfg.tail_night_alpha:
+            return None
+    newest = [v for night in raw[at:] for v in night]
+    if stats.mannwhitneyu(newest, pooled, alternative="two-sided").pvalue >= cfg.tail_alpha:
+        return None
+    p = _fixed_split_p(values[first:], at - first, cfg, rng)
+    return p if p <= cfg.p_value else None
 
 
 def _permutation_p(
@@ -126,9 +203,12 @@ def _relative(before: float, after: float) -> float:
 
 
 def change_points(
-    series: list[float] | np.ndarray, cfg: DetectorConfig | None = None
+    series: list[float] | np.ndarray,
+    cfg: DetectorConfig | None = None,
+    raw: Sequence[Sequence[float]] | None = None,
 ) -> list[ChangePoint]:
-    """The change points of one series, in order."""
+    """The change points of one series, in order; with ``raw`` (each night's repeats) the
+    newest nights are tested too (see the module's notes)."""
     cfg = cfg or DetectorConfig()
     values = np.asarray(series, dtype=float)
     rng = np.random.default_rng(cfg.seed)
@@ -155,6 +235,12 @@ def change_points(
             continue
         found[at] = p
         cuts = sorted([*cuts, at])
+    tail = len(values) - cfg.tail_nights
+    tail_p = None
+    if raw is not None and len(raw) == len(values) and tail not in found:
+        tail_p = _tail_change(values, raw, max([0, *found]), cfg, rng)
+        if tail_p is not None:
+            found[tail] = tail_p
     points = []
     bounds = sorted(found)
     for i, at in enumerate(bounds):
@@ -169,6 +255,7 @@ def change_points(
                 after_mean=float(after.mean()),
                 relative=float(_relative(before.mean(), after.mean())),
                 interval=relative_interval(before, after, rng),
+                method="newest nights" if at == tail and tail_p is not None else "e-divisive",
             )
         )
     return points

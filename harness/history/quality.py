@@ -84,7 +84,7 @@ def score(series: list[Series], cfg: DetectorConfig | None = None, tolerance: in
     """Precision and recall of the detector over ``series``."""
     total = Score()
     for s in series:
-        found = [c.index for c in change_points(s.values, cfg)]
+        found = [c.index for c in change_points(s.values, cfg, s.raw)]
         matched = {t for t in s.steps if any(abs(f - t) <= tolerance for f in found)}
         false = [f for f in found if not any(abs(f - t) <= tolerance for t in s.steps)]
         total.true_positives += len(matched)
@@ -105,12 +105,33 @@ def nights_to_detect(step: float = 0.10, noise: float = 0.05, seed: int = 3) -> 
     ``synthetic``), how many nights (the step's own included) the history must hold before
     the detector reports it within one night of 40; None if not within 10 nights."""
     rng = np.random.default_rng(seed)
-    values = synthetic("noise", rng, nights=50, noise=noise).values
-    values[40:] *= 1 - step
+    s = synthetic("noise", rng, nights=50, noise=noise)
+    assert s.raw is not None
+    raw = s.raw.copy()
+    raw[40:] *= 1 - step
+    values = np.median(raw, axis=1)
     for seen in range(1, 11):
-        if any(abs(c.index - 40) <= 1 for c in change_points(values[: 40 + seen])):
+        found = change_points(values[: 40 + seen], raw=raw[: 40 + seen])
+        if any(abs(c.index - 40) <= 1 for c in found):
             return seen
     return None
+
+
+def replay_alarms(
+    kind: str = "noise", count: int = 10, seed: int = 60, first: int = 12
+) -> dict[str, int]:
+    """Analyses that raised an alarm, by method, when ``count`` series of ``kind`` without a
+    step are analysed night by night as the nightly does (every prefix from ``first`` nights
+    on): the newest-nights test runs on every one of them, not only on a series' end."""
+    rng = np.random.default_rng(seed)
+    alarms = {"e-divisive": 0, "newest nights": 0}
+    for _ in range(count):
+        s = synthetic(kind, rng)
+        assert s.raw is not None
+        for n in range(first, len(s.values) + 1):
+            for method in {c.method for c in change_points(s.values[:n], raw=s.raw[:n])}:
+                alarms[method] += 1
+    return alarms
 
 
 def main() -> int:
@@ -136,6 +157,12 @@ def main() -> int:
     )
     seen = [nights_to_detect(seed=s) for s in range(20)]
     print(f"10% throughput drop, 5% noise: found after {seen} night(s) (20 seeds)")
+    for kind in ("noise", "bimodal", "drift"):
+        alarms = replay_alarms(kind)
+        print(
+            f"{kind}, 10 series replayed night by night (49 analyses each): analyses with an "
+            f"alarm: e-divisive {alarms['e-divisive']}, newest nights {alarms['newest nights']}"
+        )
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,19 @@ def hardware_of(host: dict[str, Any]) -> str:
     return ", ".join(p for p in parts if p)
 
 
+def hardware_of_hosts(hosts: list[dict[str, Any]]) -> str | None:
+    """The cluster as the history keys it when its hosts name their VM size (an inventory's
+    ``facts`` or a provisioned spec): the sizes and the host count, e.g.
+    ``1× Standard_D32as_v5, 2× Standard_L16as_v5 (3 hosts)``; None when no host names one."""
+    # measured facts carry it at the top, an inventory's hosts under ``facts``
+    named = [h.get("vm_size") or (h.get("facts") or {}).get("vm_size") for h in hosts]
+    sizes = Counter(str(size) for size in named if size)
+    if not sizes:
+        return None
+    listed = ", ".join(f"{n}× {size}" for size, n in sorted(sizes.items()))
+    return f"{listed} ({len(hosts)} host{'s' if len(hosts) != 1 else ''})"
+
+
 def facade_build_of(target_facts: dict[str, Any]) -> str:
     """The build under test, as precise as the target reports it (image, revision, version)."""
     for key in ("build", "image", "revision", "version"):
@@ -122,8 +136,15 @@ def run_rows(run_dir: Path) -> pd.DataFrame:
     common = {
         "run_id": run_dir.name,
         "night": night_of(info["started_at"]),
-        "hardware": hardware_of(host),
         "harness_revision": str((info.get("git") or {}).get("revision") or "unknown"),
+    }
+    # The hardware: the target's own hosts (an inventory target measures them), else the
+    # night's hosts (a provisioned inventory), when they name a VM size; else this machine.
+    fallback = hardware_of_hosts(list((info.get("night") or {}).get("hosts") or []))
+    fallback = fallback or hardware_of(host)
+    hardware = {
+        name: hardware_of_hosts(list((facts or {}).get("hosts") or [])) or fallback
+        for name, facts in targets.items()
     }
     rows: list[dict[str, Any]] = []
     keys = ["scenario", "step", "target", "driver", "operation", "level"]
@@ -150,6 +171,7 @@ def run_rows(run_dir: Path) -> pd.DataFrame:
             rows.append(
                 {
                     **common,
+                    "hardware": hardware.get(fields["target"], fallback),
                     **fields,
                     "kpi": kpi,
                     "value": float(pd.Series(raw).median()),

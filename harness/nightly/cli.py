@@ -59,6 +59,22 @@ from harness.provision.cli import arm_options
     default=None,
     help="Locked contracts the recorded calls are diffed against [default: fixtures/contracts].",
 )
+@click.option(
+    "--lab-inventory",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="`harness lab up`'s inventory.yaml: its hosts stand in for the provisioned VMs "
+    "[default: the suite's `lab_inventory`].",
+)
+@click.option(
+    "--newest",
+    type=click.Choice(["registry", "installed"]),
+    envvar="HARNESS_CHECK_LATEST",
+    default="registry",
+    show_default=True,
+    help="For the suite's check_latest: the newest clients from npm and PyPI, or the lab's own "
+    "(env HARNESS_CHECK_LATEST).",
+)
 @arm_options
 def nightly(
     suite_file: Path,
@@ -68,6 +84,8 @@ def nightly(
     endpoint: str | None,
     sample_interval: float,
     contracts_dir: Path | None,
+    lab_inventory: Path | None,
+    newest: str,
     arm_url: str | None,
     ca_bundle: Path | None,
 ) -> None:
@@ -101,7 +119,9 @@ def nightly(
     provisioner = None
     if suite.provision:
         spec_path = Path(scenario_ref(suite_file, suite.provision))
-        provisioner = _provisioner(spec_path, arm_url, ca_bundle)
+        # lab hosts stand in for the VMs: the provisioned addresses are never reached
+        stand_in = bool(lab_inventory or suite.lab_inventory)
+        provisioner = _provisioner(spec_path, arm_url, ca_bundle, wait_ssh=not stand_in)
     night = run_night(
         suite,
         suite_file,
@@ -113,6 +133,8 @@ def nightly(
         contracts_dir=contracts_dir,
         provisioner=provisioner,
         log=click.echo,
+        lab_inventory=lab_inventory,
+        newest=newest,
     )
     a = night.analysis
     if a is not None:
@@ -131,7 +153,7 @@ def nightly(
 
 
 def _provisioner(
-    spec_path: Path, arm_url: str | None, ca_bundle: Path | None
+    spec_path: Path, arm_url: str | None, ca_bundle: Path | None, wait_ssh: bool = True
 ) -> Callable[[str, Path], Any]:
     """provision / deprovision of the spec as a night stage (exit status and message)."""
     from harness.nightly.night import Stage
@@ -144,7 +166,7 @@ def _provisioner(
         try:
             clients = clients_for(spec, arm_url, ca_bundle)
             if action == "provision":
-                hosts = provision(clients, spec, log=click.echo)
+                hosts = provision(clients, spec, log=click.echo, wait_ssh=wait_ssh)
                 inventory_path.parent.mkdir(parents=True, exist_ok=True)
                 inventory_path.write_text(yaml.safe_dump(inventory(spec, hosts), sort_keys=False))
                 message = f"{len(hosts)} hosts in {spec.resource_group}: {inventory_path}"

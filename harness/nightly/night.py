@@ -24,10 +24,12 @@ from harness.cli_common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, new_run_dir
 from harness.history.analysis import Analysis, analyse
 from harness.history.records import facade_build_of, night_of, run_rows
 from harness.history.store import HistoryStore, display
+from harness.nightly.hosts import map_onto_lab
 from harness.nightly.suite import NightlySuite
 from harness.report.html import TEMPLATES as REPORT_TEMPLATES
 from harness.runner import RunHook, Runner, git_revision, host_facts
 from harness.scenario import Scenario
+from harness.targets import INVENTORY_TARGET
 
 _env = Environment(
     loader=ChoiceLoader(
@@ -51,11 +53,14 @@ class RunRecord:
 
 @dataclass
 class Stage:
-    """Provisioning or deprovisioning: what happened, and its exit status."""
+    """Provisioning, deprovisioning or a night check (conformance, check-latest): what
+    happened, and its exit status."""
 
     name: str
     exit_code: int
     message: str
+    report: str = ""  # the stage's own report (e.g. conformance.html), if it writes one
+    junit: str = ""  # its JUnit file, merged into the night's
 
 
 @dataclass
@@ -66,7 +71,9 @@ class Night:
     started_at: str = ""
     runs: list[RunRecord] = field(default_factory=list)
     stages: list[Stage] = field(default_factory=list)
+    checks: list[Stage] = field(default_factory=list)  # conformance, check-latest
     hosts: list[dict[str, Any]] = field(default_factory=list)  # the inventory's hosts
+    lab_mapping: list[dict[str, Any]] = field(default_factory=list)  # provisioned → lab host
     analysis: Analysis | None = None
     history_error: str = ""
     exit_code: int = EXIT_OK
@@ -109,27 +116,42 @@ def run_night(
     contracts_dir: Path | None = None,
     provisioner: Callable[[str, Path], Stage] | None = None,
     log: Callable[[str], Any] = print,
+    lab_inventory: Path | None = None,
+    newest: str = "registry",
 ) -> Night:
     """Run the whole night; ``provisioner(action, inventory_path)`` does provision/deprovision
-    when the suite asks for it."""
+    when the suite asks for it; ``lab_inventory`` (else the suite's) names `harness lab up`'s
+    hosts that stand in for the provisioned ones; ``newest`` is where the suite's
+    `check_latest` step takes the newest client versions from (registry or installed)."""
     night = Night(suite, new_run_dir(out.resolve(), suite.name), history)
     night.started_at = datetime.now(UTC).isoformat()
     log(f"night: {night.night_dir}")
     inventory = Path(suite.inventory) if suite.inventory else night.night_dir / "inventory.yaml"
+    lab = lab_inventory or (Path(suite.lab_inventory) if suite.lab_inventory else None)
+    # With lab hosts standing in, the provisioned inventory is kept beside the one used.
+    provisioned = night.night_dir / "provisioned.yaml" if lab else inventory
     try:
         if suite.provision and provisioner:
-            stage = provisioner("provision", inventory)
+            stage = provisioner("provision", provisioned)
             night.stages.append(stage)
             if stage.exit_code != EXIT_OK:
                 raise _Stop
+        if lab is not None:
+            inventory = night.night_dir / "inventory.yaml"
+            doc = yaml.safe_load(provisioned.read_text()) if provisioned.is_file() else {}
+            night.lab_mapping, message = map_onto_lab(doc or {}, lab, inventory)
+            log(message)
         if inventory.is_file():
             night.hosts = list((yaml.safe_load(inventory.read_text()) or {}).get("hosts") or [])
-        _run_all(night, scenarios, cache_dir, sample_interval, contracts_dir, log)
+        _run_all(night, scenarios, inventory, cache_dir, sample_interval, contracts_dir, log)
+        _conformance(night, inventory, log)
+        if suite.check_latest:
+            _check_latest(night, suite_file, contracts_dir, cache_dir, newest, log)
     except _Stop:
         pass
     finally:
         if suite.provision and provisioner and suite.deprovision and night.stages:
-            night.stages.append(provisioner("deprovision", inventory))
+            night.stages.append(provisioner("deprovision", provisioned))
     _record_history(night, log)
     _finish(night, suite_file)
     return night
@@ -142,6 +164,7 @@ class _Stop(Exception):
 def _run_all(
     night: Night,
     scenarios: list[tuple[str, Scenario]],
+    inventory: Path,
     cache_dir: Path,
     sample_interval: float,
     contracts_dir: Path | None,
@@ -153,6 +176,8 @@ def _run_all(
     suite = night.suite
     for ref, sc in scenarios:
         for target in suite.targets or [None]:
+            # the inventory target is told its file in the endpoint slot, as `harness run` does
+            endpoint = str(inventory.resolve()) if target == INVENTORY_TARGET else suite.endpoint
             hooks: list[RunHook] = [NightHook(night)]
             if suite.contract:
                 hooks.append(ContractRecorder(contracts_dir or CONTRACTS_DIR))
@@ -160,7 +185,7 @@ def _run_all(
                 "scenario": ref,
                 "overrides": list(suite.set),
                 "target": target,
-                "endpoint": suite.endpoint,
+                "endpoint": endpoint,
                 "contract": suite.contract,
                 "suite": suite.name,
             }
@@ -168,7 +193,7 @@ def _run_all(
                 sc,
                 out=night.night_dir / "runs",
                 target=target,
-                endpoint=suite.endpoint,
+                endpoint=endpoint,
                 cache_dir=cache_dir,
                 sample_interval=sample_interval,
                 source=source,
@@ -196,6 +221,73 @@ def _run_all(
                 raise _Stop
 
 
+def _conformance(night: Night, inventory: Path, log: Callable[[str], Any] = print) -> None:
+    """The suite's conformance gate, on its target (the inventory's façade when it is one)."""
+    step = night.suite.conformance
+    if step is None:
+        return
+    from harness.conformance.cli import locked_contracts_html, run_target
+    from harness.conformance.report import gate_verdict, write_outputs
+
+    kind = step.target or (night.suite.targets or ["reference"])[0]
+    endpoint = str(inventory.resolve()) if kind == INVENTORY_TARGET else night.suite.endpoint
+    out = night.night_dir / "conformance"
+    try:
+        run = run_target(kind, out / "work", endpoint=endpoint, only=tuple(step.only))
+    except Exception as exc:  # a target that does not start fails the gate, the night goes on
+        stage = Stage("conformance", EXIT_FAILED, f"conformance @{kind}: {exc}")
+    else:
+        paths = write_outputs([run], out, locked_contracts_html())
+        verdict = gate_verdict([run])
+        summary = ", ".join(f"{n} {k}" for k, n in run.summary().items())
+        stage = Stage(
+            "conformance",
+            EXIT_OK if verdict["passed"] else EXIT_FAILED,
+            f"conformance @{kind}: {'PASSED' if verdict['passed'] else 'FAILED'} ({summary})",
+            report=str(paths["html"]),
+            junit=str(paths["junit"]),
+        )
+    night.checks.append(stage)
+    log(stage.message)
+
+
+def _check_latest(
+    night: Night,
+    suite_file: Path,
+    contracts_dir: Path | None,
+    cache_dir: Path,
+    newest: str,
+    log: Callable[[str], Any],
+) -> None:
+    """`harness contract check-latest` as a night step: its exit status (1 drift, 2 the
+    install failed) is the stage's, its JUnit joins the night's."""
+    from harness.contract.latest import RESOLVERS, InstallError, check_latest
+    from harness.contract.record import CONTRACTS_DIR
+    from harness.nightly.suite import scenario_ref
+
+    wanted = night.suite.check_latest
+    scenarios = [scenario_ref(suite_file, s) for s in wanted] if isinstance(wanted, list) else None
+    out = night.night_dir / "check-latest"
+    try:
+        result = check_latest(
+            RESOLVERS[newest], contracts_dir or CONTRACTS_DIR, out, cache_dir, scenarios, log=log
+        )
+    except InstallError as exc:
+        stage = Stage("check-latest", EXIT_BAD_INPUT, f"check-latest: install failed: {exc}")
+    else:
+        drifted = [t.tool for t in result.tools if t.lines]
+        verdict = f"drift in {', '.join(drifted) or 'the replay'}" if result.drifted else "no drift"
+        versions = ", ".join(f"{t.tool} {t.version}" for t in result.tools)
+        stage = Stage(
+            "check-latest",
+            EXIT_FAILED if result.drifted else EXIT_OK,
+            f"check-latest ({versions}): {verdict}",
+            junit=str(out / "check-latest.junit.xml"),
+        )
+    night.checks.append(stage)
+    log(stage.message)
+
+
 def _record_history(night: Night, log: Callable[[str], Any]) -> None:
     """Add the night's complete runs to the history and analyse the whole history."""
     try:
@@ -219,6 +311,7 @@ def _record_history(night: Night, log: Callable[[str], Any]) -> None:
 
 def _finish(night: Night, suite_file: Path) -> None:
     codes = [r.exit_code for r in night.runs] + [s.exit_code for s in night.stages]
+    codes += [c.exit_code for c in night.checks]
     if night.history_error:
         codes.append(EXIT_FAILED)
     if night.analysis is not None and night.analysis.confirmed:
@@ -246,6 +339,8 @@ def night_record(night: Night, suite_file: Path) -> dict[str, Any]:
         "controller": host_facts(),
         "hosts": night.hosts,
         "stages": [asdict(s) for s in night.stages],
+        "lab_mapping": night.lab_mapping,
+        "checks": [asdict(c) for c in night.checks],
         "runs": [asdict(r) for r in night.runs],
         "history": display(night.history),
         "history_error": night.history_error,
@@ -297,6 +392,19 @@ def build_junit(night: Night) -> ET.ElementTree:
         for suite in run_root.findall("testsuite"):
             suite.set("name", f"{r.scenario}@{r.target}")
             root.append(suite)
+    for c in night.checks:
+        # a check's own JUnit (one testcase per conformance check, per tool) as it wrote it
+        path = Path(c.junit) if c.junit else None
+        own = ET.parse(path).getroot().findall("testsuite") if path and path.is_file() else []
+        if own:
+            root.extend(own)
+            continue
+        suite = ET.SubElement(root, "testsuite", name=c.name)
+        case = ET.SubElement(suite, "testcase", classname=f"nightly.{c.name}", name=c.name)
+        ET.SubElement(case, "system-out").text = c.message
+        if c.exit_code != EXIT_OK:
+            ET.SubElement(case, "failure", message=c.message, type=f"{c.name}Failed")
+        _count(suite)
     if night.stages:
         suite = ET.SubElement(root, "testsuite", name="provisioning")
         for s in night.stages:
@@ -354,6 +462,7 @@ def write_summary(night: Night) -> Path:
         night=night,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         runs=[{**asdict(r), "report": rel(Path(r.run_dir) / "report.html")} for r in night.runs],
+        checks=[{**asdict(c), "report": rel(c.report) if c.report else ""} for c in night.checks],
         cases=cases,
         judged=[c for c in cases if c[2] != "skipped"],
         # Not-judged series are many on a young history: counted with their reasons, once.

@@ -5,10 +5,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.scenario import load_model
-from harness.targets import TARGET_NAMES
+from harness.targets import INVENTORY_TARGET, TARGET_NAMES
+
+
+class ConformanceStep(BaseModel):
+    """The conformance gate as a night step (what `harness conformance` runs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    only: list[str] = Field(default_factory=list)  # groups or check-id prefixes; empty: all
+    target: str | None = None  # default: the suite's first target
+
+    @field_validator("target")
+    @classmethod
+    def _known_target(cls, v: str | None) -> str | None:
+        known = (*TARGET_NAMES, INVENTORY_TARGET)
+        if v is not None and v not in known:
+            raise ValueError(f"unknown target {v!r}: one of {', '.join(known)}")
+        return v
 
 
 class NightlySuite(BaseModel):
@@ -25,15 +42,31 @@ class NightlySuite(BaseModel):
     inventory: str | None = None  # hosts the night runs on (written by `provision`, if given)
     provision: str | None = None  # a provisioning spec: provision before, deprovision after
     deprovision: bool = True  # with `provision`: delete the group afterwards, also on failure
+    # `harness lab up`'s inventory: its hosts stand in for the provisioned ones (same roles)
+    lab_inventory: str | None = None
     contract: bool = True  # record client calls and diff them against the locked contracts
+    conformance: ConformanceStep | None = None  # the conformance gate after the scenarios
+    # `harness contract check-latest` after the scenarios: true replays every contract
+    # scenario, a list only those (shipped names or paths beside the suite)
+    check_latest: bool | list[str] = False
 
     @field_validator("targets")
     @classmethod
     def _known_targets(cls, v: list[str]) -> list[str]:
-        bad = [t for t in v if t not in TARGET_NAMES]
+        known = (*TARGET_NAMES, INVENTORY_TARGET)
+        bad = [t for t in v if t not in known]
         if bad:
-            raise ValueError(f"unknown target(s) {bad}: one of {', '.join(TARGET_NAMES)}")
+            raise ValueError(f"unknown target(s) {bad}: one of {', '.join(known)}")
         return v
+
+    @model_validator(mode="after")
+    def _inventory_has_hosts(self) -> NightlySuite:
+        wants = INVENTORY_TARGET in self.targets or (
+            self.conformance is not None and self.conformance.target == INVENTORY_TARGET
+        )
+        if wants and not (self.inventory or self.provision or self.lab_inventory):
+            raise ValueError("target inventory needs hosts: inventory, provision or lab_inventory")
+        return self
 
 
 def load_suite(path: Path) -> NightlySuite:

@@ -339,4 +339,6 @@ def wait_for_port(host: str, port: int, timeout_s: float) -> None:
 
 def inventory(spec: ProvisionSpec, hosts: list[dict[str, Any]]) -> dict[str, Any]:
     """The inventory document (the cluster model's shape: name, hosts, endpoints, links)."""
-    return {"name": spec.name, "hosts": hosts, "endpoints": [], "links": []}
+    # endpoints: the cluster model's defaults (port 10000, the emulator's account), so
+    # `--target inventory` reads this file as it is
+    return {"name": spec.name, "hosts": hosts, "endpoints": {}, "links": []}

@@ -292,3 +292,39 @@ class FakeArmServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
         self._loop.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m harness.provision.fake_arm [--env-file FILE]``: the fake in the foreground
+    (a CI job's stand-in for Azure) until SIGTERM or Ctrl-C. FILE gets ``HARNESS_ARM_URL``,
+    ``HARNESS_ARM_CA`` (its CA bundle, for ``--ca-bundle``), ``HARNESS_ARM_TOKEN`` and
+    ``HARNESS_ARM_POLL_S`` lines, ready for ``set -a; . FILE`` or ``$GITHUB_ENV``."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(prog="python -m harness.provision.fake_arm")
+    parser.add_argument("--env-file", type=Path, default=None)
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with FakeArmServer() as server:
+        lines = [
+            f"HARNESS_ARM_URL={server.url}",
+            f"HARNESS_ARM_CA={server.ca_bundle}",
+            "HARNESS_ARM_TOKEN=fake-arm-token",  # the fake checks no signature
+            "HARNESS_ARM_POLL_S=0",
+        ]
+        print("\n".join(lines), flush=True)
+        if args.env_file is not None:
+            with args.env_file.open("a") as f:  # appended: $GITHUB_ENV holds other lines
+                f.write("\n".join(lines) + "\n")
+        try:
+            while not stop.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -173,3 +173,46 @@ def test_a_missing_history_is_bad_input_and_an_empty_one_reports_nothing(tmp_pat
     empty = CliRunner().invoke(main, ["regress", "--history", str(tmp_path / "h.duckdb")])
     assert empty.exit_code == 0 and "0 series over 0 night(s)" in empty.output
     assert analyse(HistoryStore(tmp_path / "h.duckdb").frame()).series == []
+
+
+def test_another_vm_size_starts_a_new_series_and_regress_says_so(
+    make_run: MakeRun, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(6)
+    runs = []
+    for i in range(14):
+        run = make_run(i, _noisy(rng, 100.0 if i < 8 else 160.0))
+        info = json.loads((run / "run.json").read_text())
+        size = "Standard_L16as_v5" if i < 8 else "Standard_L32as_v5"
+        # an inventory target's hosts, their VM size from the inventory's (or Azure's) facts
+        info["targets"]["reference"]["hosts"] = [
+            {"name": "srv-0", "vm_size": size, "cpu_model": "AMD EPYC 9V74"},
+            {"name": "cli-0", "vm_size": "Standard_D32as_v5", "cpu_model": "AMD EPYC 9V74"},
+        ]
+        (run / "run.json").write_text(json.dumps(info))
+        runs.append(run)
+    rows = run_rows(runs[0])
+    assert set(rows["hardware"]) == {"1× Standard_D32as_v5, 1× Standard_L16as_v5 (2 hosts)"}
+    result = CliRunner().invoke(main, ["regress", "--history", _history(tmp_path, runs)])
+    assert result.exit_code == 0, result.output
+    assert "IMPROVEMENT" not in result.output and "REGRESSION" not in result.output
+    assert (
+        "NEW SERIES  nightly / sdk-upload @reference [sdk upload] (10 KPIs): from "
+        "2026-11-09T01:00:00Z, hardware 1× Standard_D32as_v5, 1× Standard_L16as_v5 (2 hosts) → "
+        "1× Standard_D32as_v5, 1× Standard_L32as_v5 (2 hosts) (not compared with before)"
+    ) in result.output
+
+
+def test_a_provisioned_nights_hosts_name_the_hardware_of_its_url_target(
+    make_run: MakeRun,
+) -> None:
+    run = make_run(0, [100.0])
+    info = json.loads((run / "run.json").read_text())
+    # as the night stamps it: the provisioned inventory's hosts with Azure's facts
+    info["night"] = {"suite": "s", "hosts": [{"name": f"srv-{i}", "roles": ["server"],
+                     "facts": {"vm_size": "Standard_L16as_v5"}} for i in range(3)]}  # fmt: skip
+    (run / "run.json").write_text(json.dumps(info))
+    assert set(run_rows(run)["hardware"]) == {"3× Standard_L16as_v5 (3 hosts)"}
+    # without any VM size: this machine's CPU, cores and memory, as before
+    plain = make_run(1, [100.0])
+    assert set(run_rows(plain)["hardware"]) == {"AMD EPYC 9V74, 2 cpus, 23 GiB"}

@@ -237,3 +237,50 @@ def test_a_bad_suite_or_scenario_is_exit_2_before_anything_runs(tmp_path: Path) 
     result = nightly(str(bad), "--out", str(tmp_path / "n"))
     assert result.exit_code == 2 and "no-such-scenario: no such scenario file" in result.output
     assert not (tmp_path / "n").exists()
+
+
+TINY_SDK = """\
+name: night-tiny
+repeats: 1
+warmup: 0
+datasets:
+  - name: d
+    files:
+      - {count: 2, size: 4KiB}
+steps:
+  - {driver: sdk, operation: upload, dataset: d, prefix: t}
+  - {driver: sdk, operation: list, prefix: t}
+"""
+
+
+@pytest.mark.timeout(240)
+def test_check_latest_is_a_night_step_with_its_testcases_in_the_junit(tmp_path: Path) -> None:
+    (tmp_path / "tiny.yaml").write_text(TINY_SDK)
+    suite = {"name": "cl", "scenarios": ["tiny.yaml"], "targets": ["reference"],
+             "contract": False, "check_latest": ["tiny.yaml"]}  # fmt: skip
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
+    args = [str(tmp_path / "suite.yaml"), "--history", str(tmp_path / "h.duckdb")]
+    args += ["--out", str(tmp_path / "n"), "--cache-dir", str(tmp_path / "cache")]
+    # "newest" pinned to the lab's own clients: no network, nothing to install
+    result = nightly(*args, "--newest", "installed")
+    assert result.exit_code == 0, result.output
+    assert "check-latest (azure-storage-blob 12.31.1): no drift" in result.output
+    (night,) = (tmp_path / "n").iterdir()
+    suites = {s.get("name"): s for s in ET.parse(night / "junit.xml").getroot()}
+    [case] = suites["contract check-latest"].findall("testcase")
+    assert case.get("name") == "azure-storage-blob 12.31.1" and case.find("failure") is None
+    record = json.loads((night / "night.json").read_text())
+    assert [(c["name"], c["exit_code"]) for c in record["checks"]] == [("check-latest", 0)]
+    assert "check-latest" in (night / "night.html").read_text()
+
+
+def test_night_steps_are_validated_before_anything_runs(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: b\nscenarios: [smoke]\nconformance: {target: moon}\n")
+    result = nightly(str(bad), "--out", str(tmp_path / "n"))
+    assert result.exit_code == 2 and "unknown target 'moon'" in result.output
+    bad.write_text("name: b\nscenarios: [smoke]\ntargets: [inventory]\n")
+    result = nightly(str(bad), "--out", str(tmp_path / "n"))
+    assert result.exit_code == 2
+    assert "target inventory needs hosts: inventory, provision or lab_inventory" in result.output
+    assert not (tmp_path / "n").exists()
