@@ -186,6 +186,32 @@ class Records:
                 os.removexattr(file, PROPS_XATTR)  # it would take precedence
         return False
 
+    def uncommitted_names(self, acct: str, ct: str) -> list[str]:
+        """Sorted names of the blobs with staged blocks (committed or not), from the names noted
+        on their staging dirs. One read per such blob: uploads in progress, not the container."""
+        base = self.layout.container_blocks(acct, ct)
+        try:
+            hashes = os.listdir(base)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        names = []
+        for h in hashes:
+            name = self.layout.blocks_dir_name(os.path.join(base, h))
+            if name is not None and name_hash(name) == h:
+                names.append(name)
+        names.sort()
+        return names
+
+    def uncommitted(self, acct: str, ct: str, name: str) -> BlobProps | None:
+        """A blob that has only staged blocks, as a listing shows it: no bytes yet (Content-Length
+        0, as Get Block List's x-ms-blob-content-length), times and ETag from its staging dir.
+        None when it has no staged blocks (any more)."""
+        try:
+            st = os.stat(self.layout.blocks_dir(acct, ct, name_hash(name)))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return BlobProps(name, 0, stat_etag(st), st.st_mtime, st.st_mtime)
+
     def drop_sidecar(self, acct: str, ct: str, h: str) -> None:
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             os.unlink(self.layout.sidecar(acct, ct, h))
