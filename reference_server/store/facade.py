@@ -111,17 +111,24 @@ class Store:
         (include=uncommittedblobs), with Content-Length 0."""
         ct_dir = self._layout.require_container(acct, ct)
         records = self._records
-
-        def describe(name: str, st: os.stat_result, path: str) -> BlobProps:
-            return records.props_for(acct, ct, name, st, path)
+        staged = records.uncommitted_names(acct, ct) if include_uncommitted else []
 
         def describe_staged(name: str) -> BlobProps | None:
             return records.uncommitted(acct, ct, name)
 
-        staged = records.uncommitted_names(acct, ct) if include_uncommitted else []
-        return self._listing.page(
-            ct_dir, prefix, delimiter, marker, maxresults, describe, staged, describe_staged
-        )
+        def page(sidecars: bool) -> ListPage:
+            def describe(name: str, st: os.stat_result, path: str) -> BlobProps:
+                return records.props_for(acct, ct, name, st, path, sidecars)
+
+            return self._listing.page(
+                ct_dir, prefix, delimiter, marker, maxresults, describe, staged, describe_staged
+            )
+
+        if records.has_sidecars(acct, ct):
+            return page(True)
+        result = page(False)
+        # A first sidecar written meanwhile may describe a blob on this page: list it again.
+        return page(True) if records.has_sidecars(acct, ct) else result
 
     # ---- blob writes -------------------------------------------------------------------
     def new_upload(

@@ -62,8 +62,11 @@ class Layout:
     def container_record(self, acct: str, ct: str) -> str:
         return os.path.join(self.meta_dir(acct, ct), "container.json")
 
+    def sidecars_dir(self, acct: str, ct: str) -> str:
+        return os.path.join(self.meta_dir(acct, ct), "blobs")
+
     def sidecar(self, acct: str, ct: str, h: str) -> str:
-        return os.path.join(self.meta_dir(acct, ct), "blobs", h[:2], h + ".json")
+        return os.path.join(self.sidecars_dir(acct, ct), h[:2], h + ".json")
 
     def lock_file(self, acct: str, ct: str, h: str) -> str:
         return os.path.join(self.meta_dir(acct, ct), "locks", h[:2] + ".lock")

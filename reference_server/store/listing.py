@@ -39,8 +39,8 @@ from reference_server.errors import StorageError
 from reference_server.store.model import BlobProps, ListPage
 from reference_server.store.names import name_problem
 
-WINDOW = 50_000  # sorted entries read ahead per directory (~4 MiB of names)
-MAX_CACHED_KEYS = 400_000  # entries kept across all windows of a worker
+WINDOW = 100_000  # sorted entries read ahead per directory (~8 MiB of names)
+MAX_CACHED_KEYS = 400_000  # entries kept across all windows of a worker (~32 MiB)
 MAX_CACHED_WINDOWS = 4096
 # A directory changed this recently may change again without its mtime moving (timestamps come
 # from a coarse clock, or whole seconds on some filesystems): its window is not kept.
@@ -272,24 +272,25 @@ class Listing:
         (``describe_uncommitted`` gives their properties, None when they went away)."""
         start = Marker.decode(marker)
         items: list[BlobProps | str] = []
-        last: Marker | None = None
+        last, last_is_prefix = None, False
         listing = self.iter_listing(ct_dir, prefix, delimiter, start)
         staged = _staged_items(uncommitted, prefix, delimiter, start)
         if staged is not None:
             listing = _merge(listing, staged)
+        root = ct_dir + "/"
         for name, kind in listing:
             if len(items) == maxresults:
-                return ListPage(items, last.encode() if last else None)
+                return ListPage(items, Marker(last, last_is_prefix).encode() if last else None)
             if kind == PREFIX:
                 items.append(name)
-                last = Marker(name, True)
+                last, last_is_prefix = name, True
                 continue
             if kind == UNCOMMITTED:
                 props = describe_uncommitted(name) if describe_uncommitted else None
                 if props is None:
                     continue
             else:
-                path = os.path.join(ct_dir, name)
+                path = root + name
                 try:
                     st = os.lstat(path)
                 except (FileNotFoundError, NotADirectoryError):
@@ -298,7 +299,7 @@ class Listing:
                     continue
                 props = describe(name, st, path)
             items.append(props)
-            last = Marker(name, False)
+            last, last_is_prefix = name, False
         return ListPage(items, None)
 
 

@@ -252,3 +252,19 @@ def test_records_of_listed_blobs_are_the_committed_ones(store: Store) -> None:
     place(store, ["x/z"])
     got = store.list_blobs(ACCT, CT, "x/", None, None, 10).items
     assert [(b.name, b.size, b.metadata) for b in got] == [("x/y", 5, {"k": "v"}), ("x/z", 3, {})]
+
+
+def test_a_first_sidecar_written_during_a_page_is_read(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages skip sidecar lookups in a container without any; one that appears meanwhile (a
+    large record committed during the page) makes the page be listed again with them."""
+    big = {"k": "v" * 4000}  # over the xattr budget: the record is a sidecar
+    upload = store.new_upload(ACCT, CT, want_md5=True, limit=1 << 20)
+    upload.write(b"abc")
+    store.put_blob(ACCT, CT, "big", upload, ContentSettings(), big, Conditions())
+    answers = iter([False])
+    real = store._records.has_sidecars
+    monkeypatch.setattr(store._records, "has_sidecars", lambda *a: next(answers, None) or real(*a))
+    (got,) = store.list_blobs(ACCT, CT, "", None, None, 10).items
+    assert got.metadata == big
