@@ -89,7 +89,7 @@ class _Window:
     """The sorted entries of one directory (``name/`` for subdirectories) after ``lo``
     (exclusive; None: from the start), up to its last key or, when ``complete``, to the end."""
 
-    stamp: tuple[int, int, int]
+    stamp: tuple[int, int, int, int]
     lo: str | None
     keys: list[str]
     complete: bool
@@ -133,7 +133,8 @@ class DirWindows:
             return None
         if not stat.S_ISDIR(st.st_mode):
             return None
-        stamp = (st.st_dev, st.st_ino, st.st_mtime_ns)
+        # ctime too: a program that sets the mtime back (rsync -a, cp -a) still changes it
+        stamp = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
         key = (path, pr)
         with self._lock:
             w = self._cache.get(key)

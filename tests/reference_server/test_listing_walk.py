@@ -151,6 +151,23 @@ def test_files_placed_by_other_programs_appear_in_a_cached_directory(store: Stor
     assert windows.scans == scans + 1  # only the changed directory is read again
 
 
+def test_a_directory_whose_mtime_was_set_back_is_read_again(store: Store) -> None:
+    """rsync -a and cp -a set a directory's mtime back after adding files: its ctime moves."""
+    place(store, ["d/a", "d/b"])
+    assert list_all(store)[0] == ["d/a", "d/b"]
+    d = ct_dir(store) / "d"
+    before = os.stat(d).st_ctime_ns
+    added = []
+    for i in range(10_000):  # until the filesystem clock ticks (a few ms)
+        (d / f"c{i:04d}").write_bytes(b"x")
+        added.append(f"d/c{i:04d}")
+        if os.stat(d).st_ctime_ns != before:
+            break
+    os.utime(d, ns=(OLD, OLD))
+    assert os.stat(d).st_mtime_ns == OLD
+    assert list_all(store)[0] == ["d/a", "d/b", *added]
+
+
 def test_a_directory_changed_just_now_is_read_again(store: Store) -> None:
     """Within the racy window an mtime may not move on a change, so no window is kept."""
     place(store, [f"f{i}" for i in range(5)], age=False)
