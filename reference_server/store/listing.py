@@ -7,9 +7,10 @@ container:
 
 - a prefix ``a/b/x`` goes straight to the directory ``a/b`` (no walk above it), and a marker
   ``a/c/d`` straight back into ``a/c``: directories wholly before the marker are never opened;
-- each directory is read into a *window*: the ``WINDOW`` smallest entries after the position
-  asked for, picked by a heap while the entries stream by (never the whole directory sorted,
-  never every name held), and kept per worker for the next page. A window is trusted only
+- each directory is read into a *window*: the smallest entries after the position asked for
+  (``FIRST_WINDOW``, then growing up to ``WINDOW``), picked by a heap while the entries stream
+  by (never the whole directory sorted, never every name held), and kept per worker for the
+  next page. A window is trusted only
   while the directory's identity and mtime are unchanged and that mtime is more than
   ``RACY_NS`` older than the read, so a file another program adds or removes is seen by the
   next page, even within one tick of the filesystem clock;
@@ -40,6 +41,10 @@ from reference_server.store.model import BlobProps, ListPage
 from reference_server.store.names import name_problem
 
 WINDOW = 100_000  # sorted entries read ahead per directory (~8 MiB of names)
+# A directory's first window is small (a first page of a huge directory costs the read, not a
+# big heap: 0.43 s instead of 1.0 s for 1,000,000 entries); each next one is 8 times larger.
+FIRST_WINDOW = 5_120
+GROWTH = 8
 MAX_CACHED_KEYS = 400_000  # entries kept across all windows of a worker (~32 MiB)
 MAX_CACHED_WINDOWS = 4096
 # A directory changed this recently may change again without its mtime moving (timestamps come
@@ -103,8 +108,11 @@ class _Window:
 class DirWindows:
     """Per-worker read-ahead of directory entries in name order (see the module docstring)."""
 
-    def __init__(self, window: int = WINDOW, max_keys: int = MAX_CACHED_KEYS) -> None:
+    def __init__(
+        self, window: int = WINDOW, max_keys: int = MAX_CACHED_KEYS, first: int = FIRST_WINDOW
+    ) -> None:
         self.window = window
+        self.first = min(first, window)
         self.max_keys = max_keys
         self._cache: OrderedDict[tuple[str, str], _Window] = OrderedDict()
         self._keys = 0
@@ -114,8 +122,9 @@ class DirWindows:
     def entries(self, path: str, pr: str, after: str | None) -> Iterator[str]:
         """The keys of directory ``path`` that start with ``pr`` and sort after ``after``,
         in order, read ahead a window at a time."""
+        size = self.first
         while True:
-            w = self._get(path, pr, after)
+            w = self._get(path, pr, after, size)
             if w is None:
                 return
             keys = w.keys
@@ -124,8 +133,9 @@ class DirWindows:
             if w.complete:
                 return
             after = keys[-1]
+            size = min(self.window, len(keys) * GROWTH)
 
-    def _get(self, path: str, pr: str, after: str | None) -> _Window | None:
+    def _get(self, path: str, pr: str, after: str | None, size: int) -> _Window | None:
         started = time.time_ns()
         try:
             st = os.stat(path)
@@ -140,14 +150,19 @@ class DirWindows:
             w = self._cache.get(key)
             if w is not None:
                 self._cache.move_to_end(key)
-        if w is not None and w.stamp == stamp and w.covers(after):
-            return w
-        w = self._scan(path, pr, after, stamp)
+        if w is not None:
+            if w.stamp == stamp and w.covers(after):
+                return w
+            if not w.complete:  # a listing going on past its window: the next one is larger
+                size = max(size, min(self.window, len(w.keys) * GROWTH))
+        w = self._scan(path, pr, after, stamp, size)
         if w is not None and st.st_mtime_ns < started - RACY_NS:
             self._put(key, w)
         return w
 
-    def _scan(self, path: str, pr: str, after: str | None, stamp: tuple) -> _Window | None:
+    def _scan(
+        self, path: str, pr: str, after: str | None, stamp: tuple, size: int
+    ) -> _Window | None:
         self.scans += 1
 
         def keys() -> Iterator[str]:
@@ -166,11 +181,11 @@ class DirWindows:
                         yield k
 
         try:
-            best = heapq.nsmallest(self.window + 1, keys())
+            best = heapq.nsmallest(size + 1, keys())
         except (FileNotFoundError, NotADirectoryError):
             return None
-        complete = len(best) <= self.window
-        return _Window(stamp, after, best[: self.window], complete)
+        complete = len(best) <= size
+        return _Window(stamp, after, best[:size], complete)
 
     def _put(self, key: tuple[str, str], w: _Window) -> None:
         with self._lock:
