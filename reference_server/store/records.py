@@ -221,8 +221,8 @@ class Records:
         return names
 
     def uncommitted(self, acct: str, ct: str, name: str) -> BlobProps | None:
-        """A blob that has only staged blocks, as a listing shows it: no bytes yet (Content-Length
-        0, as Get Block List's x-ms-blob-content-length), times and ETag from its staging dir.
+        """A blob that has only staged blocks, as a listing shows it: no committed bytes yet
+        (Content-Length 0, as Azurite 3.37 lists it), times and ETag from its staging dir.
         None when it has no staged blocks (any more)."""
         try:
             st = os.stat(self.layout.blocks_dir(acct, ct, name_hash(name)))
