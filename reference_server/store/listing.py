@@ -8,12 +8,12 @@ container:
 - a prefix ``a/b/x`` goes straight to the directory ``a/b`` (no walk above it), and a marker
   ``a/c/d`` straight back into ``a/c``: directories wholly before the marker are never opened;
 - each directory is read into a *window*: the smallest entries after the position asked for
-  (``FIRST_WINDOW``, then growing up to ``WINDOW``), picked by a heap while the entries stream
-  by (never the whole directory sorted, never every name held), and kept per worker for the
-  next page. A window is trusted only
-  while the directory's identity and mtime are unchanged and that mtime is more than
-  ``RACY_NS`` older than the read, so a file another program adds or removes is seen by the
-  next page, even within one tick of the filesystem clock;
+  (``FIRST_WINDOW``, then growing up to ``WINDOW``), picked while the entries stream by
+  (``smallest``: never the whole directory sorted, never every name held), and kept per worker
+  for the next page. A window is trusted only while the directory's identity, mtime and ctime
+  are unchanged and that mtime is more than ``RACY_NS`` older than the read, so a file another
+  program adds or removes is seen by the next page, even within one tick of the filesystem
+  clock;
 - with delimiter ``/`` a directory under the prefix becomes one BlobPrefix without being walked.
 
 Records are read by the caller only for the blobs on the page (``describe``). Markers are opaque
@@ -27,6 +27,7 @@ import base64
 import binascii
 import bisect
 import heapq
+import itertools
 import os
 import stat
 import threading
@@ -41,8 +42,9 @@ from reference_server.store.model import BlobProps, ListPage
 from reference_server.store.names import name_problem
 
 WINDOW = 100_000  # sorted entries read ahead per directory (~8 MiB of names)
-# A directory's first window is small (a first page of a huge directory costs the read, not a
-# big heap: 0.43 s instead of 1.0 s for 1,000,000 entries); each next one is 8 times larger.
+# A directory's first window is small (a first page of a huge directory costs the read, not
+# the cut of a big window: 0.41 s instead of 0.58 s for 1,000,000 entries); each next one is 8
+# times larger.
 FIRST_WINDOW = 5_120
 GROWTH = 8
 MAX_CACHED_KEYS = 400_000  # entries kept across all windows of a worker (~32 MiB)
@@ -181,7 +183,7 @@ class DirWindows:
                         yield k
 
         try:
-            best = heapq.nsmallest(size + 1, keys())
+            best = smallest(keys(), size + 1)
         except (FileNotFoundError, NotADirectoryError):
             return None
         complete = len(best) <= size
@@ -199,6 +201,26 @@ class DirWindows:
             ):
                 _, evicted = self._cache.popitem(last=False)
                 self._keys -= len(evicted.keys)
+
+
+def smallest(keys: Iterator[str], n: int) -> list[str]:
+    """The ``n`` smallest of distinct ``keys``, sorted, holding at most about 2n of them: keys
+    come in batches; past 2n candidates they are sorted and cut to n, and from then on only
+    keys below the n-th are kept (twice as fast as a heap of 100,000 in CPython)."""
+    cand: list[str] = []
+    cut: str | None = None
+    while batch := list(itertools.islice(keys, 8192)):
+        if cut is None:
+            cand += batch
+        else:
+            cand += [k for k in batch if k < cut]
+        if len(cand) >= 2 * n:
+            cand.sort()
+            del cand[n:]
+            cut = cand[-1]
+    cand.sort()
+    del cand[n:]
+    return cand
 
 
 def _has_file(path: str) -> bool:

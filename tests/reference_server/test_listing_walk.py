@@ -287,3 +287,14 @@ def test_a_first_sidecar_written_during_a_page_is_read(
     monkeypatch.setattr(store._records, "has_sidecars", lambda *a: next(answers, None) or real(*a))
     (got,) = store.list_blobs(ACCT, CT, "", None, None, 10).items
     assert got.metadata == big
+
+
+@pytest.mark.parametrize("order", ["random", "ascending", "descending"])
+def test_smallest_keeps_exactly_the_n_smallest(order: str) -> None:
+    keys = [f"k{i:05d}" for i in range(20_000)]
+    if order == "random":
+        random.Random(3).shuffle(keys)
+    elif order == "descending":
+        keys.reverse()
+    for n in (1, 10, 5_000, 19_999, 20_000, 30_000):
+        assert listing_mod.smallest(iter(keys), n) == sorted(keys)[:n]
