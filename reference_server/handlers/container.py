@@ -80,6 +80,7 @@ async def list_blobs(ctx: Ctx) -> web.StreamResponse:
         delimiter,
         marker or None,
         maxresults,
+        includes(ctx, "uncommittedblobs"),
     )
     body = list_blobs_body(
         ctx.service_endpoint,

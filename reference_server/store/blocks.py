@@ -50,7 +50,7 @@ class BlockStaging:
             fname = raw.hex()
             for attempt in range(3):
                 try:
-                    self._place(d, fname, upload.path)
+                    self._place(d, fname, upload.path, name)
                     break
                 except FileNotFoundError:
                     # a concurrent commit or Put Blob discarded the blob's staging dir
@@ -61,11 +61,12 @@ class BlockStaging:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(upload.path)
 
-    def _place(self, d: str, fname: str, upload_path: str) -> None:
+    def _place(self, d: str, fname: str, upload_path: str, name: str) -> None:
         try:
             ino = os.stat(d).st_ino
         except FileNotFoundError:
             os.makedirs(d, exist_ok=True)
+            self.layout.name_blocks_dir(d, name)
             ino = os.stat(d).st_ino
         # The ID length of the blob's staged blocks, known per staging dir incarnation (inode):
         # a hot blob (1,000 Put Blocks at once) is not re-read for every block.

@@ -26,7 +26,7 @@ from reference_server.store.blocks import BlockStaging
 from reference_server.store.commit import Commits
 from reference_server.store.containers import Containers
 from reference_server.store.layout import Layout
-from reference_server.store.listing import list_page
+from reference_server.store.listing import Listing
 from reference_server.store.locks import CommitLocks
 from reference_server.store.model import (
     BlobProps,
@@ -55,6 +55,7 @@ class Store:
         self._blocks = BlockStaging(layout, self._temp)
         self._commits = Commits(layout, self._temp, self._locks, self._records, self._blocks)
         self._containers = Containers(layout, self._temp, self._locks, self._records)
+        self._listing = Listing()
 
     # ---- service -----------------------------------------------------------------------
     def get_service_properties(self, acct: str) -> bytes | None:
@@ -104,13 +105,30 @@ class Store:
         delimiter: str | None,
         marker: str | None,
         maxresults: int,
+        include_uncommitted: bool = False,
     ) -> ListPage:
+        """One page of List Blobs. ``include_uncommitted``: blobs with only staged blocks too
+        (include=uncommittedblobs), with Content-Length 0."""
         ct_dir = self._layout.require_container(acct, ct)
+        records = self._records
+        staged = records.uncommitted_names(acct, ct) if include_uncommitted else []
 
-        def describe(name: str, st: os.stat_result, path: str) -> BlobProps:
-            return self._records.props_for(acct, ct, name, st, path)
+        def describe_staged(name: str) -> BlobProps | None:
+            return records.uncommitted(acct, ct, name)
 
-        return list_page(ct_dir, prefix, delimiter, marker, maxresults, describe)
+        def page(sidecars: bool) -> ListPage:
+            def describe(name: str, st: os.stat_result, path: str) -> BlobProps:
+                return records.props_for(acct, ct, name, st, path, sidecars)
+
+            return self._listing.page(
+                ct_dir, prefix, delimiter, marker, maxresults, describe, staged, describe_staged
+            )
+
+        if records.has_sidecars(acct, ct):
+            return page(True)
+        result = page(False)
+        # A first sidecar written meanwhile may describe a blob on this page: list it again.
+        return page(True) if records.has_sidecars(acct, ct) else result
 
     # ---- blob writes -------------------------------------------------------------------
     def new_upload(

@@ -10,17 +10,21 @@ Layout under the data root (hidden names start with a dot, which no account name
     <root>/.blobmeta/<account>/<container>/blobs/<hh>/<sha256(name)>.json   large records
     <root>/.blobmeta/<account>/<container>/locks/<hh>.lock                  commit locks
     <root>/.blocks/<account>/<container>/<sha256(name)>/<hex block id>     uncommitted blocks
+                                                      (+ xattr user.blobfacade.name: the name)
     <root>/.staging/                                  temp files and trash (same filesystem)
     <root>/.copyjobs/<copy id>.json                   asynchronous copy journals (copy/jobs.py)
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 from reference_server.errors import StorageError
 from reference_server.store.names import check_container_name, name_problem
+
+STAGED_NAME_XATTR = "user.blobfacade.name"
 
 
 def is_container_name(name: str) -> bool:
@@ -58,8 +62,11 @@ class Layout:
     def container_record(self, acct: str, ct: str) -> str:
         return os.path.join(self.meta_dir(acct, ct), "container.json")
 
+    def sidecars_dir(self, acct: str, ct: str) -> str:
+        return os.path.join(self.meta_dir(acct, ct), "blobs")
+
     def sidecar(self, acct: str, ct: str, h: str) -> str:
-        return os.path.join(self.meta_dir(acct, ct), "blobs", h[:2], h + ".json")
+        return os.path.join(self.sidecars_dir(acct, ct), h[:2], h + ".json")
 
     def lock_file(self, acct: str, ct: str, h: str) -> str:
         return os.path.join(self.meta_dir(acct, ct), "locks", h[:2] + ".lock")
@@ -69,6 +76,19 @@ class Layout:
 
     def blocks_dir(self, acct: str, ct: str, h: str) -> str:
         return os.path.join(self.blocks_root, acct, ct, h)
+
+    def name_blocks_dir(self, d: str, name: str) -> None:
+        """Note the blob name on its staging dir (a hash cannot be listed by name). Without
+        user xattrs the blob's blocks still commit; only include=uncommittedblobs misses it."""
+        with contextlib.suppress(OSError):
+            os.setxattr(d, STAGED_NAME_XATTR, name.encode("utf-8", "surrogateescape"))
+
+    def blocks_dir_name(self, d: str) -> str | None:
+        """The blob name noted on a staging dir, or None."""
+        try:
+            return os.getxattr(d, STAGED_NAME_XATTR).decode("utf-8", "surrogateescape")
+        except OSError:
+            return None
 
     def existing_path(self, acct: str, ct: str, name: str) -> str | None:
         """The file path of a blob name, or None for a name that cannot map (reads find

@@ -70,11 +70,16 @@ class Records:
         self.temp.write_json(self.layout.container_record(acct, props.name), data)
 
     # ---- blobs -------------------------------------------------------------------------
-    def _read(self, acct: str, ct: str, name: str, file: str | int) -> dict | None:
-        """The recorded properties of a blob file (path or fd): its xattr, else its sidecar."""
+    def _read(
+        self, acct: str, ct: str, name: str, file: str | int, sidecars: bool = True
+    ) -> dict | None:
+        """The recorded properties of a blob file (path or fd): its xattr, else its sidecar
+        (not looked for when ``sidecars`` is False: the container has none)."""
         try:
             raw = os.getxattr(file, PROPS_XATTR)
         except OSError:  # none (ENODATA), or a filesystem without user xattrs
+            if not sidecars:
+                return None
             return read_json(self.layout.sidecar(acct, ct, name_hash(name)))
         try:
             return json.loads(raw)
@@ -82,10 +87,17 @@ class Records:
             return None
 
     def props_for(
-        self, acct: str, ct: str, name: str, st: os.stat_result, file: str | int
+        self,
+        acct: str,
+        ct: str,
+        name: str,
+        st: os.stat_result,
+        file: str | int,
+        sidecars: bool = True,
     ) -> BlobProps:
-        """The properties of the blob file ``file`` whose stat is ``st``."""
-        meta = self._read(acct, ct, name, file)
+        """The properties of the blob file ``file`` whose stat is ``st`` (``sidecars``: as
+        ``has_sidecars`` answered)."""
+        meta = self._read(acct, ct, name, file, sidecars)
         if meta and (meta["ino"], meta["size"], meta["mtime_ns"]) == (
             st.st_ino,
             st.st_size,
@@ -185,6 +197,38 @@ class Records:
             with contextlib.suppress(OSError):
                 os.removexattr(file, PROPS_XATTR)  # it would take precedence
         return False
+
+    def has_sidecars(self, acct: str, ct: str) -> bool:
+        """False when no blob of the container has a sidecar record, so a blob file without the
+        xattr has no record at all (files placed by other programs: one lookup fewer each).
+        Sidecar directories are only ever removed with their container."""
+        return os.path.isdir(self.layout.sidecars_dir(acct, ct))
+
+    def uncommitted_names(self, acct: str, ct: str) -> list[str]:
+        """Sorted names of the blobs with staged blocks (committed or not), from the names noted
+        on their staging dirs. One read per such blob: uploads in progress, not the container."""
+        base = self.layout.container_blocks(acct, ct)
+        try:
+            hashes = os.listdir(base)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        names = []
+        for h in hashes:
+            name = self.layout.blocks_dir_name(os.path.join(base, h))
+            if name is not None and name_hash(name) == h:
+                names.append(name)
+        names.sort()
+        return names
+
+    def uncommitted(self, acct: str, ct: str, name: str) -> BlobProps | None:
+        """A blob that has only staged blocks, as a listing shows it: no committed bytes yet
+        (Content-Length 0, as Azurite 3.37 lists it), times and ETag from its staging dir.
+        None when it has no staged blocks (any more)."""
+        try:
+            st = os.stat(self.layout.blocks_dir(acct, ct, name_hash(name)))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return BlobProps(name, 0, stat_etag(st), st.st_mtime, st.st_mtime)
 
     def drop_sidecar(self, acct: str, ct: str, h: str) -> None:
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):

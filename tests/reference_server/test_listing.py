@@ -163,3 +163,38 @@ def test_service_properties_and_account_info(raw: Raw, container: str) -> None:
     assert r.status == 202
     back = raw.request("GET", query={"restype": "service", "comp": "properties"})
     assert back.xml().findtext("DefaultServiceVersion") == "2021-08-06"
+
+
+def test_include_uncommittedblobs_lists_blobs_with_only_staged_blocks(
+    raw: Raw, container: str
+) -> None:
+    raw.put_blob(container, "a", b"committed")
+    staged = {"comp": "block", "blockid": "QUFBQQ=="}
+    assert raw.request("PUT", container, "m/up", query=staged, body=b"12345").status == 201
+    assert raw.request("PUT", container, "a", query=staged, body=b"x").status == 201
+    assert names(list_blobs(raw, container)) == ["a"]
+    root = list_blobs(raw, container, include="uncommittedblobs,metadata")
+    assert names(root) == ["a", "m/up"]  # "a" once: its committed version
+    a, up = root.find("Blobs")
+    assert a.find("Properties").findtext("Content-Length") == "9"
+    props = up.find("Properties")
+    assert [c.tag for c in props] == BLOB_PROPERTY_ORDER
+    assert props.findtext("Content-Length") == "0" and props.findtext("BlobType") == "BlockBlob"
+    assert props.findtext("Etag").startswith("0x") and up.find("Metadata") is not None
+    folded = list_blobs(raw, container, include="uncommittedblobs", delimiter="/")
+    assert [(el.tag, el.findtext("Name")) for el in folded.find("Blobs")] == [
+        ("Blob", "a"),
+        ("BlobPrefix", "m/"),
+    ]
+    first = list_blobs(raw, container, include="uncommittedblobs", maxresults="1")
+    rest = list_blobs(
+        raw, container, include="uncommittedblobs", marker=first.findtext("NextMarker")
+    )
+    assert names(first) + names(rest) == ["a", "m/up"]
+    body = b"<BlockList><Latest>QUFBQQ==</Latest></BlockList>"
+    assert (
+        raw.request("PUT", container, "m/up", query={"comp": "blocklist"}, body=body).status == 201
+    )
+    after = list_blobs(raw, container, include="uncommittedblobs")
+    assert names(after) == ["a", "m/up"]
+    assert after.find("Blobs")[1].find("Properties").findtext("Content-Length") == "5"
