@@ -16,6 +16,9 @@ import pytest
 from reference_server.config import DEV_ACCOUNT, DEV_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
+# The tests' labs of namespaces get their own number, so they never remove a lab someone made
+# with the default one (0); set before anything imports harness.cluster.lab.
+os.environ.setdefault("HARNESS_LAB_ID", "200")
 pytest_plugins = ["identity_fixtures"]  # the lab token service and a bearer façade
 
 
