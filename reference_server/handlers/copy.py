@@ -81,13 +81,15 @@ def _require_empty_body(ctx: Ctx) -> None:
 
 
 async def _stream(body: SourceBody, upload: Upload, want_crc64: bool) -> bytes | None:
-    """Source chunks into the staging file; returns the CRC64 (8 bytes) when asked for."""
+    """The source into the staging file; returns the CRC64 (8 bytes) when asked for."""
     crc = 0
+
+    def observe(chunk: bytes) -> None:
+        nonlocal crc
+        crc = checksums.crc64.compute(chunk, crc)
+
     try:
-        async for chunk in body.chunks():
-            upload.write(chunk)
-            if want_crc64:
-                crc = checksums.crc64.compute(chunk, crc)
+        await body.write_to(upload, observe if want_crc64 else None)
     except BaseException:
         upload.abort()
         raise
@@ -97,9 +99,15 @@ async def _stream(body: SourceBody, upload: Upload, want_crc64: bool) -> bytes |
 
 
 async def _copy_into_upload(
-    ctx: Ctx, source: CopySource, limit: int, start: int = 0, end: int | None = None
+    ctx: Ctx,
+    source: CopySource,
+    limit: int,
+    start: int = 0,
+    end: int | None = None,
+    want_md5: bool = True,
 ) -> tuple[SourceBody, Upload, bytes | None]:
-    """Open the source, check size and source conditions, stream it; verify source checksums."""
+    """Open the source, check size and source conditions, stream it; verify source checksums.
+    Without ``want_md5`` the bytes are hashed only to verify an x-ms-source-content-md5."""
     source_md5 = md5_header(ctx.headers, "x-ms-source-content-md5")
     source_crc = _crc64_header(ctx.headers, "x-ms-source-content-crc64")
     body = await _service(ctx).open(source, ctx.request, ctx.account, start, end)
@@ -109,7 +117,9 @@ async def _copy_into_upload(
         )
         if body.length > limit:
             raise StorageError("RequestBodyTooLarge", details={"MaxLimit": str(limit)})
-        upload = ctx.store.new_upload(ctx.account, ctx.container, want_md5=True, limit=limit)
+        upload = ctx.store.new_upload(
+            ctx.account, ctx.container, want_md5=want_md5 or source_md5 is not None, limit=limit
+        )
     except BaseException:
         await body.close()
         raise
@@ -165,9 +175,15 @@ async def put_block_from_url(ctx: Ctx) -> web.StreamResponse:
     if end is not None and end - start + 1 > MAX_BLOCK_SIZE:
         raise StorageError("RequestBodyTooLarge", details={"MaxLimit": str(MAX_BLOCK_SIZE)})
     source = CopySource.from_headers(ctx.headers)
-    _, upload, crc = await _copy_into_upload(ctx, source, MAX_BLOCK_SIZE, start, end)
+    # A block's MD5 is computed only to verify a source MD5: a local source is copied by the
+    # kernel without reading it (4,000 MiB blocks of a 4.5 TiB blob in milliseconds).
+    _, upload, crc = await _copy_into_upload(
+        ctx, source, MAX_BLOCK_SIZE, start, end, want_md5=False
+    )
     await blocking(ctx.store.stage_block, ctx.account, ctx.container, ctx.blob, block_id, upload)
-    headers = {"x-ms-request-server-encrypted": "true", "Content-MD5": upload.md5_b64 or ""}
+    headers = {"x-ms-request-server-encrypted": "true"}
+    if upload.md5_b64:
+        headers["Content-MD5"] = upload.md5_b64
     if crc is not None:
         headers["x-ms-content-crc64"] = base64.b64encode(crc).decode()
     return respond(201, headers)
