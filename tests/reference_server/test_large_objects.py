@@ -1,0 +1,339 @@
+"""Large objects, proven as far as one machine allows (issue 18).
+
+- Metadata scale: a blob of 50,000 blocks (Azure's maximum) committed by one Put Block List,
+  Get Block List of it, 50,001 refused; the 100,000 uncommitted-block limit exact across
+  worker processes.
+- Kernel copies: the store's copy falls back to read/write only where copy_file_range refuses.
+- A 4.5 TiB blob without 4.5 TiB of writes (marker ``large``): an XFS filesystem with reflinks
+  on a sparse loop file, blocks of 4,000 MiB staged by Put Block From URL from a sparse source
+  on the same façade and committed; sizes, ranged reads past 4 TiB, the listing, disk usage.
+- The read side at full size, and the block plans of AzCopy and the SDK against the limits.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from facade_raw import Raw
+
+from harness.http import Response, block_list_xml
+from reference_server.handlers.common import MAX_XML_BODY
+from reference_server.store import upload as upload_module
+from reference_server.store.blocks import MAX_BLOCK_SIZE, MAX_UNCOMMITTED_BLOCKS
+from reference_server.store.commit import MAX_COMMITTED_BLOCKS
+from reference_server.store.names import name_hash
+from tests.conftest import RunningServer, start_server, stop_server
+
+MIB = 1024 * 1024
+TIB = 1024 * 1024 * MIB
+THREADS = 8  # client threads: bounded, each with its own keep-alive connection
+
+
+def long_id(i: int) -> str:
+    """A 64-byte block ID (Azure's longest), so the block list XML is as large as it gets."""
+    return base64.b64encode(f"{i:064d}".encode()).decode()
+
+
+def put_block(raw: Raw, ct: str, blob: str, bid: str, data: bytes) -> Response:
+    return raw.request("PUT", ct, blob, query={"comp": "block", "blockid": bid}, body=data)
+
+
+def block_list(raw: Raw, ct: str, blob: str, which: str) -> tuple[list[str], list[str]]:
+    r = raw.request("GET", ct, blob, query={"comp": "blocklist", "blocklisttype": which})
+    assert r.status == 200, r.body
+    root = r.xml()
+    return (
+        [b.findtext("Name") or "" for b in root.iterfind("CommittedBlocks/Block")],
+        [b.findtext("Name") or "" for b in root.iterfind("UncommittedBlocks/Block")],
+    )
+
+
+def stage_all(raw: Raw, ct: str, blob: str, ids: list[str], data: bytes) -> list[int]:
+    with ThreadPoolExecutor(THREADS) as pool:
+        return list(pool.map(lambda b: put_block(raw, ct, blob, b, data).status, ids))
+
+
+# ------------------------------------------------------------------------- metadata scale
+
+
+@pytest.mark.large
+def test_block_list_of_50000_blocks_and_50001_refused(server: RunningServer) -> None:
+    raw = Raw(server)
+    ct = raw.create_container()
+    ids = [long_id(i) for i in range(MAX_COMMITTED_BLOCKS)]
+    # one distinct byte per block, so the order of the assembled bytes is checked too
+    content = bytes(i % 251 for i in range(MAX_COMMITTED_BLOCKS))
+    with ThreadPoolExecutor(THREADS) as pool:
+        statuses = list(
+            pool.map(
+                lambda i: put_block(raw, ct, "big", ids[i], content[i : i + 1]).status,
+                range(len(ids)),
+            )
+        )
+    assert set(statuses) == {201}
+    body = block_list_xml(ids)
+    assert len(body) < MAX_XML_BODY  # 50,000 of the longest IDs fit the request limit
+    commit = raw.request("PUT", ct, "big", query={"comp": "blocklist"}, body=body)
+    assert commit.status == 201, commit.body
+    head = raw.request("HEAD", ct, "big")
+    assert head.headers["content-length"] == str(MAX_COMMITTED_BLOCKS)
+    assert raw.request("GET", ct, "big").body == content
+    committed, uncommitted = block_list(raw, ct, "big", "all")
+    assert committed == ids and uncommitted == []
+    assert block_list(raw, ct, "big", "committed") == (ids, [])
+    assert block_list(raw, ct, "big", "uncommitted") == ([], [])
+
+    # 50,001: the 50,000 committed blocks and one more staged one
+    extra = long_id(MAX_COMMITTED_BLOCKS)
+    assert put_block(raw, ct, "big", extra, b"!").status == 201
+    over = raw.request(
+        "PUT",
+        ct,
+        "big",
+        query={"comp": "blocklist"},
+        body=block_list_xml([*(("Committed", b) for b in ids), ("Uncommitted", extra)]),
+    )
+    assert over.status == 400 and over.error_code == "BlockListTooLong"
+    after = raw.request("HEAD", ct, "big")
+    assert after.headers["etag"] == head.headers["etag"]
+    assert after.headers["content-length"] == str(MAX_COMMITTED_BLOCKS)
+    assert block_list(raw, ct, "big", "all") == (ids, [extra])  # nothing changed
+    raw.close()
+
+
+@pytest.mark.large
+def test_uncommitted_limit_is_exact_across_two_workers(tmp_path: Path) -> None:
+    """Two worker processes race 16 threads of new blocks at a blob 10 short of the limit:
+    exactly 10 are taken. 99,970 blocks are placed as Put Block leaves them (one file per hex
+    ID in the blob's staging dir), as staging that many over HTTP would take minutes here."""
+    srv = start_server(tmp_path / "data", tmp_path / "server.log", "--workers", "2")
+    raw = Raw(srv)
+    try:
+        ct = raw.create_container()
+        blob = "near-limit"
+        seeded = MAX_UNCOMMITTED_BLOCKS - 10
+        placed = seeded - 20
+        d = Path(srv.data_root, ".blocks", srv.account, ct, name_hash(blob))
+        d.mkdir(parents=True)
+        for i in range(placed):
+            (d / base64.b64decode(long_id(i)).hex()).write_bytes(b"s")
+        # 20 more through the façade on 16 connections, so both workers have counted this blob
+        warm = [long_id(i) for i in range(placed, seeded)]
+        with ThreadPoolExecutor(16) as pool:
+            assert set(pool.map(lambda b: put_block(raw, ct, blob, b, b"s").status, warm)) == {201}
+        racers = [long_id(seeded + i) for i in range(40)]
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(lambda b: put_block(raw, ct, blob, b, b"r"), racers))
+        taken = [b for b, r in zip(racers, answers, strict=True) if r.status == 201]
+        refused = [r for r in answers if r.status != 201]
+        assert len(taken) == 10
+        assert {(r.status, r.error_code) for r in refused} == {(409, "BlockCountExceedsLimit")}
+        _, uncommitted = block_list(raw, ct, blob, "uncommitted")
+        assert len(uncommitted) == MAX_UNCOMMITTED_BLOCKS
+        assert set(taken) <= set(uncommitted)
+        # at the limit a staged ID may still be replaced; a new one may not
+        assert put_block(raw, ct, blob, taken[0], b"again").status == 201
+        assert put_block(raw, ct, blob, long_id(seeded + 99), b"x").status == 409
+        # a commit of some of them discards the rest and starts the count again
+        commit = raw.request(
+            "PUT", ct, blob, query={"comp": "blocklist"}, body=block_list_xml(taken)
+        )
+        assert commit.status == 201, commit.body
+        assert raw.request("GET", ct, blob).body == b"again" + b"r" * 9
+        assert put_block(raw, ct, blob, long_id(0), b"n").status == 201
+        assert len(block_list(raw, ct, blob, "uncommitted")[1]) == 1
+    finally:
+        raw.close()
+        stop_server(srv)
+
+
+def test_kernel_copy_falls_back_only_where_the_kernel_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    data = os.urandom(3 * MIB + 5)
+    src.write_bytes(data)
+
+    def refuse(code: int):
+        def copy_file_range(*_args: object) -> int:
+            raise OSError(code, os.strerror(code))
+
+        return copy_file_range
+
+    for code in (errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP):
+        monkeypatch.setattr(os, "copy_file_range", refuse(code))
+        dst = tmp_path / f"dst-{code}"
+        with open(src, "rb") as s, open(dst, "wb") as d:
+            d.write(b"head")
+            d.flush()
+            upload_module.copy_range(s.fileno(), d.fileno(), 7, len(data) - 7)
+        assert dst.read_bytes() == b"head" + data[7:]
+    monkeypatch.setattr(os, "copy_file_range", refuse(errno.ENOSPC))
+    with open(src, "rb") as s, open(tmp_path / "full", "wb") as d:
+        with pytest.raises(OSError) as exc:
+            upload_module.copy_range(s.fileno(), d.fileno(), 0, len(data))
+    assert exc.value.errno == errno.ENOSPC  # a full disk is an error, not a reason to retry
+
+
+# ------------------------------------------------------------- a 4.5 TiB blob on reflinks
+
+SIZE = 4 * TIB + TIB // 2  # 4.5 TiB: 4,947,802,324,992 bytes
+BLOCKS = -(-SIZE // MAX_BLOCK_SIZE)  # 1,180 blocks of 4,000 MiB, the last one shorter
+IMAGE_SIZE = "2G"  # the sparse loop file: XFS metadata and a few written pages
+# Known bytes written into the sparse source: at its start, across the first block boundary,
+# past 4 TiB and at its very end; everything else is a hole.
+MARKS = {
+    0: b"first bytes",
+    MAX_BLOCK_SIZE - 3: b"across a block boundary",
+    4 * TIB + 12_345: b"past 4 TiB",
+    SIZE - 9: b"last nine",
+}
+
+
+def _mount_xfs(image: Path, where: Path) -> tuple[str | None, str | None]:
+    """Make and mount XFS with reflinks on a sparse loop file: (loop device, None) or
+    (None, the reason it cannot be done here)."""
+    if os.geteuid() != 0:
+        return None, "loop devices and mount need root (CI runs as root)"
+    for tool in ("mkfs.xfs", "losetup"):
+        if shutil.which(tool) is None:
+            return None, f"{tool} is missing (Debian xfsprogs / mount; bootstrap.sh test installs)"
+    subprocess.run(["truncate", "-s", IMAGE_SIZE, str(image)], check=True, timeout=30)
+    made = subprocess.run(
+        ["mkfs.xfs", "-q", "-m", "reflink=1", str(image)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if made.returncode:
+        return None, f"mkfs.xfs -m reflink=1 failed: {made.stderr.strip()}"
+    loop = subprocess.run(
+        ["losetup", "--find", "--show", str(image)], capture_output=True, text=True, timeout=30
+    )
+    if loop.returncode:
+        return None, f"no loop device: {loop.stderr.strip()}"
+    device = loop.stdout.strip()
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "xfs", device, str(where)], capture_output=True, text=True, timeout=60
+    )
+    if mounted.returncode:
+        subprocess.run(["losetup", "-d", device], check=False, timeout=30)
+        return None, f"mounting XFS failed: {mounted.stderr.strip()}"
+    return device, None
+
+
+def used_bytes(path: Path) -> int:
+    st = os.statvfs(path)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+@dataclass
+class Reflinked:
+    server: RunningServer
+    raw: Raw
+    mount: Path
+    container: str
+    source: str  # the sparse 4.5 TiB file placed by the file side, as a blob name
+    source_path: Path
+
+
+@pytest.fixture(scope="module")
+def reflinked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reflinked]:
+    base = tmp_path_factory.mktemp("reflink")
+    mnt = base / "xfs"
+    device, reason = _mount_xfs(base / "xfs.img", mnt)
+    if reason:
+        pytest.skip(f"no XFS with reflinks here: {reason}")
+    srv = start_server(mnt / "data", base / "server.log")
+    raw = Raw(srv)
+    try:
+        ct = raw.create_container("large")
+        source = "lake/checkpoint-4.5TiB.bin"
+        path = Path(srv.data_root, srv.account, ct, *source.split("/"))
+        path.parent.mkdir(parents=True)
+        with open(path, "wb") as f:
+            f.truncate(SIZE)  # a sparse file written by another program
+            for offset, data in MARKS.items():
+                os.pwrite(f.fileno(), data, offset)
+        yield Reflinked(srv, raw, mnt, ct, source, path)
+    finally:
+        raw.close()
+        stop_server(srv)
+        subprocess.run(["umount", str(mnt)], check=False, timeout=60)
+        subprocess.run(["losetup", "-d", str(device)], check=False, timeout=30)
+
+
+def ranged(raw: Raw, ct: str, blob: str, start: int, length: int, **headers: str) -> Response:
+    return raw.request(
+        "GET", ct, blob, headers={"x-ms-range": f"bytes={start}-{start + length - 1}", **headers}
+    )
+
+
+def check_marks(raw: Raw, ct: str, blob: str) -> None:
+    for offset, data in MARKS.items():
+        r = ranged(raw, ct, blob, offset, len(data))
+        assert r.status == 206, r.body
+        assert r.body == data
+        assert r.headers["content-range"] == f"bytes {offset}-{offset + len(data) - 1}/{SIZE}"
+    hole = ranged(raw, ct, blob, 4 * TIB + MIB, MIB)  # a hole past 4 TiB reads as zeros
+    assert hole.status == 206 and hole.body == bytes(MIB)
+
+
+@pytest.mark.large
+def test_a_4_5_tib_blob_from_4000_mib_blocks_without_writing_it(reflinked: Reflinked) -> None:
+    raw, ct = reflinked.raw, reflinked.container
+    used_before = used_bytes(reflinked.mount)
+    url = f"{reflinked.server.account_url}/{ct}/{reflinked.source}"
+    ids = [long_id(i) for i in range(BLOCKS)]
+
+    def stage(i: int) -> Response:
+        start = i * MAX_BLOCK_SIZE
+        end = min(start + MAX_BLOCK_SIZE, SIZE) - 1
+        return raw.request(
+            "PUT",
+            ct,
+            "edge/checkpoint.bin",
+            query={"comp": "block", "blockid": ids[i]},
+            headers={"x-ms-copy-source": url, "x-ms-source-range": f"bytes={start}-{end}"},
+        )
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(stage, range(BLOCKS)))
+    assert {r.status for r in answers} == {201}, answers[0].body
+    assert all("content-md5" not in r.headers for r in answers)  # nothing was read to hash
+    _, uncommitted = block_list(raw, ct, "edge/checkpoint.bin", "uncommitted")
+    assert len(uncommitted) == BLOCKS
+    commit = raw.request(
+        "PUT", ct, "edge/checkpoint.bin", query={"comp": "blocklist"}, body=block_list_xml(ids)
+    )
+    assert commit.status == 201, commit.body
+    assert "content-md5" not in commit.headers  # Azure computes no MD5 for a block list
+
+    head = raw.request("HEAD", ct, "edge/checkpoint.bin")
+    assert head.status == 200
+    assert head.headers["content-length"] == str(SIZE)
+    assert "content-md5" not in head.headers
+    check_marks(raw, ct, "edge/checkpoint.bin")
+    committed, _ = block_list(raw, ct, "edge/checkpoint.bin", "committed")
+    assert committed == ids
+    listing = raw.request("GET", ct, query={"restype": "container", "comp": "list"}).xml()
+    sizes = {
+        b.findtext("Name"): b.findtext("Properties/Content-Length")
+        for b in listing.iterfind("Blobs/Blob")
+    }
+    assert sizes == {"edge/checkpoint.bin": str(SIZE), reflinked.source: str(SIZE)}
+    # the file side: the blob is the regular file, and the disk holds what was written, not
+    # 4.5 TiB (reflinked extents and holes; XFS metadata for 1,180 blocks in a few MiB)
+    committed_path = reflinked.source_path.parents[1] / "edge" / "checkpoint.bin"
+    assert committed_path.stat().st_size == SIZE
+    assert used_bytes(reflinked.mount) - used_before < 64 * MIB
