@@ -20,6 +20,7 @@ import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -337,3 +338,76 @@ def test_a_4_5_tib_blob_from_4000_mib_blocks_without_writing_it(reflinked: Refli
     committed_path = reflinked.source_path.parents[1] / "edge" / "checkpoint.bin"
     assert committed_path.stat().st_size == SIZE
     assert used_bytes(reflinked.mount) - used_before < 64 * MIB
+
+
+@pytest.mark.large
+def test_the_read_side_of_a_placed_4_5_tib_file(reflinked: Reflinked, tmp_path: Path) -> None:
+    """A sparse 4.5 TiB file written by another program: listed, served at its end, If-Range;
+    the SDK's ranged download reaches its last bytes and AzCopy lists its exact size (the bytes
+    moved stay bounded: neither client has to fetch the 4.5 TiB)."""
+    raw, ct, name = reflinked.raw, reflinked.container, reflinked.source
+    head = raw.request("HEAD", ct, name)
+    assert head.status == 200 and head.headers["content-length"] == str(SIZE)
+    etag = head.headers["etag"]
+    check_marks(raw, ct, name)
+    tail = raw.request("GET", ct, name, headers={"Range": f"bytes={SIZE - 9}-"})
+    assert tail.status == 206 and tail.body == MARKS[SIZE - 9]
+    assert tail.headers["content-range"] == f"bytes {SIZE - 9}-{SIZE - 1}/{SIZE}"
+    beyond = raw.request("GET", ct, name, headers={"x-ms-range": f"bytes={SIZE}-"})
+    assert beyond.status == 416 and beyond.error_code == "InvalidRange"
+    kept = ranged(raw, ct, name, SIZE - 9, 9, **{"If-Range": etag})
+    assert kept.status == 206 and kept.body == MARKS[SIZE - 9]
+    # If-Range that no longer holds means the whole blob (200): read its head only
+    stale = raw.prepare(
+        "GET", ct, name, headers={"Range": f"bytes={SIZE - 9}-", "If-Range": '"0x0"'}
+    )
+    conn = raw.connection()
+    conn.request("GET", stale.target, headers=stale.headers)
+    whole = conn.getresponse()
+    assert whole.status == 200 and whole.getheader("Content-Length") == str(SIZE)
+    raw.close()  # drop the connection instead of reading 4.5 TiB
+
+    from azure.storage.blob import BlobServiceClient
+
+    sdk = BlobServiceClient.from_connection_string(reflinked.server.connection_string)
+    blob = sdk.get_blob_client(ct, name)
+    assert blob.get_blob_properties().size == SIZE
+    got = blob.download_blob(offset=4 * TIB + 12_345, length=len(MARKS[4 * TIB + 12_345]))
+    assert got.size == len(MARKS[4 * TIB + 12_345]) and got.readall() == MARKS[4 * TIB + 12_345]
+    assert blob.download_blob(offset=SIZE - 9, length=9).readall() == MARKS[SIZE - 9]
+    sdk.close()
+
+    from harness.signing import generate_account_sas
+    from harness.tools import azcopy_path
+
+    try:
+        azcopy = azcopy_path()
+    except Exception as exc:  # not installed: say so, the rest of the test stands
+        pytest.skip(f"AzCopy is not installed ({exc}); the façade side passed")
+    sas = generate_account_sas(
+        reflinked.server.account,
+        reflinked.server.key,
+        permissions="rl",
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )
+    env = {
+        **os.environ,
+        "AZCOPY_LOG_LOCATION": str(tmp_path / "logs"),
+        "AZCOPY_JOB_PLAN_LOCATION": str(tmp_path / "plans"),
+    }
+    listed = subprocess.run(
+        [
+            str(azcopy),
+            "list",
+            f"{reflinked.server.account_url}/{ct}?{sas}",
+            "--location",
+            "Blob",
+            "--machine-readable",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]
+    assert f"{name}; Content Length: {SIZE}" in listed.stdout.splitlines(), listed.stdout
