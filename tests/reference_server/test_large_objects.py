@@ -411,3 +411,74 @@ def test_the_read_side_of_a_placed_4_5_tib_file(reflinked: Reflinked, tmp_path: 
     )
     assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]
     assert f"{name}; Content Length: {SIZE}" in listed.stdout.splitlines(), listed.stdout
+
+
+# ------------------------------------------------------------------ client block plans
+
+PLAN_SIZES = {"1 TiB": TIB, "4.5 TiB": SIZE, "190 TiB": 190 * TIB}
+AZCOPY_DEFAULT_BLOCK = 8 * MIB  # AzCopy's documented default --block-size-mb
+
+
+def azcopy_block_size(size: int) -> int:
+    """AzCopy's rule without --block-size-mb (ste/mgr-JobPartTransferMgr.go, Info()): start at
+    8 MiB and double while size // block > 50,000, then cap at 4,000 MiB. So doubling starts at
+    50,001 x 8 MiB (~390.6 GiB), and 16 MiB covers up to ~781 GiB."""
+    block = AZCOPY_DEFAULT_BLOCK
+    while size // block > MAX_COMMITTED_BLOCKS:
+        block *= 2
+    return min(block, MAX_BLOCK_SIZE)
+
+
+def blocks_for(size: int, block: int) -> int:
+    return -(-size // block)
+
+
+def fits(size: int, block: int) -> bool:
+    return block <= MAX_BLOCK_SIZE and blocks_for(size, block) <= MAX_COMMITTED_BLOCKS
+
+
+def test_sdk_block_plan_is_observed_on_the_facade(server: RunningServer) -> None:
+    """The SDK's plan, seen on the wire: blocks of exactly max_block_size (the last one
+    shorter), above max_single_put_size; a release that adapts its blocks fails here."""
+    from azure.storage.blob import BlobClient
+
+    raw = Raw(server)
+    ct = raw.create_container()
+    size, block = MIB + 3, 256 * 1024
+    client = BlobClient.from_connection_string(
+        server.connection_string, ct, "plan.bin", max_block_size=block, max_single_put_size=block
+    )
+    client.upload_blob(os.urandom(size), max_concurrency=2)
+    sizes = [b.size for b in client.get_block_list("committed")[0]]
+    assert sizes == [block] * (size // block) + [size % block]
+    client.close()
+    raw.close()
+
+
+def test_client_block_plans_against_the_facade_limits() -> None:
+    from azure.storage.blob import BlobServiceClient
+
+    # the installed SDK's own defaults, read from a client it configures
+    config = BlobServiceClient("http://127.0.0.1:1/devstoreaccount1")._config
+    sdk_block, sdk_single_put = config.max_block_size, config.max_single_put_size
+    assert sdk_single_put <= MAX_BLOCK_SIZE  # its single Put Blob fits the façade
+    azcopy = {name: azcopy_block_size(size) for name, size in PLAN_SIZES.items()}
+    assert azcopy == {"1 TiB": 32 * MIB, "4.5 TiB": 128 * MIB, "190 TiB": MAX_BLOCK_SIZE}
+    assert {n: blocks_for(PLAN_SIZES[n], b) for n, b in azcopy.items()} == {
+        "1 TiB": 32_768,
+        "4.5 TiB": 36_864,
+        "190 TiB": 49_808,
+    }
+    assert all(fits(PLAN_SIZES[n], b) for n, b in azcopy.items())
+    # the doubling threshold: 50,000 x 8 MiB stays at 8 MiB, one block more doubles
+    assert azcopy_block_size(MAX_COMMITTED_BLOCKS * 8 * MIB) == 8 * MIB
+    assert azcopy_block_size((MAX_COMMITTED_BLOCKS + 1) * 8 * MIB) == 16 * MIB
+
+    # The SDK never adapts max_block_size (4 MiB by default): objects over 50,000 blocks of
+    # it (195.3 GiB) are refused by the façade as by Azure (BlockCountExceedsLimit at the
+    # 100,001st staged block, else BlockListTooLong at the commit) unless the caller raises it.
+    for size in PLAN_SIZES.values():
+        assert not fits(size, sdk_block), f"the SDK default now fits {size} bytes"
+        needed = blocks_for(blocks_for(size, MAX_COMMITTED_BLOCKS), MIB) * MIB
+        assert fits(size, needed), needed  # max_block_size=needed works, 190 TiB too
+    assert blocks_for(190 * TIB, MAX_COMMITTED_BLOCKS) <= MAX_BLOCK_SIZE
