@@ -13,9 +13,9 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from facade_raw import Raw
 
+from harness.bench.large import LARGE_SIZE, long_id, reflink_xfs, reflink_xfs_problem, used_bytes
 from harness.http import Response, block_list_xml
 from reference_server.handlers.common import MAX_XML_BODY
 from reference_server.store import upload as upload_module
@@ -37,11 +38,6 @@ from tests.conftest import RunningServer, start_server, stop_server
 MIB = 1024 * 1024
 TIB = 1024 * 1024 * MIB
 THREADS = 8  # client threads: bounded, each with its own keep-alive connection
-
-
-def long_id(i: int) -> str:
-    """A 64-byte block ID (Azure's longest), so the block list XML is as large as it gets."""
-    return base64.b64encode(f"{i:064d}".encode()).decode()
 
 
 def put_block(raw: Raw, ct: str, blob: str, bid: str, data: bytes) -> Response:
@@ -187,9 +183,8 @@ def test_kernel_copy_falls_back_only_where_the_kernel_refuses(
 
 # ------------------------------------------------------------- a 4.5 TiB blob on reflinks
 
-SIZE = 4 * TIB + TIB // 2  # 4.5 TiB: 4,947,802,324,992 bytes
+SIZE = LARGE_SIZE  # 4.5 TiB: 4,947,802,324,992 bytes
 BLOCKS = -(-SIZE // MAX_BLOCK_SIZE)  # 1,180 blocks of 4,000 MiB, the last one shorter
-IMAGE_SIZE = "2G"  # the sparse loop file: XFS metadata and a few written pages
 # Known bytes written into the sparse source: at its start, across the first block boundary,
 # past 4 TiB and at its very end; everything else is a hole.
 MARKS = {
@@ -198,44 +193,6 @@ MARKS = {
     4 * TIB + 12_345: b"past 4 TiB",
     SIZE - 9: b"last nine",
 }
-
-
-def _mount_xfs(image: Path, where: Path) -> tuple[str | None, str | None]:
-    """Make and mount XFS with reflinks on a sparse loop file: (loop device, None) or
-    (None, the reason it cannot be done here)."""
-    if os.geteuid() != 0:
-        return None, "loop devices and mount need root (CI runs as root)"
-    for tool in ("mkfs.xfs", "losetup"):
-        if shutil.which(tool) is None:
-            return None, f"{tool} is missing (Debian xfsprogs / mount; bootstrap.sh test installs)"
-    subprocess.run(["truncate", "-s", IMAGE_SIZE, str(image)], check=True, timeout=30)
-    made = subprocess.run(
-        ["mkfs.xfs", "-q", "-m", "reflink=1", str(image)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if made.returncode:
-        return None, f"mkfs.xfs -m reflink=1 failed: {made.stderr.strip()}"
-    loop = subprocess.run(
-        ["losetup", "--find", "--show", str(image)], capture_output=True, text=True, timeout=30
-    )
-    if loop.returncode:
-        return None, f"no loop device: {loop.stderr.strip()}"
-    device = loop.stdout.strip()
-    where.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "xfs", device, str(where)], capture_output=True, text=True, timeout=60
-    )
-    if mounted.returncode:
-        subprocess.run(["losetup", "-d", device], check=False, timeout=30)
-        return None, f"mounting XFS failed: {mounted.stderr.strip()}"
-    return device, None
-
-
-def used_bytes(path: Path) -> int:
-    st = os.statvfs(path)
-    return (st.f_blocks - st.f_bfree) * st.f_frsize
 
 
 @dataclass
@@ -251,13 +208,18 @@ class Reflinked:
 @pytest.fixture(scope="module")
 def reflinked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reflinked]:
     base = tmp_path_factory.mktemp("reflink")
-    mnt = base / "xfs"
-    device, reason = _mount_xfs(base / "xfs.img", mnt)
-    if reason:
-        pytest.skip(f"no XFS with reflinks here: {reason}")
-    srv = start_server(mnt / "data", base / "server.log")
-    raw = Raw(srv)
-    try:
+    problem = reflink_xfs_problem()
+    if problem:
+        pytest.skip(f"no XFS with reflinks here: {problem}")
+    with contextlib.ExitStack() as stack:
+        try:
+            mnt = stack.enter_context(reflink_xfs(base / "xfs.img", base / "xfs"))
+        except RuntimeError as exc:
+            pytest.skip(f"no XFS with reflinks here: {exc}")
+        srv = start_server(mnt / "data", base / "server.log")
+        stack.callback(stop_server, srv)
+        raw = Raw(srv)
+        stack.callback(raw.close)
         ct = raw.create_container("large")
         source = "lake/checkpoint-4.5TiB.bin"
         path = Path(srv.data_root, srv.account, ct, *source.split("/"))
@@ -267,11 +229,37 @@ def reflinked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reflinked]:
             for offset, data in MARKS.items():
                 os.pwrite(f.fileno(), data, offset)
         yield Reflinked(srv, raw, mnt, ct, source, path)
-    finally:
-        raw.close()
-        stop_server(srv)
-        subprocess.run(["umount", str(mnt)], check=False, timeout=60)
-        subprocess.run(["losetup", "-d", str(device)], check=False, timeout=30)
+
+
+def run_azcopy(
+    reflinked: Reflinked, tmp_path: Path, argv: list[str], timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the real AzCopy against the reflinked façade (``{sas}`` in ``argv`` becomes an account
+    SAS); skips, saying so, where AzCopy is not installed."""
+    from harness.signing import generate_account_sas
+    from harness.tools import azcopy_path
+
+    try:
+        azcopy = azcopy_path()
+    except Exception as exc:
+        pytest.skip(f"AzCopy is not installed: {exc}")
+    srv = reflinked.server
+    sas = generate_account_sas(
+        srv.account, srv.key, permissions="racwdl", expiry=datetime.now(UTC) + timedelta(hours=1)
+    )
+    env = {
+        **os.environ,
+        "AZCOPY_LOG_LOCATION": str(tmp_path / "logs"),
+        "AZCOPY_JOB_PLAN_LOCATION": str(tmp_path / "plans"),
+        "AZCOPY_CONCURRENCY_VALUE": "32",
+    }
+    return subprocess.run(
+        [str(azcopy), *(a.replace("{sas}", sas) for a in argv)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
 
 
 def ranged(raw: Raw, ct: str, blob: str, start: int, length: int, **headers: str) -> Response:
@@ -332,7 +320,7 @@ def test_a_4_5_tib_blob_from_4000_mib_blocks_without_writing_it(reflinked: Refli
         b.findtext("Name"): b.findtext("Properties/Content-Length")
         for b in listing.iterfind("Blobs/Blob")
     }
-    assert sizes == {"edge/checkpoint.bin": str(SIZE), reflinked.source: str(SIZE)}
+    assert sizes["edge/checkpoint.bin"] == sizes[reflinked.source] == str(SIZE)
     # the file side: the blob is the regular file, and the disk holds what was written, not
     # 4.5 TiB (reflinked extents and holes; XFS metadata for 1,180 blocks in a few MiB)
     committed_path = reflinked.source_path.parents[1] / "edge" / "checkpoint.bin"
@@ -377,37 +365,16 @@ def test_the_read_side_of_a_placed_4_5_tib_file(reflinked: Reflinked, tmp_path: 
     assert blob.download_blob(offset=SIZE - 9, length=9).readall() == MARKS[SIZE - 9]
     sdk.close()
 
-    from harness.signing import generate_account_sas
-    from harness.tools import azcopy_path
-
-    try:
-        azcopy = azcopy_path()
-    except Exception as exc:  # not installed: say so, the rest of the test stands
-        pytest.skip(f"AzCopy is not installed ({exc}); the façade side passed")
-    sas = generate_account_sas(
-        reflinked.server.account,
-        reflinked.server.key,
-        permissions="rl",
-        expiry=datetime.now(UTC) + timedelta(hours=1),
-    )
-    env = {
-        **os.environ,
-        "AZCOPY_LOG_LOCATION": str(tmp_path / "logs"),
-        "AZCOPY_JOB_PLAN_LOCATION": str(tmp_path / "plans"),
-    }
-    listed = subprocess.run(
+    listed = run_azcopy(
+        reflinked,
+        tmp_path,
         [
-            str(azcopy),
             "list",
-            f"{reflinked.server.account_url}/{ct}?{sas}",
+            f"{reflinked.server.account_url}/{ct}?{{sas}}",
             "--location",
             "Blob",
             "--machine-readable",
         ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
     )
     assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]
     assert f"{name}; Content Length: {SIZE}" in listed.stdout.splitlines(), listed.stdout
@@ -482,3 +449,38 @@ def test_client_block_plans_against_the_facade_limits() -> None:
         needed = blocks_for(blocks_for(size, MAX_COMMITTED_BLOCKS), MIB) * MIB
         assert fits(size, needed), needed  # max_block_size=needed works, 190 TiB too
     assert blocks_for(190 * TIB, MAX_COMMITTED_BLOCKS) <= MAX_BLOCK_SIZE
+
+
+@pytest.mark.large
+@pytest.mark.slow
+@pytest.mark.azcopy
+def test_azcopy_copies_4_5_tib_service_to_service_with_its_planned_blocks(
+    reflinked: Reflinked, tmp_path: Path
+) -> None:
+    """The real AzCopy copies the sparse 4.5 TiB source to a new blob on the same façade (Put
+    Block From URL ranges, kernel copies on reflinks): its blocks are the plan computed above
+    (36,864 of 128 MiB), the copy reads back at its marks, and the disk stays nearly empty.
+    About 80 s here: 36,864 requests."""
+    raw, ct = reflinked.raw, reflinked.container
+    used_before = used_bytes(reflinked.mount)
+    base = f"{reflinked.server.account_url}/{ct}"
+    done = run_azcopy(
+        reflinked,
+        tmp_path,
+        [
+            "copy",
+            f"{base}/{reflinked.source}?{{sas}}",
+            f"{base}/edge/azcopy.bin?{{sas}}",
+            "--from-to",
+            "BlobBlob",
+        ],
+        timeout_s=480,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    r = raw.request("GET", ct, "edge/azcopy.bin", query={"comp": "blocklist"})
+    sizes = [int(b.findtext("Size") or 0) for b in r.xml().iterfind("CommittedBlocks/Block")]
+    block = azcopy_block_size(SIZE)
+    assert sizes == [block] * blocks_for(SIZE, block)  # 4.5 TiB is a multiple of 128 MiB
+    assert raw.request("HEAD", ct, "edge/azcopy.bin").headers["content-length"] == str(SIZE)
+    check_marks(raw, ct, "edge/azcopy.bin")
+    assert used_bytes(reflinked.mount) - used_before < 256 * MIB
