@@ -33,7 +33,7 @@ from reference_server.store import upload as upload_module
 from reference_server.store.blocks import MAX_BLOCK_SIZE, MAX_UNCOMMITTED_BLOCKS
 from reference_server.store.commit import MAX_COMMITTED_BLOCKS
 from reference_server.store.names import name_hash
-from tests.conftest import RunningServer, start_server, stop_server
+from tests.conftest import RunningServer, start_server, stop_server, wait_until
 
 MIB = 1024 * 1024
 TIB = 1024 * 1024 * MIB
@@ -81,6 +81,9 @@ def test_block_list_of_50000_blocks_and_50001_refused(server: RunningServer) -> 
     assert len(body) < MAX_XML_BODY  # 50,000 of the longest IDs fit the request limit
     commit = raw.request("PUT", ct, "big", query={"comp": "blocklist"}, body=body)
     assert commit.status == 201, commit.body
+    # the 50,000 staged files are deleted after the answer, by the worker, all of them
+    staging = server.data_root / ".staging"
+    wait_until(lambda: not list(staging.glob("trash-*")), "the discarded blocks deleted", 120)
     head = raw.request("HEAD", ct, "big")
     assert head.headers["content-length"] == str(MAX_COMMITTED_BLOCKS)
     assert raw.request("GET", ct, "big").body == content
