@@ -121,21 +121,27 @@ class Upload:
         if self.tail:
             self.write_chunks(self.tail)
             self.tail = []
-        with self._io:
-            self._ensure_open()
-            copy_range(src_fd, self.fd, offset, count)
-            if self._md5 is None and observe is None:
-                return
-            end = offset + count
-            while offset < end:
-                data = os.pread(src_fd, min(end - offset, READ_CHUNK), offset)
-                if not data:
-                    raise StorageError("InternalError", "The source range shrank while copied.")
-                offset += len(data)
-                if self._md5 is not None:
-                    self._md5.update(data)
-                if observe is not None:
-                    observe(data)
+        pos, end = offset, offset + count
+        while pos < end:
+            # a chunk at a time under the lock, so an abort waits for one chunk at most
+            n = min(COPY_CHUNK, end - pos)
+            with self._io:
+                self._ensure_open()  # refuses once aborted
+                copy_range(src_fd, self.fd, pos, n)
+            pos += n
+        if self._md5 is None and observe is None:
+            return
+        while offset < end:
+            if self._aborted:
+                raise StorageError("InternalError", "The upload was aborted.")
+            data = os.pread(src_fd, min(end - offset, READ_CHUNK), offset)
+            if not data:
+                raise StorageError("InternalError", "The source range shrank while copied.")
+            offset += len(data)
+            if self._md5 is not None:
+                self._md5.update(data)
+            if observe is not None:
+                observe(data)
 
     def write(self, chunk: bytes) -> None:
         """Count and write one chunk now (blocking)."""

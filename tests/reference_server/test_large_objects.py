@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
+import hashlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from facade_raw import Raw
 
 from harness.bench.large import LARGE_SIZE, long_id, reflink_xfs, reflink_xfs_problem, used_bytes
 from harness.http import Response, block_list_xml
+from reference_server.errors import StorageError
 from reference_server.handlers.common import MAX_XML_BODY
 from reference_server.store import upload as upload_module
 from reference_server.store.blocks import MAX_BLOCK_SIZE, MAX_UNCOMMITTED_BLOCKS
@@ -487,3 +489,32 @@ def test_azcopy_copies_4_5_tib_service_to_service_with_its_planned_blocks(
     assert raw.request("HEAD", ct, "edge/azcopy.bin").headers["content-length"] == str(SIZE)
     check_marks(raw, ct, "edge/azcopy.bin")
     assert used_bytes(reflinked.mount) - used_before < 256 * MIB
+
+
+def test_upload_copy_from_hashes_only_when_asked(tmp_path: Path) -> None:
+    """A kernel copy into an upload: the bytes land, and the range is read only for a checksum
+    (the MD5 of the upload, an observer such as the CRC64 of Put Block From URL)."""
+    src = tmp_path / "src"
+    data = os.urandom(5 * MIB + 11)
+    src.write_bytes(data)
+    made = iter(range(10))
+
+    def open_temp() -> tuple[int, str]:
+        path = str(tmp_path / f"up-{next(made)}")
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL), path
+
+    seen: list[bytes] = []
+    hashed = upload_module.Upload(open_temp, want_md5=True, limit=len(data))
+    plain = upload_module.Upload(open_temp, want_md5=False, limit=len(data))
+    with open(src, "rb") as f:
+        hashed.copy_from(f.fileno(), 3, len(data) - 3, seen.append)
+        plain.copy_from(f.fileno(), 0, len(data))
+        over = upload_module.Upload(open_temp, want_md5=False, limit=10)
+        with pytest.raises(StorageError) as exc:
+            over.copy_from(f.fileno(), 0, 11)
+    assert exc.value.code == "RequestBodyTooLarge"
+    hashed.finish(durable=False)
+    plain.finish(durable=False)
+    assert Path(hashed.path).read_bytes() == data[3:] == b"".join(seen)
+    assert hashed.md5_b64 == base64.b64encode(hashlib.md5(data[3:]).digest()).decode()
+    assert Path(plain.path).read_bytes() == data and plain.md5_b64 is None
