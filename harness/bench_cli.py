@@ -3,7 +3,9 @@
 Each command is a thin alias: its flags become overrides of ``scenarios/bench-*.yaml``, the
 one runner runs it (results.parquet, run.json, report.html, junit.xml like any scenario), and
 the command prints the scenario's ratio criteria as the goals table. It exits as ``harness
-run`` does: 1 when a goal (a criterion) or a step fails.
+run`` does: 1 when a goal (a criterion) or a step fails. ``bench large`` measures what no client
+step sees (the façade's RSS during one commit) with harness.bench.large, and exits 1 when one of
+its requests fails.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from harness.cli_common import SIZE, F, load_scenario, out_option
+from harness.cli_common import SIZE, F, load_scenario, new_run_dir, out_option
 
 if TYPE_CHECKING:  # the runner, pandas and the drivers load only when a command runs
     from harness.criteria import Verdict
@@ -320,3 +322,45 @@ def tls(**options: Any) -> None:
         "workers": ["target.workers", "targets.tls.workers"],
     }
     _run_alias("bench-tls", [*_overrides(mapping, options), *options["extra"]], options["out"])
+
+
+@bench.command("large")
+@click.option("--blocks", type=click.IntRange(min=1), help="blocks of the block-list case [50000]")
+@click.option("--size", type=SIZE, help="the large blob, on reflinked XFS [4.5TiB]")
+@out_option()
+def large(**options: Any) -> None:
+    """Commit time and façade RSS for a 50,000-block commit and a 4.5 TiB one (issue 18)."""
+    from harness.bench.large import LARGE_SIZE, MAX_BLOCKS, run_large
+
+    run_dir = new_run_dir(options["out"] or Path.cwd() / "reports", "bench-large")
+    results = run_large(run_dir, options["blocks"] or MAX_BLOCKS, options["size"] or LARGE_SIZE)
+    console = Console()
+    table = Table(title="large commits: one Put Block List each")
+    for col in (
+        "case",
+        "blocks",
+        "stage s",
+        "commit s",
+        "RSS before MiB",
+        "RSS peak MiB",
+        "disk MiB",
+    ):
+        table.add_column(col, justify="left" if col == "case" else "right")
+    failed = False
+    for r in results:
+        if r.skipped:
+            table.add_row(r.case, f"{r.blocks:,}", *(["–"] * 5))
+            console.print(f"[yellow]skipped:[/] {r.case}: {r.skipped}")
+            continue
+        table.add_row(
+            r.case,
+            f"{r.blocks:,}",
+            *(_fmt(v) for v in (r.stage_s, r.commit_s, r.rss_before_mib, r.rss_peak_mib)),
+            _fmt(r.disk_used_mib),
+        )
+        for error in r.errors:
+            console.print(f"[red]{r.case}:[/] {error}")
+        failed = failed or bool(r.errors)
+    console.print(table)
+    console.print(f"results: {run_dir / 'large.json'}", soft_wrap=True)
+    sys.exit(1 if failed else 0)

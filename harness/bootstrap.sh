@@ -48,12 +48,15 @@ case "${1:-}" in
   test)
     shift
     # What only the tests need: a PostgreSQL server of their own (history), LibreOffice and
-    # poppler (the deck and pilot renders), and OpenSSH's sshd (the lab's hosts, harness lab up).
+    # poppler (the deck and pilot renders), OpenSSH's sshd (the lab's hosts, harness lab up), and
+    # xfsprogs with losetup (the 4.5 TiB blob on a reflinked XFS loop file, test_large_objects).
     need_test=()
     compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || need_test+=(postgresql)
     command -v soffice >/dev/null 2>&1 || need_test+=(libreoffice-impress)
     command -v pdftoppm >/dev/null 2>&1 || need_test+=(poppler-utils)
     dpkg -s openssh-server >/dev/null 2>&1 || need_test+=(openssh-server)
+    command -v mkfs.xfs >/dev/null 2>&1 || need_test+=(xfsprogs)
+    command -v losetup >/dev/null 2>&1 || need_test+=(mount)
     if ((${#need_test[@]})); then
       log "installing Debian packages for the tests: ${need_test[*]}"
       SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -24,7 +24,7 @@ from reference_server.config import ServerConfig
 from reference_server.copy.source import CopySource
 from reference_server.errors import ERROR_TABLE, StorageError
 from reference_server.headers import META_PREFIX
-from reference_server.store import ContentSettings, OpenBlob, Store
+from reference_server.store import ContentSettings, OpenBlob, Store, Upload
 from reference_server.threads import blocking
 from reference_server.xmlbody import http_date
 
@@ -54,6 +54,10 @@ class SourceBody(Protocol):
     length: int  # bytes ``chunks`` yields
 
     def chunks(self) -> AsyncIterator[bytes]: ...
+
+    async def write_to(
+        self, upload: Upload, observe: Callable[[bytes], None] | None = None
+    ) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -106,6 +110,15 @@ class RemoteBody:
             raise StorageError(
                 "CannotVerifyCopySource", "The copy source ended early.", http_status=500
             )
+
+    async def write_to(
+        self, upload: Upload, observe: Callable[[bytes], None] | None = None
+    ) -> None:
+        """Stream the body into ``upload``; ``observe`` sees every chunk (a checksum)."""
+        async for chunk in self.chunks():
+            upload.write(chunk)
+            if observe is not None:
+                observe(chunk)
 
     async def close(self) -> None:
         self._response.release()
@@ -247,6 +260,15 @@ class LocalBody:
             offset += len(chunk)
             left -= len(chunk)
             yield chunk
+
+    async def write_to(
+        self, upload: Upload, observe: Callable[[bytes], None] | None = None
+    ) -> None:
+        """Copy the range into ``upload`` in the kernel (copy_file_range: extents shared on a
+        reflink filesystem); the bytes are read only for a checksum (``observe``, MD5)."""
+        await blocking(
+            upload.copy_from, self._opened.file.fileno(), self._start, self.length, observe
+        )
 
     async def close(self) -> None:
         self._opened.close()

@@ -65,10 +65,10 @@ def _require_empty_body(ctx: Ctx) -> None:
 
 
 async def _stream(body: SourceBody, upload: Upload) -> None:
-    """Source chunks into the staging file (hashed there, as a request body is)."""
+    """The source into the staging file: a kernel copy for a local source, read only for the
+    checksums the upload computes."""
     try:
-        async for chunk in body.chunks():
-            upload.write(chunk)
+        await body.write_to(upload)
     except BaseException:
         upload.abort()
         raise
@@ -77,11 +77,17 @@ async def _stream(body: SourceBody, upload: Upload) -> None:
 
 
 async def _copy_into_upload(
-    ctx: Ctx, source: CopySource, limit: int, start: int = 0, end: int | None = None
+    ctx: Ctx,
+    source: CopySource,
+    limit: int,
+    start: int = 0,
+    end: int | None = None,
+    want_md5: bool = True,
 ) -> tuple[SourceBody, Upload]:
     """Open the source, check size and source conditions, stream it. The source checksums
     (x-ms-source-content-md5 / -crc64, one or the other, as for a request body) are verified
-    when the upload is finished, before anything is committed or staged."""
+    when the upload is finished, before anything is committed or staged. Without ``want_md5``
+    the bytes are hashed only to verify a source checksum."""
     source_md5, source_crc64 = transactional(
         ctx.headers, "x-ms-source-content-md5", "x-ms-source-content-crc64"
     )
@@ -95,7 +101,7 @@ async def _copy_into_upload(
         upload = ctx.store.new_upload(
             ctx.account,
             ctx.container,
-            want_md5=True,
+            want_md5=want_md5,
             limit=limit,
             expect_md5=(source_md5,),
             expect_crc64=source_crc64,
@@ -150,9 +156,13 @@ async def put_block_from_url(ctx: Ctx) -> web.StreamResponse:
     if end is not None and end - start + 1 > MAX_BLOCK_SIZE:
         raise StorageError("RequestBodyTooLarge", details={"MaxLimit": str(MAX_BLOCK_SIZE)})
     source = CopySource.from_headers(ctx.headers)
-    _, upload = await _copy_into_upload(ctx, source, MAX_BLOCK_SIZE, start, end)
+    # A block's MD5 is computed only to verify a source checksum: a local source is copied by
+    # the kernel without reading it (4,000 MiB blocks of a 4.5 TiB blob in milliseconds).
+    _, upload = await _copy_into_upload(ctx, source, MAX_BLOCK_SIZE, start, end, want_md5=False)
     await blocking(ctx.store.stage_block, ctx.account, ctx.container, ctx.blob, block_id, upload)
-    headers = {"x-ms-request-server-encrypted": "true", "Content-MD5": upload.md5_b64 or ""}
+    headers = {"x-ms-request-server-encrypted": "true"}
+    if upload.md5_b64:
+        headers["Content-MD5"] = upload.md5_b64
     if upload.crc64_b64:
         headers["x-ms-content-crc64"] = upload.crc64_b64
     return respond(201, headers)

@@ -22,25 +22,10 @@ from reference_server.store.locks import CommitLocks
 from reference_server.store.model import BlobProps, ContentSettings, OpenBlob
 from reference_server.store.names import blob_segments, name_hash
 from reference_server.store.records import Records, stat_etag
-from reference_server.store.upload import Upload
+from reference_server.store.upload import Upload, copy_range
 
 MAX_PUT_BLOB_SIZE = 5000 * 1024 * 1024  # a Put Blob body (the handlers refuse more)
 MAX_COMMITTED_BLOCKS = 50_000
-COPY_CHUNK = 64 * 1024 * 1024
-
-
-def copy_range(src_fd: int, dst_fd: int, offset: int, count: int) -> None:
-    """Kernel-side copy (copy_file_range, sendfile fallback): block bytes never enter Python."""
-    while count > 0:
-        try:
-            n = os.copy_file_range(src_fd, dst_fd, min(count, COPY_CHUNK), offset)
-        except OSError:
-            os.lseek(dst_fd, 0, os.SEEK_END)
-            n = os.sendfile(dst_fd, src_fd, offset, min(count, COPY_CHUNK))
-        if n == 0:
-            raise StorageError("InternalError", "A staged block is shorter than recorded.")
-        offset += n
-        count -= n
 
 
 def assemble(

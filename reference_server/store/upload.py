@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import hashlib
 import os
 import threading
@@ -15,6 +16,39 @@ from reference_server.errors import StorageError
 from reference_server.store.atomic import write_all
 
 MAX_IOV = 512  # chunks per writev (IOV_MAX is 1024 on Linux)
+# Bytes per copy_file_range call: a reflink remaps this much at once, a plain copy stays a
+# bounded in-kernel step (Linux caps one call at 2 GiB anyway). A multiple of every block size.
+COPY_CHUNK = 1 << 30
+READ_CHUNK = 4 * 1024 * 1024  # the read/write fallback and checksum reads
+# copy_file_range refusals that mean "not between these files" (another filesystem on older
+# kernels, a filesystem without it, special files), not an I/O error: copy by read/write.
+COPY_REFUSED = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
+
+
+def copy_range(src_fd: int, dst_fd: int, offset: int, count: int) -> None:
+    """Append ``count`` bytes of ``src_fd`` from ``offset`` at ``dst_fd``'s position, in the
+    kernel (copy_file_range: on a reflink filesystem such as XFS or btrfs the extents are
+    shared, holes stay holes). Falls back to a bounded read/write loop only where the kernel
+    refuses; other errors (ENOSPC, EIO) propagate. Blocking."""
+    kernel = True
+    while count > 0:
+        if kernel:
+            try:
+                n = os.copy_file_range(src_fd, dst_fd, min(count, COPY_CHUNK), offset)
+            except OSError as exc:
+                if exc.errno not in COPY_REFUSED:
+                    raise
+                kernel = False
+                continue
+        else:
+            data = os.pread(src_fd, min(count, READ_CHUNK), offset)
+            if data:
+                write_all(dst_fd, data)
+            n = len(data)
+        if n == 0:
+            raise StorageError("InternalError", "The source range is shorter than expected.")
+        offset += n
+        count -= n
 
 
 class Upload:
@@ -80,6 +114,45 @@ class Upload:
             if self._crc64 is not None:
                 for c in chunks:
                     self._crc64 = crc64(c, self._crc64)
+
+    def copy_from(
+        self,
+        src_fd: int,
+        offset: int,
+        count: int,
+        observe: Callable[[bytes], None] | None = None,
+    ) -> None:
+        """Append ``count`` bytes of the file ``src_fd`` from ``offset`` by a kernel copy
+        (``copy_range``), never through Python. Only a checksum makes the range be read: the
+        upload's MD5 / CRC64 when it computes them, and ``observe`` (every chunk, in order).
+        Blocking."""
+        self.count(count)
+        if self.tail:
+            self.write_chunks(self.tail)
+            self.tail = []
+        pos, end = offset, offset + count
+        while pos < end:
+            # a chunk at a time under the lock, so an abort waits for one chunk at most
+            n = min(COPY_CHUNK, end - pos)
+            with self._io:
+                self._ensure_open()  # refuses once aborted
+                copy_range(src_fd, self.fd, pos, n)
+            pos += n
+        if self._md5 is None and self._crc64 is None and observe is None:
+            return
+        while offset < end:
+            if self._aborted:
+                raise StorageError("InternalError", "The upload was aborted.")
+            data = os.pread(src_fd, min(end - offset, READ_CHUNK), offset)
+            if not data:
+                raise StorageError("InternalError", "The source range shrank while copied.")
+            offset += len(data)
+            if self._md5 is not None:
+                self._md5.update(data)
+            if self._crc64 is not None:
+                self._crc64 = crc64(data, self._crc64)
+            if observe is not None:
+                observe(data)
 
     def write(self, chunk: bytes) -> None:
         """Count and write one chunk now (blocking)."""
