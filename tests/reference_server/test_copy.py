@@ -249,7 +249,8 @@ def test_put_block_from_url_ranges_between_two_facades(raw: Raw, container: str,
             },
         )
         assert put.status == 201, put.body
-        assert put.headers["content-md5"] == b64md5(piece)
+        # the checksum asked for is the one answered (a kernel copy reads the bytes for no other)
+        assert put.headers.get("content-md5") == (None if i % 2 else b64md5(piece))
         assert put.headers.get("x-ms-content-crc64") == (crc if i % 2 else None)
         ids.append(bid(i))
     body = "".join(f"<Latest>{b}</Latest>" for b in ids)
