@@ -63,6 +63,7 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
 _DERIVED = ("throughput_mib_s", "throughput_gbit_s", "ops_s", "server_busy_share")
 _NON_KPI = {"scenario", "step", "driver", "operation", "target", "error", "extra"}
 _NON_KPI |= {"errors_by_status", "errors_by_code", "started_at", "warmup", "row_kind", "level"}
+_NON_KPI |= {"host"}  # which client host a row is of: a label, not a figure
 KPIS: tuple[str, ...] = (
     tuple(f.name for f in dataclasses.fields(StepResult) if f.name not in _NON_KPI) + _DERIVED
 )
