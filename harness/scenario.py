@@ -19,7 +19,7 @@ from harness.drivers.base import OPERATIONS
 from harness.paths import ROOT
 
 SCENARIO_DIR = ROOT / "scenarios"
-TARGET_KINDS = ("reference", "azurite", "url", "nginx")
+TARGET_KINDS = ("reference", "azurite", "url", "nginx", "aiohttp-floor")
 
 
 class ScenarioError(ValueError):
@@ -93,7 +93,7 @@ class DatasetSpec(_Model):
 class TargetSpec(_Model):
     """Where steps run unless a step names its own targets; CLI flags override it."""
 
-    kind: Literal["reference", "azurite", "url", "nginx"] = "reference"
+    kind: Literal["reference", "azurite", "url", "nginx", "aiohttp-floor"] = "reference"
     endpoint: str | None = None  # for kind "url"
     workers: int = Field(default=1, ge=1)  # reference façade worker processes
     options: dict[str, Any] = Field(default_factory=dict)  # extra server flags / settings
