@@ -549,19 +549,20 @@ class BenchClient:
             return stage
         # The commit belongs to the upload: its time counts, it is not one of the block ops.
         t0 = time.perf_counter()
+        commit = PhaseResult()  # its error code, if any, joins the stage's errors
         async with self.session(1) as s:
-            status, _ = await self.request(
+            await self.request(
                 s,
                 "PUT",
                 container,
                 blob,
+                commit,
                 query={"comp": "blocklist"},
                 body=block_list_xml([block_id(i) for i in range(n_blocks)]),
                 headers={"Content-Type": "application/xml"},
             )
         stage.duration_s += time.perf_counter() - t0
-        if not 200 <= status < 300:
-            stage.errors.append((status, "PutBlockListFailed"))
+        stage.errors += [(st, f"PutBlockList:{code}") for st, code in commit.errors]
         return stage
 
     def _range_jobs(

@@ -1,8 +1,9 @@
 """The disk's own limits, measured with fio on the data root's filesystem.
 
-Sequential write of the bulk workload's size in its block size, made durable before fio stops
-(``--end_fsync=1``: the data reach the disk, as the façade's commit fsyncs a blob), and the
-same files read back with the page cache dropped for them (``--invalidate=1``). fio comes from
+Sequential write of the bulk workload's size in its block size with an fdatasync after every
+block (``--fdatasync=1``, so fio's clock counts the disk and not the page cache: the façade's
+commit fsyncs every blob before it answers), and the same files read back with the page cache
+dropped for them (``--invalidate=1``). fio comes from
 Debian (package ``fio``); the bench installs it on first use when it runs as root with apt-get,
 and otherwise names the package to install. ``LAB_FIO`` points at another binary (and turns
 the installation off).
@@ -76,7 +77,7 @@ def run_fio(
     directory: Path, rw: str, size: int, block_size: int, jobs: int, timeout_s: float = 600.0
 ) -> FioResult:
     """One fio run of ``jobs`` jobs, each on its own file of ``size / jobs`` bytes in
-    ``directory``: ``rw`` "write" (durable at the end) or "read" (cold, from the disk)."""
+    ``directory``: ``rw`` "write" (each block durable) or "read" (cold, from the disk)."""
     if rw not in ("write", "read"):
         raise ValueError(f"fio rw {rw!r}: write or read")
     directory.mkdir(parents=True, exist_ok=True)
@@ -92,7 +93,7 @@ def run_fio(
         "--ioengine=psync",
         "--group_reporting",
         "--output-format=json",
-        *(["--end_fsync=1"] if rw == "write" else ["--invalidate=1"]),
+        *(["--fdatasync=1", "--end_fsync=1"] if rw == "write" else ["--invalidate=1"]),
     ]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
     if out.returncode != 0:

@@ -58,10 +58,10 @@ def anchor_note(verdict: Verdict, results: pd.DataFrame) -> str:
     unit = "jobs" if mine.iloc[0]["operation"].startswith("disk-") else "in flight"
     if all(bests):
         tried = "/".join(bests[0]["tried"])
-        chosen = ", ".join(str(b["best"]) for b in bests)
-        return f"yes: best of {tried} {unit} ({chosen})"
-    levels = ", ".join(str(int(c)) for c in sorted(set(mine["concurrency"])))
-    return f"no: one level ({levels} {unit})"
+        chosen = ",".join(str(b["best"]) for b in bests)
+        return f"yes: {chosen} of {tried} {unit}"
+    levels = ",".join(str(int(c)) for c in sorted(set(mine["concurrency"])))
+    return f"no: only {levels} {unit}"
 
 
 @dataclass
@@ -189,7 +189,9 @@ def disk_read(results: pd.DataFrame) -> str | None:
 def anchor_note_rows(rows: pd.DataFrame) -> str:
     bests = [_extra(r, "at_best") for _, r in rows.iterrows()]
     if all(bests):
-        return f"yes: best of {'/'.join(bests[0]['tried'])} jobs"
+        return (
+            f"yes: {','.join(str(b['best']) for b in bests)} of {'/'.join(bests[0]['tried'])} jobs"
+        )
     return "no: one level"
 
 
