@@ -39,8 +39,9 @@ endpoint's port: ``extra.server_cpu_us_per_op`` (user + system CPU per successfu
 ``options.best_of: {TARGET: [c1, c2, ...]}`` measures that target (an anchor) at each of those
 concurrencies (fio: jobs) and keeps its best, recorded in ``extra.at_best`` (the levels tried,
 their values, the best), so that no ratio is taken against an anchor below its best.
-``options.via_proxy: true`` sends the workload through the contract-recording proxy (the lab's
-own overhead, measured against the same workload without it).
+``options.via_proxy: true`` marks a step that ``harness bench`` sends through the
+contract-recording proxy (its run hook re-points the step's endpoint; the lab's own overhead,
+measured against the same workload without it); the server's pids are still the target's.
 
 Before its first step on a container of an endpoint the driver creates the container and makes
 a few small round trips, unmeasured (connection set-up, caches, the server's first requests).
@@ -108,6 +109,11 @@ class RestBenchDriver(Driver):
             for v in best_of.values()
         ):
             raise ValueError("options.best_of: a mapping of target -> [concurrency, ...]")
+        if ctx.options.get("via_proxy") and not ctx.endpoint.origin_url:
+            raise ValueError(
+                "options.via_proxy: the recording proxy is put in front by `harness bench` "
+                "(its run hook); `harness run` sends this step straight to the target"
+            )
         if workload in ("disk-write", "disk-read"):
             from harness.bench.fio import fio_path
 
@@ -153,8 +159,7 @@ class RestBenchDriver(Driver):
         large = workload in ("put-block", "get-blob")
         levels = (opts.get("best_of") or {}).get(ctx.endpoint.target) or [ctx.concurrency]
         tried: dict[int, tuple[PhaseResult, int]] = {}
-        proxy = self._proxy(ctx) if opts.get("via_proxy") else None
-        endpoint = proxy.endpoint_for(ctx.endpoint) if proxy else ctx.endpoint
+        endpoint = ctx.endpoint
         try:
             if large and procs > 1:
                 # Spawned (imports done) before the measured phases, closed after them.
@@ -165,12 +170,10 @@ class RestBenchDriver(Driver):
             pool, self._pool = self._pool, None
             if pool is not None:
                 pool.close()
-            if proxy is not None:
-                proxy.stop()
         best = max(tried, key=lambda c: _kpi(workload, tried[c][0]))
         phase, concurrency = tried[best]
         result = to_step_result(ctx, workload, phase, concurrency, self.name)
-        result.extra["via_proxy"] = proxy is not None
+        result.extra["via_proxy"] = bool(opts.get("via_proxy"))
         if workload in ("disk-write", "disk-read"):
             result.extra["fio"] = self._fio
         if len(levels) > 1:
@@ -193,14 +196,6 @@ class RestBenchDriver(Driver):
         if workload in ("disk-write", "disk-read"):
             return self._disk(ctx, workload, opts, concurrency), concurrency
         return uvloop.run(self._phase(ctx, endpoint, workload, opts, procs, concurrency))
-
-    def _proxy(self, ctx: StepContext) -> Any:
-        """The contract-recording proxy in front of the step's endpoint, started."""
-        from harness.contract.proxy import RecordingProxy
-
-        proxy = RecordingProxy(ctx.endpoint.blob_url, ca_bundle=ctx.endpoint.ca_bundle)
-        proxy.start()
-        return proxy
 
     def _disk(
         self, ctx: StepContext, workload: str, opts: dict[str, Any], jobs: int
@@ -243,7 +238,7 @@ class RestBenchDriver(Driver):
     ) -> tuple[PhaseResult, int]:
         client = BenchClient(
             endpoint,
-            lambda: listening_pids(ctx.endpoint.blob_url),
+            lambda: listening_pids(ctx.endpoint.display_url),  # the target, not a proxy
             self._pool,
             content_md5=bool(opts.get("content_md5", True)),
         )
