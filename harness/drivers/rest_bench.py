@@ -200,17 +200,21 @@ class RestBenchDriver(Driver):
     def _disk(
         self, ctx: StepContext, workload: str, opts: dict[str, Any], jobs: int
     ) -> PhaseResult:
-        """fio beside the façade's data root (same filesystem), ``jobs`` jobs."""
+        """fio in the façade's data root (its filesystem), ``jobs`` jobs."""
         from harness.bench.fio import run_fio, same_filesystem
 
         data_root = data_root_of(ctx.endpoint)
         assert data_root is not None  # checked in prepare
-        directory = data_root.parent / "fio-anchor"
+        # a dot directory no account or container can name; it goes with the data root
+        directory = data_root / ".fio-anchor"
         size = _size(opts.get("size"), 0)
         block_size = _size(opts.get("block_size"), ctx.block_size_mib * MIB)
         if size <= 0:
             raise ValueError(f"{workload} needs options.size (bytes or e.g. '1GiB')")
         rw = "write" if workload == "disk-write" else "read"
+        if rw == "write":  # new files, as the façade writes: overwriting allocated ones is faster
+            for f in directory.glob("anchor.*"):
+                f.unlink(missing_ok=True)
         fio = run_fio(directory, rw, size, block_size, jobs, ctx.timeout_s)
         phase = PhaseResult(duration_s=fio.duration_s, bytes=fio.bytes)
         phase.ops = fio.bytes // block_size
@@ -221,9 +225,6 @@ class RestBenchDriver(Driver):
             "directory": str(directory),
             "same_fs_as_data_root": same_filesystem(directory, data_root),
         }
-        if rw == "read":  # the write of the next repeat starts from nothing
-            for f in directory.glob("anchor.*"):
-                f.unlink(missing_ok=True)
         ctx.progress(fio.bytes, size)
         return phase
 
