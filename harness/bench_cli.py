@@ -168,7 +168,7 @@ def render_server_side(results: pd.DataFrame, console: Console, kind: str = "ste
             _fmt(r.us_per_op),
             _fmt(r.server_cpu_pct),
             _fmt(r.rss_delta_mib),
-            "client-bound" if r.client_bound else "",
+            ", ".join(n for n in ("client-bound" if r.client_bound else "", r.note) if n),
         )
     console.print(table)
 

@@ -72,6 +72,7 @@ class CpuRow:
     server_cpu_pct: float | None
     rss_delta_mib: float | None
     client_bound: bool
+    note: str = ""
 
 
 def server_cpu(results: pd.DataFrame, kind: str = "step") -> list[CpuRow]:
@@ -94,6 +95,8 @@ def server_cpu(results: pd.DataFrame, kind: str = "step") -> list[CpuRow]:
                 _median([_extra(r, "server_cpu_pct") for _, r in group.iterrows()]),
                 max((_extra(r, "server_rss_delta_mib") or 0.0 for _, r in group.iterrows())),
                 any(bool(_extra(r, "client_bound")) for _, r in group.iterrows()),
+                # a full listing counts its blobs as operations: CPU per blob listed
+                "per blob listed" if group.iloc[0]["operation"] == "list-all" else "",
             )
         )
     return out
