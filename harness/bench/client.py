@@ -550,6 +550,8 @@ class BenchClient:
         # The commit belongs to the upload: its time counts, it is not one of the block ops.
         t0 = time.perf_counter()
         commit = PhaseResult()  # its error code, if any, joins the stage's errors
+        watch = ServerWatch(self.server_pids)  # the commit's server CPU belongs to the upload
+        watch.start()
         async with self.session(1) as s:
             await self.request(
                 s,
@@ -561,8 +563,14 @@ class BenchClient:
                 body=block_list_xml([block_id(i) for i in range(n_blocks)]),
                 headers={"Content-Type": "application/xml"},
             )
-        stage.duration_s += time.perf_counter() - t0
+        took = time.perf_counter() - t0
+        watch.stop(commit, took)
+        stage.duration_s += took
         stage.errors += [(st, f"PutBlockList:{code}") for st, code in commit.errors]
+        stage.server_cpu_s += commit.server_cpu_s
+        stage.server_cpu_pct = 100 * stage.server_cpu_s / max(stage.duration_s, 1e-9)
+        rss0, rss_max = stage.server_rss_mib
+        stage.server_rss_mib = (rss0, max(rss_max, commit.server_rss_mib[1]))
         return stage
 
     def _range_jobs(

@@ -288,7 +288,8 @@ def rss_goal(results: pd.DataFrame) -> tuple[str, str, bool] | None:
         for _, r in rows.iterrows():
             value = _extra(r, "server_rss_delta_mib")
             if value is not None:
-                deltas.append((float(value), f"{r['step']}/{r['operation']}"))
+                where = r["step"] if kind == "step" else _level_label(r)
+                deltas.append((float(value), where))
     if not deltas:
         return None
     worst, where = max(deltas)
