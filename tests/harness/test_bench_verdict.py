@@ -93,8 +93,8 @@ def test_server_flags_become_overrides_of_the_shipped_scenario(
     assert steps["locust-floor"].options["level_duration_s"] == 6
     uploads = ("put-block", "put-block-burst", "put-small", "put-small-proxied")
     assert all(steps[n].options["content_md5"] is False for n in uploads)
-    # the overhead measurements run once; the goals' workloads take the repeats
-    once = {"put-small-proxied", "put-block-proxied", "locust-floor"}
+    # Locust's ceiling runs once; every other workload takes the repeats
+    once = {"locust-floor"}
     assert all(s.repeats == (1 if s.name in once else 2) for s in sc.steps)
     assert steps["put-small"].warmup == 1
     assert sc.target.workers == sc.targets["floor"].workers == 1
