@@ -52,6 +52,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -94,7 +95,8 @@ class RestBenchDriver(Driver):
     def __init__(self) -> None:
         self._warm: set[tuple[str, str]] = set()  # (account URL, container) warmed up
         self._pool: ClientPool | None = None
-        self._fio: dict[str, Any] = {}  # the last fio run: command line, directory, filesystem
+        # fio's runs of the current step by jobs: command line, directory, filesystem
+        self._fio: dict[int, dict[str, Any]] = {}
 
     def prepare(self, ctx: StepContext) -> None:
         workload = ctx.options.get("workload")
@@ -175,7 +177,8 @@ class RestBenchDriver(Driver):
         result = to_step_result(ctx, workload, phase, concurrency, self.name)
         result.extra["via_proxy"] = bool(opts.get("via_proxy"))
         if workload in ("disk-write", "disk-read"):
-            result.extra["fio"] = self._fio
+            result.extra["fio"] = self._fio.pop(best, {})
+            self._fio.clear()
         if len(levels) > 1:
             result.extra["at_best"] = {
                 "kpi": "throughput_mib_s" if workload in BULK else "ops_s",
@@ -220,7 +223,7 @@ class RestBenchDriver(Driver):
         phase.ops = fio.bytes // block_size
         if fio.latency_ms_p50 is not None:
             phase.latencies_ms = [fio.latency_ms_p50]
-        self._fio = {
+        self._fio[jobs] = {
             "argv": fio.argv,
             "directory": str(directory),
             "same_fs_as_data_root": same_filesystem(directory, data_root),
@@ -420,7 +423,8 @@ def _kpi(workload: str, phase: PhaseResult) -> float:
     return (phase.bytes / MIB if workload in BULK else phase.ops) / phase.duration_s
 
 
-def data_root_of(endpoint: Endpoint) -> Any:
+def data_root_of(endpoint: Endpoint) -> Path | None:
+    """The local façade's data root (``harness.bench.scale``, loaded when a step needs it)."""
     from harness.bench.scale import data_root_of as find
 
     return find(endpoint)
