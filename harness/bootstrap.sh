@@ -49,7 +49,8 @@ case "${1:-}" in
     shift
     # What only the tests need: a PostgreSQL server of their own (history), LibreOffice and
     # poppler (the deck and pilot renders), OpenSSH's sshd (the lab's hosts, harness lab up), and
-    # xfsprogs with losetup (the 4.5 TiB blob on a reflinked XFS loop file, test_large_objects).
+    # xfsprogs with losetup (the 4.5 TiB blob on a reflinked XFS loop file, test_large_objects),
+    # and fio (the bench's disk anchors; `harness bench` installs it itself on first use).
     need_test=()
     compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || need_test+=(postgresql)
     command -v soffice >/dev/null 2>&1 || need_test+=(libreoffice-impress)
@@ -57,6 +58,7 @@ case "${1:-}" in
     dpkg -s openssh-server >/dev/null 2>&1 || need_test+=(openssh-server)
     command -v mkfs.xfs >/dev/null 2>&1 || need_test+=(xfsprogs)
     command -v losetup >/dev/null 2>&1 || need_test+=(mount)
+    command -v fio >/dev/null 2>&1 || need_test+=(fio)
     if ((${#need_test[@]})); then
       log "installing Debian packages for the tests: ${need_test[*]}"
       SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

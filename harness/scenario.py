@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from harness.cluster.inventory import Inventory
 
 SCENARIO_DIR = ROOT / "scenarios"
-TARGET_KINDS = ("reference", "azurite", "url", "nginx")
+TARGET_KINDS = ("reference", "azurite", "url", "nginx", "aiohttp-floor")
 # `hosts:` of a step: "clients" (every client host), an inventory role, or a count
 HOST_ROLES = ("server", "client", "load", "lake")
 SHARES = ("split", "same")  # options.share of a `hosts:` step
@@ -99,7 +99,7 @@ class DatasetSpec(_Model):
 class TargetSpec(_Model):
     """Where steps run unless a step names its own targets; CLI flags override it."""
 
-    kind: Literal["reference", "azurite", "url", "nginx", "inventory"] = "reference"
+    kind: Literal["reference", "azurite", "url", "nginx", "aiohttp-floor", "inventory"] = "reference"
     endpoint: str | None = None  # for kind "url"; "inventory": the file (default: --inventory)
     workers: int = Field(default=1, ge=1)  # reference façade worker processes
     options: dict[str, Any] = Field(default_factory=dict)  # extra server flags / settings

@@ -14,9 +14,12 @@ the parent merges the shares exactly (sums, raw latency samples, earliest start 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import multiprocessing
 import os
 import queue
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -33,6 +36,7 @@ from harness.targets.base import Endpoint
 
 KIB = 1024
 MIB = 1024 * KIB
+RSS_EVERY_S = 0.1  # how often a phase samples the server's RSS
 
 Progress = Callable[[int], None]  # advance by N units (bytes or operations)
 
@@ -46,6 +50,8 @@ class PhaseResult:
     errors: list[tuple[int, str | None]] = field(default_factory=list)  # (status, error code)
     client_cpu_pct: float = 0.0  # summed over the client's processes (100 = one full core)
     server_cpu_pct: float = 0.0  # summed over the server's processes (200 = two full cores)
+    server_cpu_s: float = 0.0  # user + system CPU of the server's process tree in the phase
+    server_rss_mib: tuple[float, float] = (0.0, 0.0)  # server tree RSS: (at start, max seen)
     client_procs: int = 1  # client processes the phase was split across
     client_proc_cpu_pct: list[float] = field(default_factory=list)  # each client process's CPU
 
@@ -53,6 +59,11 @@ class PhaseResult:
     def busiest_client_pct(self) -> float:
         """CPU of the busiest client process: above ~90% that process set the pace."""
         return max(self.client_proc_cpu_pct, default=self.client_cpu_pct)
+
+    @property
+    def server_cpu_us_per_op(self) -> float | None:
+        """Server CPU per successful request, in µs (None without requests or server pids)."""
+        return 1e6 * self.server_cpu_s / self.ops if self.ops and self.server_cpu_s else None
 
 
 @dataclass
@@ -132,15 +143,16 @@ def _child_phase(
     concurrency: int,
     start_at: float,
     token: int,
+    content_md5: bool = False,
 ) -> ChildResult:
     """Runs in a pool process: its own event loop, ``concurrency`` in flight over ``indices``."""
-    client = BenchClient(endpoint, list)
+    client = BenchClient(endpoint, list, content_md5=content_md5)
     return uvloop.run(client._child_run(kind, args, indices, concurrency, start_at, token))
 
 
-def _tree_cpu_seconds(roots: Iterable[int]) -> float:
-    """CPU seconds of the given processes and all their children (forked server workers)."""
-    total = 0.0
+def _tree(roots: Iterable[int]) -> list[psutil.Process]:
+    """The given processes and all their children (forked server workers), each once."""
+    seen: dict[int, psutil.Process] = {}
     for pid in roots:
         try:
             root = psutil.Process(pid)
@@ -148,12 +160,102 @@ def _tree_cpu_seconds(roots: Iterable[int]) -> float:
         except psutil.NoSuchProcess:
             continue
         for proc in procs:
-            try:
-                t = proc.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += t.user + t.system
+            seen.setdefault(proc.pid, proc)
+    return list(seen.values())
+
+
+def _tree_cpu_seconds(roots: Iterable[int]) -> float:
+    """CPU seconds of the given processes and all their children (forked server workers)."""
+    total = 0.0
+    for proc in _tree(roots):
+        try:
+            t = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
     return total
+
+
+def _tree_rss_mib(roots: Iterable[int]) -> float:
+    total = 0
+    for proc in _tree(roots):
+        try:
+            total += proc.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total / MIB
+
+
+def listening_pids(url: str) -> list[int]:
+    """The root processes of the local server listening on ``url``'s loopback port, so the
+    bench can charge the server's own CPU and RSS to each phase: from each listening process
+    up to the last ancestor that is not this process (or one of its ancestors), so a façade's
+    master with all its workers (and a worker not listening yet) is counted. Empty for a port
+    no local process listens on (a remote target)."""
+    from urllib.parse import urlsplit
+
+    port = urlsplit(url).port
+    if port is None:
+        return []
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except psutil.AccessDenied:
+        return []
+    listening = {
+        c.pid
+        for c in conns
+        if c.pid and c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+    }
+    me = psutil.Process()
+    mine = {me.pid, 0, 1, *(p.pid for p in me.parents())}
+    roots: set[int] = set()
+    for pid in listening:
+        try:
+            proc = psutil.Process(pid)
+            for parent in proc.parents():  # nearest first
+                if parent.pid in mine:
+                    break
+                proc = parent
+        except psutil.NoSuchProcess:
+            continue
+        roots.add(proc.pid)
+    return sorted(roots)
+
+
+class ServerWatch:
+    """CPU and RSS of a server's process tree over one phase: CPU as a delta of user + system
+    time, RSS sampled every ``RSS_EVERY_S`` in a thread (its start and maximum)."""
+
+    def __init__(self, pids: Callable[[], list[int]]) -> None:
+        self.pids = pids
+        self._roots: list[int] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.cpu0 = 0.0
+        self.rss0 = self.rss_max = 0.0
+
+    def start(self) -> None:
+        self._roots = self.pids()
+        self.cpu0 = _tree_cpu_seconds(self._roots)
+        self.rss0 = self.rss_max = _tree_rss_mib(self._roots)
+        if self._roots:
+            self._thread = threading.Thread(target=self._sample, name="server-rss", daemon=True)
+            self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(RSS_EVERY_S):
+            self.rss_max = max(self.rss_max, _tree_rss_mib(self._roots))
+
+    def stop(self, phase: PhaseResult, wall: float) -> None:
+        """Charge the server's CPU and RSS since ``start`` to ``phase``."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        cpu = max(0.0, _tree_cpu_seconds(self._roots) - self.cpu0)
+        self.rss_max = max(self.rss_max, _tree_rss_mib(self._roots))
+        phase.server_cpu_s = cpu
+        phase.server_cpu_pct = 100 * cpu / max(wall, 1e-9)
+        phase.server_rss_mib = (self.rss0, self.rss_max)
 
 
 class BenchClient:
@@ -164,10 +266,15 @@ class BenchClient:
         endpoint: Endpoint,
         server_pids: Callable[[], list[int]],
         pool: ClientPool | None = None,
+        content_md5: bool = False,
     ) -> None:
         self.endpoint = endpoint
         self.server_pids = server_pids  # root processes whose trees serve this endpoint
         self.pool = pool  # client processes for phases split with procs > 1
+        # Content-MD5 on every upload (hashed once per payload): what SDKs with validation and
+        # the independent clients send; Azurite hashes blocks sent without it with a CRC64 in
+        # JavaScript, three times slower than the MD5 it checks otherwise.
+        self.content_md5 = content_md5
         # URLs, default headers and Shared Key signing: the project's one request shaper
         self.shaper = BlobRequests(endpoint.blob_url, endpoint.account, endpoint.key)
 
@@ -205,6 +312,9 @@ class BenchClient:
         if body is not None:
             # aiohttp would add its own Content-Type after signing: always send ours
             h.setdefault("Content-Type", "application/octet-stream")
+            comp = dict(query or {}).get("comp")
+            if self.content_md5 and method == "PUT" and comp in (None, "block"):
+                h.setdefault("Content-MD5", _md5(body))
         req = self.shaper.prepare(
             method, container, blob, query=query, headers=h, content_length=len(body or b"")
         )
@@ -242,6 +352,17 @@ class BenchClient:
         async with self.session(1) as s:
             await self.request(s, "DELETE", container, blob)
 
+    async def delete_blobs(self, container: str, blobs: list[str], concurrency: int) -> None:
+        """Delete ``blobs`` on one pool, ``concurrency`` at a time (unmeasured clean-up)."""
+        todo = iter(blobs)
+        async with self.session(concurrency) as s:
+
+            async def worker() -> None:
+                for blob in todo:
+                    await self.request(s, "DELETE", container, blob)
+
+            await asyncio.gather(*(worker() for _ in range(min(concurrency, len(blobs)))))
+
     async def _measure(
         self, limit: int, jobs: list[Callable[[aiohttp.ClientSession, PhaseResult], Awaitable]]
     ) -> PhaseResult:
@@ -255,16 +376,16 @@ class BenchClient:
                 for job in todo:
                     await job(s, phase)
 
+            watch = ServerWatch(self.server_pids)
+            watch.start()
             c0, w0 = me.cpu_times(), time.perf_counter()
-            s0 = _tree_cpu_seconds(self.server_pids())
             await asyncio.gather(*(worker() for _ in range(min(limit, len(jobs)))))
             wall = time.perf_counter() - w0
             c1 = me.cpu_times()
-            s1 = _tree_cpu_seconds(self.server_pids())
+            watch.stop(phase, wall)
         phase.duration_s = wall
         phase.client_cpu_pct = 100 * (c1.user + c1.system - c0.user - c0.system) / wall
         phase.client_proc_cpu_pct = [phase.client_cpu_pct]
-        phase.server_cpu_pct = 100 * max(0.0, s1 - s0) / wall
         return phase
 
     def _jobs(
@@ -331,13 +452,22 @@ class BenchClient:
         shares = [list(range(k, n_jobs, procs)) for k in range(procs)]
         limits = [concurrency // procs + (k < concurrency % procs) for k in range(procs)]
         me = psutil.Process()
+        watch = ServerWatch(self.server_pids)
+        watch.start()
         c0, w0 = me.cpu_times(), time.monotonic()
-        s0 = _tree_cpu_seconds(self.server_pids())
         start_at = w0 + 0.2  # time for the tasks to reach the processes and open their pools
         futures = [
             asyncio.wrap_future(
                 pool.executor.submit(
-                    _child_phase, self.endpoint, kind, args, shares[k], limits[k], start_at, token
+                    _child_phase,
+                    self.endpoint,
+                    kind,
+                    args,
+                    shares[k],
+                    limits[k],
+                    start_at,
+                    token,
+                    self.content_md5,
                 )
             )
             for k in range(procs)
@@ -359,7 +489,6 @@ class BenchClient:
         while pending:
             _, pending = await asyncio.wait(pending, timeout=0.05)
             drain()
-        s1 = _tree_cpu_seconds(self.server_pids())
         c1, w1 = me.cpu_times(), time.monotonic()
         children = [f.result() for f in futures]
         expected = sum(c.reported for c in children)
@@ -372,7 +501,7 @@ class BenchClient:
         parent_pct = 100 * (c1.user + c1.system - c0.user - c0.system) / (w1 - w0)
         phase.client_cpu_pct += parent_pct
         phase.client_proc_cpu_pct.append(parent_pct)
-        phase.server_cpu_pct = 100 * max(0.0, s1 - s0) / phase.duration_s
+        watch.stop(phase, phase.duration_s)
         return phase
 
     def _block_jobs(
@@ -420,19 +549,28 @@ class BenchClient:
             return stage
         # The commit belongs to the upload: its time counts, it is not one of the block ops.
         t0 = time.perf_counter()
+        commit = PhaseResult()  # its error code, if any, joins the stage's errors
+        watch = ServerWatch(self.server_pids)  # the commit's server CPU belongs to the upload
+        watch.start()
         async with self.session(1) as s:
-            status, _ = await self.request(
+            await self.request(
                 s,
                 "PUT",
                 container,
                 blob,
+                commit,
                 query={"comp": "blocklist"},
                 body=block_list_xml([block_id(i) for i in range(n_blocks)]),
                 headers={"Content-Type": "application/xml"},
             )
-        stage.duration_s += time.perf_counter() - t0
-        if not 200 <= status < 300:
-            stage.errors.append((status, "PutBlockListFailed"))
+        took = time.perf_counter() - t0
+        watch.stop(commit, took)
+        stage.duration_s += took
+        stage.errors += [(st, f"PutBlockList:{code}") for st, code in commit.errors]
+        stage.server_cpu_s += commit.server_cpu_s
+        stage.server_cpu_pct = 100 * stage.server_cpu_s / max(stage.duration_s, 1e-9)
+        rss0, rss_max = stage.server_rss_mib
+        stage.server_rss_mib = (rss0, max(rss_max, commit.server_rss_mib[1]))
         return stage
 
     def _range_jobs(
@@ -550,6 +688,16 @@ class BenchClient:
 
 
 _PAYLOADS: dict[int, bytes] = {}
+# id(payload) -> (payload, base64 MD5): the reference held keeps the id from being reused
+_MD5S: dict[int, tuple[bytes, str]] = {}
+
+
+def _md5(body: bytes) -> str:
+    """Base64 MD5 of an upload body, hashed once per body object: the bench's bodies are a few
+    payloads (and one last-block slice) sent again and again, so no client CPU per request."""
+    if id(body) not in _MD5S:
+        _MD5S[id(body)] = (body, base64.b64encode(hashlib.md5(body).digest()).decode())
+    return _MD5S[id(body)][1]
 
 
 def _payload(size: int) -> bytes:

@@ -181,6 +181,10 @@ def _run_all(
             hooks: list[RunHook] = [NightHook(night)]
             if suite.contract:
                 hooks.append(ContractRecorder(contracts_dir or CONTRACTS_DIR))
+            if target == INVENTORY_TARGET:  # extra.link_utilization, as `harness run` adds it
+                from harness.cluster.links import LinkUtilization
+
+                hooks.append(LinkUtilization(inventory))
             source = {
                 "scenario": ref,
                 "overrides": list(suite.set),

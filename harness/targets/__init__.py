@@ -1,5 +1,6 @@
 """Targets by name: `reference` (embedded façade), `azurite`, `url`, `nginx` (plain files),
-`inventory` (the façade on an inventory's server hosts, over SSH)."""
+`aiohttp-floor` (a minimal aiohttp server, the bench's Python ceiling), `inventory` (the
+façade on an inventory's server hosts, over SSH)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import Any
 from harness.targets.base import Endpoint, Target
 
 TARGET_NAMES = ("reference", "azurite", "url")  # targets that stand alone (`--target`)
-# nginx serves another target's files: only beside it, in a step's target list
-STEP_TARGETS = ("nginx",)
+# nginx serves another target's files, the aiohttp floor is the bench's Python ceiling: only
+# beside another target, in a step's target list
+STEP_TARGETS = ("nginx", "aiohttp-floor")
 # hosts of an inventory over SSH: `harness run --target inventory --inventory FILE` only
 INVENTORY_TARGET = "inventory"
 
@@ -49,6 +51,10 @@ def make_target(
         # nginx runs as many workers as the target it serves unless its options say otherwise
         opts = options or {}
         return NginxTarget(opts.get("workers"), str(opts.get("serves", "reference")))
+    if kind == "aiohttp-floor":
+        from harness.targets.floor import FloorTarget
+
+        return FloorTarget(workers)  # a named target gets the façade's workers
     valid = ", ".join((*TARGET_NAMES, INVENTORY_TARGET, *STEP_TARGETS))
     raise ValueError(f"unknown target {kind!r}; valid: {valid}")
 

@@ -75,6 +75,7 @@ def test_server_flags_become_overrides_of_the_shipped_scenario(
     args = ["server", "--size", "4MiB", "--block-size", "1MiB", "--client-procs", "3"]
     args += ["--burst", "7", "--small-ops", "9", "--repeats", "2", "--workers", "1"]
     args += ["--facade-arg=--loop=asyncio", "--profile", "--set", "steps.put-small.warmup=1"]
+    args += ["--no-content-md5", "--proxied-size", "2MiB", "--locust-seconds", "6"]
     sc = _captured(monkeypatch, tmp_path, args)
     steps = {s.name: s for s in sc.steps}
     assert sc.name == "bench-server" and sc.interleave and not sc.keep_data
@@ -82,11 +83,37 @@ def test_server_flags_become_overrides_of_the_shipped_scenario(
         assert steps[name].options["size"] == 4 << 20
         assert steps[name].options["block_size"] == 1 << 20
         assert steps[name].options["procs"] == 3
+    for name in ("disk-write", "disk-read"):  # fio writes and reads what the façade does
+        assert steps[name].options["size"] == 4 << 20
+        assert steps[name].options["block_size"] == 1 << 20
     assert steps["put-block-burst"].options["count"] == 7
     assert steps["put-small"].options["count"] == steps["get-small"].options["count"] == 9
-    assert all(s.repeats == 2 for s in sc.steps) and steps["put-small"].warmup == 1
-    assert sc.target.workers == 1
+    assert steps["put-small-proxied"].options["count"] == 9
+    assert steps["put-block-proxied"].options["size"] == 2 << 20
+    assert steps["locust-floor"].options["level_duration_s"] == 6
+    uploads = ("put-block", "put-block-burst", "put-small", "put-small-proxied")
+    assert all(steps[n].options["content_md5"] is False for n in uploads)
+    # Locust's ceiling runs once; every other workload takes the repeats
+    once = {"locust-floor"}
+    assert all(s.repeats == (1 if s.name in once else 2) for s in sc.steps)
+    assert steps["put-small"].warmup == 1
+    assert sc.target.workers == sc.targets["floor"].workers == 1
     assert sc.target.options == {"args": ["--loop=asyncio"], "profile": True}
+
+
+def test_listing_flags_become_overrides_of_the_shipped_scenario(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    args = ["listing", "--sizes", "1k,100k,1M", "--layouts", "nested", "--connections", "10k"]
+    args += ["--put-count", "50", "--upload", "10GiB", "--workers", "4"]
+    sc = _captured(monkeypatch, tmp_path, args)
+    steps = {s.name: s for s in sc.steps}
+    assert steps["listing"].options["sizes"] == [1000, 100_000, 1_000_000]
+    assert steps["listing"].options["layouts"] == ["nested"]
+    assert steps["listing"].options["put_count"] == 50
+    assert steps["connections"].options["levels"] == [10_000]
+    assert steps["upload"].options["size"] == 10 << 30
+    assert sc.target.workers == 4
 
 
 def test_s2s_flags_become_overrides_of_the_shipped_scenario(
