@@ -99,7 +99,9 @@ class DatasetSpec(_Model):
 class TargetSpec(_Model):
     """Where steps run unless a step names its own targets; CLI flags override it."""
 
-    kind: Literal["reference", "azurite", "url", "nginx", "aiohttp-floor", "inventory"] = "reference"
+    kind: Literal["reference", "azurite", "url", "nginx", "aiohttp-floor", "inventory"] = (
+        "reference"
+    )
     endpoint: str | None = None  # for kind "url"; "inventory": the file (default: --inventory)
     workers: int = Field(default=1, ge=1)  # reference façade worker processes
     options: dict[str, Any] = Field(default_factory=dict)  # extra server flags / settings
