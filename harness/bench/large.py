@@ -26,10 +26,12 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from harness.http import BlobHttp, Response, block_list_xml
 from harness.metrics import Sampler
+from harness.signing import generate_service_sas
 from harness.targets.reference import ReferenceTarget
 
 MIB = 1024 * 1024
@@ -187,7 +189,16 @@ def bench_large_blob(workdir: Path, size: int = LARGE_SIZE, threads: int = 4) ->
             source = mnt / "data" / target.account / "bench" / "source.bin"
             with open(source, "wb") as f:
                 f.truncate(size)
-            url = f"{target.endpoint().blob_url}/bench/source.bin"
+            ep = target.endpoint()  # a From-URL source needs its own credentials (a SAS)
+            sas = generate_service_sas(
+                ep.account,
+                ep.key,
+                container="bench",
+                blob="source.bin",
+                permissions="r",
+                expiry=datetime.now(UTC) + timedelta(days=1),
+            )
+            url = f"{ep.blob_url}/bench/source.bin?{sas}"
             ids = [long_id(i) for i in range(count)]
             used_before = used_bytes(mnt)
 

@@ -280,19 +280,25 @@ def authorize_local(
     dest_account: str,
     dest_authorization: str,
     client_ip: str | None = None,
+    async_copy: bool = False,
 ) -> None:
     """Check the source's own credentials as if it had been fetched from this façade.
 
-    A request signed with the destination account's Shared Key may read a source in the same
-    account without credentials of its own, as Azure allows for copies within an account. A
-    source SAS's ``sip`` is checked against ``client_ip``, the address of the client that asked
-    for the copy: the read never leaves the façade, so no other address could be meant."""
+    Only the asynchronous Copy Blob (``async_copy``) lets a request signed with the destination
+    account's Shared Key read a source in the same account without credentials of its own, as
+    its REST reference allows. Put Blob From URL, Put Block From URL and Copy Blob From URL need
+    a public source or one authorized by a SAS or x-ms-copy-source-authorization (Copy Blob
+    From URL's REST reference: a source "that's either public or authorized with a shared
+    access signature"; the two From URL pages say the same of x-ms-copy-source). A source
+    SAS's ``sip`` is checked against ``client_ip``, the address of the client that asked for
+    the copy: the read never leaves the façade, so no other address could be meant."""
     assert source.account is not None
     account = config.account(source.account)
     if account is None:
         raise source_error(404, "AccountNotFound")
     if (
-        not source.has_credentials
+        async_copy
+        and not source.has_credentials
         and source.account == dest_account
         and dest_authorization.startswith("SharedKey ")
     ):

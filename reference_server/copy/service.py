@@ -61,8 +61,11 @@ class CopyService:
         dest_account: str,
         start: int = 0,
         end: int | None = None,
+        async_copy: bool = False,
     ) -> SourceBody:
-        """Open the source (or a byte range of it): from disk when it is on this façade."""
+        """Open the source (or a byte range of it): from disk when it is on this façade.
+        ``async_copy``: the request is an asynchronous Copy Blob, whose same-account source may
+        go without credentials under the destination's Shared Key (``authorize_local``)."""
         if self.is_local(source, request):
             authorize_local(
                 source,
@@ -70,6 +73,7 @@ class CopyService:
                 dest_account,
                 request.headers.get("Authorization", ""),
                 request.remote,
+                async_copy,
             )
             return await open_local(self.store, source, start, end)
         version = request.headers.get("x-ms-version") or self.config.api_version

@@ -83,6 +83,7 @@ async def _copy_into_upload(
     start: int = 0,
     end: int | None = None,
     want_md5: bool = True,
+    async_copy: bool = False,
 ) -> tuple[SourceBody, Upload]:
     """Open the source, check size and source conditions, stream it. The source checksums
     (x-ms-source-content-md5 / -crc64, one or the other, as for a request body) are verified
@@ -91,7 +92,7 @@ async def _copy_into_upload(
     source_md5, source_crc64 = transactional(
         ctx.headers, "x-ms-source-content-md5", "x-ms-source-content-crc64"
     )
-    body = await _service(ctx).open(source, ctx.request, ctx.account, start, end)
+    body = await _service(ctx).open(source, ctx.request, ctx.account, start, end, async_copy)
     try:
         check_source_conditions(
             source_conditions(ctx.headers), body.props.etag, body.props.last_modified
@@ -179,7 +180,9 @@ async def copy_blob(ctx: Ctx) -> web.StreamResponse:
     copy_id = str(uuid.uuid4())
     requires_sync = ctx.headers.get("x-ms-requires-sync", "").lower() == "true"
     if requires_sync or await _service(ctx).finishes_at_once(source, ctx.request, ctx.account):
-        body, upload = await _copy_into_upload(ctx, source, MAX_PUT_BLOB_SIZE)
+        body, upload = await _copy_into_upload(
+            ctx, source, MAX_PUT_BLOB_SIZE, async_copy=not requires_sync
+        )
         content = ContentSettings(**body.props.content.to_dict())
         content.content_md5 = content.content_md5 or upload.md5_b64
         state = {
@@ -210,7 +213,7 @@ async def copy_blob(ctx: Ctx) -> web.StreamResponse:
     # Asynchronous: the source is opened (and so verified) before the answer, as Azure does.
     service = _service(ctx)
     local = service.is_local(source, ctx.request)
-    body = await service.open(source, ctx.request, ctx.account)
+    body = await service.open(source, ctx.request, ctx.account, async_copy=True)
     try:
         check_source_conditions(
             source_conditions(ctx.headers), body.props.etag, body.props.last_modified

@@ -430,6 +430,46 @@ def test_private_source_without_credentials(raw: Raw, container: str) -> None:
         absent(raw, container, "dst.bin")
 
 
+def test_shared_key_reads_a_private_same_account_source_only_for_async_copy(
+    raw: Raw, container: str
+) -> None:
+    """Signed with the account's Shared Key and naming a private source of the same account
+    without credentials: the synchronous copies are refused as Azure refuses them (the source
+    must be public or carry a SAS / x-ms-copy-source-authorization), the asynchronous Copy Blob
+    copies it; with a source SAS every kind copies."""
+    assert raw.put_blob(container, "src.bin", BODY).status == 201
+    url = raw.url(raw.path(container, "src.bin"))
+    block = {"comp": "block", "blockid": BID}
+    sync_kinds = [
+        ({}, {"x-ms-blob-type": "BlockBlob"}),  # Put Blob From URL
+        ({}, {"x-ms-requires-sync": "true"}),  # Copy Blob From URL
+        (block, {"x-ms-source-range": "bytes=0-99"}),  # Put Block From URL
+    ]
+    for query, extra in sync_kinds:
+        r = raw.request(
+            "PUT", container, "dst.bin", query=query, headers={"x-ms-copy-source": url, **extra}
+        )
+        error(r, 401, "CannotVerifyCopySource")
+        assert r.header("x-ms-copy-source-error-code") == "NoAuthenticationInformation"
+        absent(raw, container, "dst.bin")
+        assert uncommitted(raw, container, "dst.bin") == []
+    started = raw.request("PUT", container, "dst.bin", headers={"x-ms-copy-source": url})
+    assert started.status == 202, started.body
+    assert started.header("x-ms-copy-status") == "success"  # small and local: done at once
+    assert body_of(raw, container, "dst.bin") == BODY
+
+    signed = f"{url}?{blob_sas(raw, container, 'src.bin', 'r')}"
+    for i, (query, extra) in enumerate(sync_kinds):
+        name = f"ok{i}.bin"
+        r = raw.request(
+            "PUT", container, name, query=query, headers={"x-ms-copy-source": signed, **extra}
+        )
+        assert r.status in (201, 202), r.body
+    assert body_of(raw, container, "ok0.bin") == BODY
+    assert body_of(raw, container, "ok1.bin") == BODY
+    assert uncommitted(raw, container, "ok2.bin") == [BID]
+
+
 def test_a_structured_message_body_is_refused_not_stored(raw: Raw, container: str) -> None:
     # what azure-storage-blob sends for validate_content="crc64" on a stream: framing the
     # façade does not decode, so it must not become the blob's bytes

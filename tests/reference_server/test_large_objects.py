@@ -236,6 +236,20 @@ def reflinked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reflinked]:
         yield Reflinked(srv, raw, mnt, ct, source, path)
 
 
+def read_sas(reflinked: Reflinked) -> str:
+    from harness.signing import generate_service_sas
+
+    srv = reflinked.server
+    return generate_service_sas(
+        srv.account,
+        srv.key,
+        container=reflinked.container,
+        blob=reflinked.source,
+        permissions="r",
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )
+
+
 def run_azcopy(
     reflinked: Reflinked, tmp_path: Path, argv: list[str], timeout_s: float = 120
 ) -> subprocess.CompletedProcess[str]:
@@ -287,7 +301,8 @@ def check_marks(raw: Raw, ct: str, blob: str) -> None:
 def test_a_4_5_tib_blob_from_4000_mib_blocks_without_writing_it(reflinked: Reflinked) -> None:
     raw, ct = reflinked.raw, reflinked.container
     used_before = used_bytes(reflinked.mount)
-    url = f"{reflinked.server.account_url}/{ct}/{reflinked.source}"
+    # Put Block From URL reads even a same-account source only with its own credentials
+    url = f"{reflinked.server.account_url}/{ct}/{reflinked.source}?{read_sas(reflinked)}"
     ids = [long_id(i) for i in range(BLOCKS)]
 
     def stage(i: int) -> Response:

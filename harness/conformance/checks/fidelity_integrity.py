@@ -20,11 +20,20 @@ Where each expectation comes from:
   blob to a new blob"). Create Container takes ``c`` or ``w`` (Azurite's account SAS table).
 - A copy source read without credentials from a private container: 401 ``CannotVerifyCopySource``
   "Server failed to authenticate the request. ..." (azure-sdk-for-java issue 37625, 2023).
+- Under the destination account's Shared Key, only the asynchronous Copy Blob reads a private
+  source of the same account without source credentials (Copy Blob REST reference: a source in
+  the same account can be authorized with Shared Key). The synchronous copies need the source
+  public or authorized by a SAS or x-ms-copy-source-authorization: Copy Blob From URL's REST
+  reference ("any committed block blob in any Azure storage account that's either public or
+  authorized with a shared access signature"), and the x-ms-copy-source rows of Put Blob From URL
+  and Put Block From URL (learn.microsoft.com/rest/api/storageservices/copy-blob-from-url,
+  put-blob-from-url, put-block-from-url).
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import UTC, datetime, timedelta
 
 from azure.storage.extensions import checksums
@@ -413,3 +422,79 @@ def _copy_private(ctx: CheckContext) -> None:
         message[:120],
     )
     _absent(ctx, ct, "c.bin")
+
+
+# Shared Key, a same-account private source named without credentials: the synchronous copies
+# refuse it, the asynchronous Copy Blob reads it.
+
+
+def _refused_without_source_credentials(ctx: CheckContext, resp: Response) -> None:
+    """Refused as a source that would not authenticate; the status itself (401 as Azure has
+    it, 403 in Azurite) is asked by copy-blob.private-source: this asks only for a refusal."""
+    observed = f"{resp.status} {resp.error_code}"
+    ok = resp.status in (401, 403) and resp.error_code == "CannotVerifyCopySource"
+    ctx.expect_true("error", ok, "401|403 CannotVerifyCopySource", observed)
+
+
+@check(
+    "put-blob-from-url.private-source-shared-key",
+    PUT_FROM_URL,
+    "Shared Key, same-account private source without credentials -> CannotVerifyCopySource",
+)
+def _pfu_private_key(ctx: CheckContext) -> None:
+    ct = ctx.container("priv")
+    url = _source_url(ctx, ct, sas=False)
+    resp = ctx.http.request("PUT", ct, "c.bin", headers={"x-ms-copy-source": url, **BLOCK_BLOB})
+    _refused_without_source_credentials(ctx, resp)
+    _absent(ctx, ct, "c.bin")
+
+
+@check(
+    "put-block-from-url.private-source-shared-key",
+    BLOCK_FROM_URL,
+    "Shared Key, same-account private source without credentials -> refused, nothing staged",
+)
+def _pbfu_private_key(ctx: CheckContext) -> None:
+    ct = ctx.container("priv")
+    url = _source_url(ctx, ct, sas=False)
+    resp = ctx.http.request(
+        "PUT",
+        ct,
+        "c.bin",
+        query={"comp": "block", "blockid": block_id(1)},
+        headers={"x-ms-copy-source": url, "x-ms-source-range": "bytes=0-99"},
+    )
+    _refused_without_source_credentials(ctx, resp)
+    _no_block(ctx, ct, "c.bin")
+
+
+@check(
+    "copy-blob.sync-private-source-shared-key",
+    COPY,
+    "Shared Key, x-ms-requires-sync, same-account private source without credentials -> refused",
+)
+def _copy_sync_private_key(ctx: CheckContext) -> None:
+    ct = ctx.container("priv")
+    url = _source_url(ctx, ct, sas=False)
+    headers = {"x-ms-copy-source": url, "x-ms-requires-sync": "true"}
+    _refused_without_source_credentials(ctx, ctx.http.request("PUT", ct, "c.bin", headers=headers))
+    _absent(ctx, ct, "c.bin")
+
+
+@check(
+    "copy-blob.async-private-source-shared-key",
+    COPY,
+    "Shared Key, asynchronous Copy Blob of a same-account private source -> 202, bytes copied",
+)
+def _copy_async_private_key(ctx: CheckContext) -> None:
+    ct = ctx.container("priv")
+    url = _source_url(ctx, ct, sas=False)
+    resp = ctx.http.request("PUT", ct, "c.bin", headers={"x-ms-copy-source": url})
+    ctx.expect_status(resp, 202)
+    status = resp.header("x-ms-copy-status")
+    deadline = time.monotonic() + 10  # a pending copy of 3,000 bytes is followed, bounded
+    while status == "pending" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        status = ctx.head(ct, "c.bin").header("x-ms-copy-status")
+    ctx.expect("copy status", "success", status)
+    ctx.expect("bytes", BODY, ctx.get(ct, "c.bin").body)
