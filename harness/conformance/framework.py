@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
 
+from azure.storage.extensions import checksums
+
 from harness.http import BlobHttp, Response
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
@@ -257,6 +259,12 @@ def b64(data: bytes) -> str:
 
 def md5_b64(data: bytes) -> str:
     return b64(hashlib.md5(data).digest())
+
+
+def crc64_b64(data: bytes) -> str:
+    """Azure Storage's CRC-64 (CRC-64/NVME) as the Python SDK computes it for
+    ``validate_content="crc64"`` (its C extension): 8 bytes little-endian, base64."""
+    return b64(checksums.crc64.compute(data, 0).to_bytes(8, "little"))
 
 
 def block_id(n: int, width: int = 8) -> str:

@@ -36,9 +36,14 @@ import hashlib
 import time
 from datetime import UTC, datetime, timedelta
 
-from azure.storage.extensions import checksums
-
-from harness.conformance.framework import CheckContext, b64, block_id, check, md5_b64
+from harness.conformance.framework import (
+    CheckContext,
+    b64,
+    block_id,
+    check,
+    crc64_b64,
+    md5_b64,
+)
 from harness.http import Response, block_list_xml
 from harness.signing import generate_account_sas, generate_service_sas
 
@@ -55,10 +60,6 @@ SERVICE_SAS = "Auth Service SAS"
 BODY = b"integrity " * 300
 OTHER = b"some other bytes"
 BLOCK_BLOB = {"x-ms-blob-type": "BlockBlob"}
-
-
-def crc64_b64(data: bytes) -> str:
-    return b64(checksums.crc64.compute(data, 0).to_bytes(8, "little"))
 
 
 def _expiry() -> datetime:
