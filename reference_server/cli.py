@@ -68,6 +68,12 @@ def parse_args(argv: Sequence[str] | None, prog: str = "reference_server") -> ar
         help="seconds an idle connection stays open between requests (default 75)",
     )
     p.add_argument(
+        "--sync-copy-max",
+        type=int,
+        metavar="BYTES",
+        help="largest same-account Copy Blob answered as success at once (default 268435456)",
+    )
+    p.add_argument(
         "--config", type=Path, help="YAML: accounts (name, keys, allow_anonymous_read, bearer)"
     )
     p.add_argument(
@@ -113,6 +119,7 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         ("body_timeout", "body_timeout_s"),
         ("body_stall", "body_stall_s"),
         ("keepalive_timeout", "keepalive_timeout_s"),
+        ("sync_copy_max", "sync_copy_max"),
         ("loop", "event_loop"),
         ("log_level", "log_level"),
         ("tls_cert", "tls_cert"),

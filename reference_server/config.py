@@ -60,6 +60,10 @@ class ServerConfig:
     keepalive_timeout_s: float = 75.0  # idle connection between requests (nginx's default)
     max_connections: int = 8192  # per worker; over it the oldest idle connection is shed
     retry_after_s: int = 1
+    # An asynchronous Copy Blob of a same-account blob on this façade up to this size is done
+    # before the answer (status success, as Azure usually answers copies within an account);
+    # a larger one runs as a job (status pending). 256 MiB: Copy Blob From URL's own limit.
+    sync_copy_max: int = 256 * 1024 * 1024
     accounts: list[Account] = field(default_factory=lambda: [Account(DEV_ACCOUNT, [DEV_KEY])])
     uncommitted_block_max_age_s: int = 7 * 24 * 3600
     api_version: str = "2025-07-05"  # sent back in x-ms-version when the client sends none

@@ -15,11 +15,6 @@ from reference_server.errors import StorageError
 from reference_server.store import Store
 from reference_server.threads import blocking
 
-# A same-account copy on this façade up to this size is done before Copy Blob answers (status
-# success at once, as Azure usually answers copies within an account); larger ones, other
-# accounts and remote sources run as jobs (status pending).
-SYNC_COPY_MAX = 256 * 1024 * 1024
-
 
 class CopyService:
     def __init__(self, store: Store, config: ServerConfig) -> None:
@@ -41,7 +36,8 @@ class CopyService:
         self, source: CopySource, request: web.BaseRequest, dest_account: str
     ) -> bool:
         """True when an asynchronous Copy Blob can be finished before the answer: a source blob
-        of the destination's own account on this façade, of at most SYNC_COPY_MAX bytes. The
+        of the destination's own account on this façade, of at most ``config.sync_copy_max``
+        bytes; larger ones, other accounts and remote sources run as jobs (status pending). The
         JavaScript SDK's poller, for one, expects such a copy to answer ``success`` at once."""
         if source.account != dest_account or not self.is_local(source, request):
             return False
@@ -52,7 +48,7 @@ class CopyService:
             )
         except StorageError:
             return False  # the job path reports a missing source as Azure does
-        return props.size <= SYNC_COPY_MAX
+        return props.size <= self.config.sync_copy_max
 
     async def open(
         self,

@@ -165,6 +165,45 @@ def test_same_facade_source_is_read_from_disk(tmp_path: Path, facades: Facades) 
         facades.stop(srv)
 
 
+def test_sync_copy_max_is_a_setting(tmp_path: Path, facades: Facades) -> None:
+    """A same-account Copy Blob up to ``sync_copy_max`` (YAML key; 1 MiB here) answers success
+    at once; one byte more answers pending, and the job completes with the same bytes."""
+    config = tmp_path / "server.yaml"
+    config.write_text(f"sync_copy_max: {MIB}\n")
+    srv = facades.start(tmp_path / "data", tmp_path / "log", "--config", str(config))
+    raw = Raw(srv)
+    try:
+        ct = raw.create_container()
+        for name, size, status in (("at.bin", MIB, "success"), ("over.bin", MIB + 1, "pending")):
+            data = os.urandom(size)
+            assert raw.put_blob(ct, f"src-{name}", data).status == 201
+            started = raw.request(
+                "PUT", ct, name, headers={"x-ms-copy-source": blob_url(raw, ct, f"src-{name}")}
+            )
+            assert started.status == 202, started.body
+            assert started.headers["x-ms-copy-status"] == status
+            head = wait_for_status(raw, ct, name, "success")
+            assert head.headers["x-ms-copy-status"] == "success", head.headers
+            assert head.headers["x-ms-copy-progress"] == f"{size}/{size}"
+            assert get(raw, ct, name).body == data
+    finally:
+        raw.close()
+        facades.stop(srv)
+
+
+def test_sync_copy_max_flag_overrides_yaml(tmp_path: Path) -> None:
+    from reference_server.cli import build_config, parse_args
+    from reference_server.config import ServerConfig
+
+    config = tmp_path / "server.yaml"
+    config.write_text("sync_copy_max: 5\n")
+    root = ["--data-root", str(tmp_path)]
+    assert build_config(parse_args(root)).sync_copy_max == ServerConfig().sync_copy_max
+    assert build_config(parse_args([*root, "--config", str(config)])).sync_copy_max == 5
+    flagged = parse_args([*root, "--config", str(config), "--sync-copy-max", "7"])
+    assert build_config(flagged).sync_copy_max == 7
+
+
 def test_source_failures_come_back_as_azure_does(
     raw: Raw, container: str, source: tuple[str, bytes]
 ) -> None:
