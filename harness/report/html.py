@@ -16,6 +16,7 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from harness.report import (
+    STEADY_CLOCK,
     RunData,
     by_target,
     comparison_warnings,
@@ -233,13 +234,39 @@ PERCENTILE_COLOURS = ("#9ecae1", "#4292c6", "#08519c", "#08306b")
 BOUND_NOTE = "client-bound (generator ≥ 90% CPU)"
 
 
-def _users_axis(ax: plt.Axes, users: list[int]) -> None:
-    """Concurrency on a log2 axis, ticks at the levels that ran."""
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(users, [f"{u:,}" for u in users])
+def _level_axis(ax: plt.Axes, part: pd.DataFrame) -> None:
+    """The levels' x (users, blobs or connections) on a log axis, ticks at the levels that ran."""
+    xs = sorted({float(x) for x in part["x"]}) if not part.empty else [1.0]
+    ax.set_xscale("log", base=2 if part.empty or _x_label(part) == "concurrent users" else 10)
+    ax.set_xticks(xs, [f"{x:,.0f}" for x in xs])
     ax.minorticks_off()
-    ax.set_xlabel("concurrent users")
+    # set, not autoscaled: a lone point is centred, and a panel with no latency drawn (levels
+    # that completed no request) still spans its levels
+    margin = 2.0 if len(xs) == 1 else 1.4
+    ax.set_xlim(xs[0] / margin, xs[-1] * margin)
+    ax.set_xlabel(_x_label(part))
     ax.grid(alpha=0.3)
+
+
+def _x_label(part: pd.DataFrame) -> str:
+    names = list(dict.fromkeys(part["x_label"])) if not part.empty else []
+    return " / ".join(names) or "concurrent users"
+
+
+def _line_label(target: str, series: str) -> str:
+    return f"{target} ({series})" if series else str(target)
+
+
+def _sweep_titles(table: pd.DataFrame) -> tuple[str, str]:
+    """(throughput, latency) titles saying what the levels are and which clock timed them."""
+    steady = table["clock"] == STEADY_CLOCK
+    if steady.all():
+        steady_latency = "Latency vs concurrency (steady window, merged histograms)"
+        return "Throughput vs concurrency", steady_latency
+    scale = "each point timed once, no steady window"
+    if not steady.any():
+        return "Throughput per scale point", f"Latency per scale point ({scale})"
+    return "Throughput per level", f"Latency per level (Locust: steady window; scale: {scale})"
 
 
 def _mark_bound(ax: plt.Axes, part: pd.DataFrame, column: str) -> bool:
@@ -248,7 +275,7 @@ def _mark_bound(ax: plt.Axes, part: pd.DataFrame, column: str) -> bool:
     if bound.empty:
         return False
     ax.scatter(
-        bound["users"],
+        bound["x"],
         pd.to_numeric(bound[column]),
         s=160,
         facecolors="none",
@@ -259,38 +286,40 @@ def _mark_bound(ax: plt.Axes, part: pd.DataFrame, column: str) -> bool:
     return True
 
 
-def sweep_throughput_chart(table: pd.DataFrame, title: str = "Throughput vs concurrency") -> str:
-    """ops/s (top) and MiB/s (bottom) against users: one column per operation, one line per
-    target; client-bound levels ringed in red."""
+def sweep_throughput_chart(table: pd.DataFrame, title: str = "") -> str:
+    """ops/s (top) and MiB/s (bottom) against each level's x (users, blobs or connections):
+    one column per operation, one line per target (and listing layout); client-bound levels
+    ringed in red."""
+    title = title or _sweep_titles(table)[0]
     ops = list(dict.fromkeys(table["operation"]))
-    labels = list(dict.fromkeys(table["target"]))
-    users = sorted({int(u) for u in table["users"]})
+    lines = list(dict.fromkeys(zip(table["target"], table["series"], strict=True)))
     fig, axes = plt.subplots(
-        2, len(ops), figsize=(max(6.5, 4.2 * len(ops)), 6.2), squeeze=False, sharex=True
+        2, len(ops), figsize=(max(6.5, 4.2 * len(ops)), 6.2), squeeze=False, sharex="col"
     )
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     any_bound = False
     for col, op in enumerate(ops):
+        mine = table[table["operation"] == op]
         for row, (metric, unit) in enumerate((("ops_s", "ops/s"), ("throughput_mib_s", "MiB/s"))):
             ax = axes[row][col]
-            _users_axis(ax, users)
-            moved = pd.to_numeric(table[table["operation"] == op][metric]).fillna(0)
+            _level_axis(ax, mine)
+            moved = pd.to_numeric(mine[metric]).fillna(0)
             if metric == "throughput_mib_s" and not moved.any():  # List Blobs, Delete, HEAD
                 ax.set_yticks([])
                 ax.text(0.5, 0.5, "no payload", transform=ax.transAxes, ha="center",
                         va="center", color="#888888")  # fmt: skip
             else:
-                for i, label in enumerate(labels):
-                    part = table[(table["operation"] == op) & (table["target"] == label)]
-                    part = part.sort_values("users")
+                for i, (target, series) in enumerate(lines):
+                    part = mine[(mine["target"] == target) & (mine["series"] == series)]
+                    part = part.sort_values("x")
                     if part.empty:
                         continue
                     ax.plot(
-                        part["users"],
+                        part["x"],
                         part[metric],
                         marker="o",
                         color=colours[i % len(colours)],
-                        label=label,
+                        label=_line_label(target, series),
                     )
                     any_bound |= _mark_bound(ax, part, metric)
                 ax.set_ylim(bottom=0)
@@ -299,64 +328,104 @@ def sweep_throughput_chart(table: pd.DataFrame, title: str = "Throughput vs conc
                 ax.set_xlabel("")
             if col == 0:
                 ax.set_ylabel(unit)
-    handles, names = axes[0][0].get_legend_handles_labels()
+    handles, names = _legend_entries(axes)
     if any_bound:
         handles.append(
             plt.Line2D([], [], marker="o", ls="", mfc="none", mec="#d62728", mew=1.8, markersize=11)
         )
         names.append(BOUND_NOTE)
-    fig.legend(handles, names, loc="upper center", ncol=len(names), frameon=False,
+    fig.legend(handles, names, loc="upper center", ncol=min(4, len(names)), frameon=False,
                bbox_to_anchor=(0.5, 1.0))  # fmt: skip
-    fig.suptitle(title, y=1.05, fontsize=12)
+    fig.suptitle(title, y=1.05 + 0.04 * ((len(names) - 1) // 4), fontsize=12)
     fig.tight_layout()
     return _png(fig)
 
 
-def sweep_latency_chart(table: pd.DataFrame, title: str = "Latency vs concurrency") -> str:
-    """p50/p90/p99/p99.9 and max against users (log scale): one panel per target (rows) and
-    operation (columns), client-bound levels shaded."""
+def _legend_entries(axes: Any) -> tuple[list[Any], list[str]]:
+    """Every line named once, whichever panel drew it first."""
+    entries: dict[str, Any] = {}
+    for ax in [a for row in axes for a in row]:
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(name, handle)
+    return list(entries.values()), list(entries)
+
+
+NO_REQUESTS = "level completed no request"
+LATENCY_COLUMNS = [c for c, _ in PERCENTILES] + ["max_ms"]
+
+
+def sweep_latency_chart(table: pd.DataFrame, title: str = "") -> str:
+    """p50/p90/p99/p99.9 and max against each level's x (log scale): one panel per target
+    (rows) and operation (columns), client-bound levels shaded. A level that completed no
+    request has no latency: it gets a red cross on the axis, and a chart without any latency
+    at all stays linear (a log axis of nothing cannot be drawn)."""
+    title = title or _sweep_titles(table)[1]
     ops = list(dict.fromkeys(table["operation"]))
     labels = list(dict.fromkeys(table["target"]))
-    users = sorted({int(u) for u in table["users"]})
+    latencies = table[LATENCY_COLUMNS].apply(pd.to_numeric, errors="coerce")
+    measured = bool((latencies > 0).any().any())
     fig, axes = plt.subplots(
         len(labels),
         len(ops),
         figsize=(max(6.5, 4.2 * len(ops)), 3.2 * len(labels) + 0.6),
         squeeze=False,
-        sharex=True,
+        sharex="col",
         sharey=True,
     )
+    any_idle = False
     for r, label in enumerate(labels):
         for c, op in enumerate(ops):
             ax = axes[r][c]
             part = table[(table["operation"] == op) & (table["target"] == label)]
-            part = part.sort_values("users")
-            for (column, name), colour in zip(PERCENTILES, PERCENTILE_COLOURS, strict=True):
-                values = pd.to_numeric(part[column], errors="coerce")
-                ax.plot(part["users"], values, marker="o", ms=4, color=colour, label=name)
-            ax.plot(
-                part["users"],
-                pd.to_numeric(part["max_ms"], errors="coerce"),
-                ls="--",
-                color="#999999",
-                label="max",
-            )
-            for u in part[part["client_bound"].astype(bool)]["users"]:
-                ax.axvspan(u / 2**0.35, u * 2**0.35, color="#d62728", alpha=0.10, lw=0)
-            _users_axis(ax, users)
-            ax.set_yscale("log")
-            ax.set_title(f"{op} @ {label}", fontsize=10, fontweight="bold")
+            part = part.sort_values(["series", "x"])
+            for series, line in part.groupby("series", sort=False):
+                style = {"ls": ":" if series and series != part["series"].iloc[0] else "-"}
+                for (column, name), colour in zip(PERCENTILES, PERCENTILE_COLOURS, strict=True):
+                    values = pd.to_numeric(line[column], errors="coerce")
+                    ax.plot(line["x"], values, marker="o", ms=4, color=colour, label=name, **style)
+                ax.plot(
+                    line["x"],
+                    pd.to_numeric(line["max_ms"], errors="coerce"),
+                    ls="--",
+                    marker="_",  # visible even for a lone level
+                    ms=8,
+                    color="#999999",
+                    label="max",
+                )
+            for x in part[part["client_bound"].astype(bool)]["x"]:
+                ax.axvspan(x / 2**0.35, x * 2**0.35, color="#d62728", alpha=0.10, lw=0)
+            idle = part[(pd.to_numeric(part["objects"]).fillna(0) == 0)]
+            if not idle.empty:  # drawn on the x axis: the level ran, nothing came back
+                ax.scatter(idle["x"], [0.04] * len(idle), marker="x", s=60, color="#d62728",
+                           transform=ax.get_xaxis_transform(), clip_on=False, zorder=6)  # fmt: skip
+                any_idle = True
+            _level_axis(ax, part)
+            if measured:
+                ax.set_yscale("log")
+            else:
+                ax.set_yticks([])
+                ax.text(0.5, 0.5, "no request completed", transform=ax.transAxes,
+                        ha="center", va="center", color="#888888")  # fmt: skip
+            layouts = [s for s in dict.fromkeys(part["series"]) if s]
+            name = f"{op} @ {label}" + (f" ({', '.join(layouts)})" if len(layouts) > 1 else "")
+            ax.set_title(name, fontsize=10, fontweight="bold")
+            if len(layouts) > 1:
+                ax.text(0.02, 0.96, f"solid: {layouts[0]}; dotted: {', '.join(layouts[1:])}",
+                        transform=ax.transAxes, fontsize=7, va="top", color="#555555")  # fmt: skip
             if c == 0:
                 ax.set_ylabel("latency ms")
             if r < len(labels) - 1:
                 ax.set_xlabel("")
-    handles, names = axes[0][0].get_legend_handles_labels()
+    handles, names = _legend_entries(axes)
     if table["client_bound"].astype(bool).any():
         handles.append(plt.Rectangle((0, 0), 1, 1, color="#d62728", alpha=0.15))
         names.append(BOUND_NOTE)
+    if any_idle:
+        handles.append(plt.Line2D([], [], marker="x", ls="", color="#d62728", markersize=8))
+        names.append(NO_REQUESTS)
     fig.legend(handles, names, loc="upper center", ncol=len(names), frameon=False,
                bbox_to_anchor=(0.5, 1.0))  # fmt: skip
-    fig.suptitle(title + " (steady window, merged histograms)", y=1.05, fontsize=12)
+    fig.suptitle(title, y=1.05, fontsize=12)
     fig.tight_layout()
     return _png(fig)
 
@@ -366,11 +435,20 @@ def _sweep_section(table: pd.DataFrame, labels_table: pd.DataFrame | None = None
     if table.empty:
         return {}
     chart_table = labels_table if labels_table is not None else table
+    steady = table["clock"] == STEADY_CLOCK
     return {
         "rows": table.to_dict("records"),
         "throughput_chart": sweep_throughput_chart(chart_table),
         "latency_chart": sweep_latency_chart(chart_table),
         "client_bound": int(table["client_bound"].astype(bool).sum()),
+        # Locust levels are a load sweep; listing and connection levels are scale points
+        "steady": bool(steady.any()),
+        "points": bool(table["point"].astype(bool).any()),
+        "heading": "Load sweep"
+        if steady.all()
+        else "Scale points"
+        if not steady.any()
+        else "Load sweep and scale points",
     }
 
 
