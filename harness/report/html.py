@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -165,33 +166,50 @@ def resources_chart(samples: pd.DataFrame) -> str | None:
         name = "client" if role == "client" else f"server ({target})"
         cpu_ax.plot(part["t"] - t0, part["cpu_pct"], label=name)
         rss_ax.plot(part["t"] - t0, part["rss_mib"], label=name)
-    _mark_steps([cpu_ax, rss_ax], samples, t0)
+    rows = _mark_steps([cpu_ax, rss_ax], samples, t0)
     cpu_ax.set_ylabel("CPU % (100 = 1 core)")
     rss_ax.set_ylabel("RSS MiB")
     rss_ax.set_xlabel("seconds since start")
     cpu_ax.legend(fontsize=8)
-    cpu_ax.set_title("CPU and memory over time (psutil, process trees; dotted: step starts)",
-                     pad=48 if step_starts(samples) else 6)  # fmt: skip
+    cpu_ax.set_title("CPU and memory over time (psutil, process trees; dotted: numbered step "
+                     "starts)", pad=6 + 9 * rows)  # fmt: skip
     for ax in (cpu_ax, rss_ax):
         ax.grid(alpha=0.3)
     return _png(fig)
 
 
-def _mark_steps(axes: list[plt.Axes], samples: pd.DataFrame, t0: float) -> None:
-    """A dotted line on every axis where each step starts, its name above the first axis."""
+STEP_KEY_WIDTH = 140  # characters per line of the step key under a time chart
+
+
+def step_key(starts: list[tuple[float, str]]) -> list[str]:
+    """The key of the numbered step starts, wrapped: ``steps: 1 up · 2 down``; a number stays
+    with its name (no-break space) and names never break at their hyphens."""
+    key = " · ".join(f"{n}\u00a0{step}" for n, (_, step) in enumerate(starts, 1))
+    return textwrap.wrap("steps: " + key, STEP_KEY_WIDTH, break_on_hyphens=False)
+
+
+def _mark_steps(axes: list[plt.Axes], samples: pd.DataFrame, t0: float) -> int:
+    """A dotted line on every axis where each step starts, numbered above the first axis; the
+    numbers' key goes under the figure (names written at the lines overlap as soon as steps
+    start a second apart). Returns how many label rows the numbers took."""
     span = max(1e-9, float(samples["t"].max() - t0))
-    previous = -1.0
-    lift = 0
-    for t, step in step_starts(samples):
+    previous, lift, rows = -1.0, 0, 0
+    starts = step_starts(samples)
+    for n, (t, _) in enumerate(starts, 1):
         for ax in axes:
             ax.axvline(t - t0, color="#888888", ls=":", lw=1)
-        # steps that start close together get their labels lifted apart, not stacked
-        lift = lift + 1 if previous >= 0 and (t - previous) / span < 0.06 else 0
+        # numbers of steps that start close together are lifted apart, not stacked
+        lift = lift + 1 if previous >= 0 and (t - previous) / span < 0.025 else 0
         previous = t
-        axes[0].annotate(step, (t - t0, 1.0), xycoords=("data", "axes fraction"),
-                         xytext=(2, 2 + 10 * (lift % 3)), textcoords="offset points",
-                         rotation=25, fontsize=7, color="#555555", ha="left",
-                         va="bottom")  # fmt: skip
+        rows = max(rows, lift % 4 + 1)
+        axes[0].annotate(str(n), (t - t0, 1.0), xycoords=("data", "axes fraction"),
+                         xytext=(0, 2 + 9 * (lift % 4)), textcoords="offset points",
+                         fontsize=7, color="#555555", ha="center", va="bottom")  # fmt: skip
+    if starts:
+        axes[-1].annotate("\n".join(step_key(starts)), (0.0, 0.0), xycoords="axes fraction",
+                          xytext=(0, -36), textcoords="offset points", fontsize=7,
+                          color="#555555", ha="left", va="top")  # fmt: skip
+    return rows
 
 
 def _local(samples: pd.DataFrame) -> pd.DataFrame:
@@ -216,14 +234,14 @@ def host_samples_chart(samples: pd.DataFrame) -> str | None:
         mem_ax.plot(x, pd.to_numeric(part["mem_used_bytes"], errors="coerce") / 2**30, label=host)
         moved = (part["net_rx_bytes"] + part["net_tx_bytes"]).diff() / part["t"].diff()
         net_ax.plot(x, moved.clip(lower=0) / 2**20, label=host)
-    _mark_steps(list(axes), _local(samples), t0)
+    rows = _mark_steps(list(axes), _local(samples), t0)
     cpu_ax.set_ylabel("CPU % (whole host)")
     mem_ax.set_ylabel("memory used GiB")
     net_ax.set_ylabel("network MiB/s (rx + tx)")
     net_ax.set_xlabel("seconds since start")
     cpu_ax.legend(title="host", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    cpu_ax.set_title("Inventory hosts over time (sampled over SSH every second; dotted: step "
-                     "starts)", pad=56)  # fmt: skip
+    cpu_ax.set_title("Inventory hosts over time (sampled over SSH every second; dotted: "
+                     "numbered step starts)", pad=6 + 9 * rows)  # fmt: skip
     for ax in axes:
         ax.grid(alpha=0.3)
     return _png(fig)

@@ -20,7 +20,13 @@ from harness.drivers.rclone import RcloneDriver
 from harness.progress import MiBSpeedColumn
 from harness.report import load_run, side_by_side, summarize
 from harness.report.compare import compare_runs
-from harness.report.html import small_bar_labels, step_starts, write_run_report
+from harness.report.html import (
+    STEP_KEY_WIDTH,
+    small_bar_labels,
+    step_key,
+    step_starts,
+    write_run_report,
+)
 from harness.report.terminal import print_run
 from harness.results import StepResult
 from harness.runner import results_frame, write_results
@@ -181,6 +187,16 @@ def test_small_bars_get_value_labels_and_steps_are_marked() -> None:
         {"t": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "step": ["", "up", "up", "", "down", "up"]}
     )
     assert step_starts(samples) == [(2.0, "up"), (5.0, "down")]
+
+
+def test_step_key_numbers_the_step_starts_and_wraps_between_steps() -> None:
+    # 20 steps starting a fraction of a second apart: names at the lines would overlap
+    names = [f"{tool}-{op}" for tool in ("azcopy", "sdk-aio", "boostedblob", "rclone")
+             for op in ("upload", "list", "download", "remove", "sync-down")]  # fmt: skip
+    lines = step_key([(0.1 * i, name) for i, name in enumerate(names)])
+    assert len(lines) > 1 and all(len(line) <= STEP_KEY_WIDTH for line in lines)
+    entries = " ".join(lines).removeprefix("steps: ").split(" · ")  # wrapped at spaces only
+    assert entries == [f"{n}\u00a0{name}" for n, name in enumerate(names, 1)]
 
 
 def test_progress_rate_is_in_mib_per_second() -> None:
