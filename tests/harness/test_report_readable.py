@@ -386,3 +386,21 @@ def test_contract_recording_caches_datasets_in_the_user_cache(monkeypatch, tmp_p
     rec = record_scenario(scenario.load(tmp_path / "s.yaml"), tmp_path / "reports")
     assert rec.outcome.exit_code == 0
     assert [p.name.split("-")[0] for p in (tmp_path / "cache").iterdir()] == ["d"]
+
+
+def test_trend_ticks_tell_two_nights_of_one_day_apart() -> None:
+    from harness.history.page import night_ticks
+
+    assert night_ticks(["2026-11-20T01:00:00Z", "2026-11-21T01:00:00Z"]) == [
+        "2026-11-20",
+        "2026-11-21",
+    ]
+    # two runs a day used to read "2026-12-01", "2026-12-01": now their UTC times show
+    assert night_ticks(["2026-12-01T01:00:00Z", "2026-12-01T13:30:00Z"]) == [
+        "2026-12-01 01:00 UTC",
+        "2026-12-01 13:30 UTC",
+    ]
+    assert night_ticks(["2026-12-01T23:42:15Z", "2026-12-01T23:42:38Z"]) == [
+        "2026-12-01 23:42:15 UTC",
+        "2026-12-01 23:42:38 UTC",
+    ]
