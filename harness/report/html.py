@@ -78,9 +78,11 @@ def throughput_chart(
 ) -> str | None:
     """Median MiB/s per (step, driver) with min–max whiskers; one bar colour per target.
 
-    Steps that move no object bodies (list, remove: NaN throughput) and failed steps (their
-    numbers measure no transfer) are left out."""
+    Steps that move no object bodies (list, remove: NaN throughput; or no bytes at all) and
+    failed steps (their numbers measure no transfer) are left out."""
     summary = summary[pd.to_numeric(summary["throughput_mib_s"]).notna()]
+    if "bytes" in summary:  # a listing or connections bench: a 0.0 bar says nothing
+        summary = summary[pd.to_numeric(summary["bytes"]).fillna(0) > 0]
     summary = summary[summary["ok"].astype(bool)]
     if summary.empty:
         return None
@@ -462,6 +464,8 @@ def _sweep_section(table: pd.DataFrame, labels_table: pd.DataFrame | None = None
         # Locust levels are a load sweep; listing and connection levels are scale points
         "steady": bool(steady.any()),
         "points": bool(table["point"].astype(bool).any()),
+        # only Locust measures its generator's CPU: no empty column for the others
+        "generator_cpu": bool(table["generator_cpu_pct"].notna().any()),
         "heading": "Load sweep"
         if steady.all()
         else "Scale points"

@@ -125,3 +125,6 @@ def test_listing_and_connection_levels_are_labelled_scale_points_not_steady_wind
     assert points.count("flat 10,000 blobs") == 2 and "100 connections" in points
     # each curve is drawn against what grew (blobs, connections), not against users
     assert _chart(doc, "sweep-throughput-chart").width > 500
+    # no column of dashes where no Locust generator ran, no 0.0 bars for steps moving no bytes
+    assert not section.xpath(".//td[@data-col='generator_cpu_pct']")
+    assert not doc.xpath("//img[@id='throughput-chart']")
