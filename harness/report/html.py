@@ -13,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display here or in CI
 import matplotlib.pyplot as plt
+import matplotlib.ticker as ticker
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -436,6 +437,10 @@ def sweep_latency_chart(table: pd.DataFrame, title: str = "") -> str:
             _level_axis(ax, part)
             if measured:
                 ax.set_yscale("log")
+                # 1-2-5 ticks in plain milliseconds: "10^1" alone left readers guessing
+                ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+                ax.yaxis.set_minor_formatter(ticker.NullFormatter())
             else:
                 ax.set_yticks([])
                 ax.text(0.5, 0.5, "no request completed", transform=ax.transAxes,
