@@ -115,6 +115,7 @@ def write_page(analysis: Analysis, out_dir: Path, source: str) -> Path:
             flat += 1
             continue
         charted.append({"label": label, "png": trend_chart(parts)})
+    nights = sorted({n for s in analysis.series for n in s.nights})
     html = _env.get_template("history.html.j2").render(
         title="History and regressions",
         source=source,
@@ -122,7 +123,9 @@ def write_page(analysis: Analysis, out_dir: Path, source: str) -> Path:
         analysis=analysis,
         charts=charted,
         flat=flat,
-        nights=sorted({n for s in analysis.series for n in s.nights}),
+        nights=nights,
+        # first and last night, with their times when both fall on one date
+        span=night_ticks([nights[0], nights[-1]]) if len(nights) > 1 else nights[:1],
     )
     path = out_dir / "history.html"
     path.write_text(html)
