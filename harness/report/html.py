@@ -75,7 +75,7 @@ def _bar_label(step: str, driver: str) -> str:
 
 
 def throughput_chart(
-    summary: pd.DataFrame, title: str = "Throughput per step and driver"
+    summary: pd.DataFrame, title: str = "Throughput per step and driver", legend: str = "target"
 ) -> str | None:
     """Median MiB/s per (step, driver) with min–max whiskers; one bar colour per target.
 
@@ -146,7 +146,7 @@ def throughput_chart(
                                      edgecolor="#ffffff"))  # fmt: skip
         names.append(f"unstable (slowest > {UNSTABLE_SPREAD:g}× fastest)")
     # beside the axes, never over a bar
-    ax.legend(handles, names, title="target", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.legend(handles, names, title=legend, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)
 
@@ -186,7 +186,7 @@ def resources_chart(samples: pd.DataFrame) -> str | None:
     rows = _mark_steps([cpu_ax, rss_ax], samples, t0)
     cpu_ax.set_ylabel("CPU % (100 = 1 core)")
     rss_ax.set_ylabel("RSS MiB")
-    rss_ax.set_xlabel("seconds since start")
+    rss_ax.set_xlabel("seconds since the run's first sample (controller clock)")
     cpu_ax.legend(fontsize=8)
     cpu_ax.set_title("CPU and memory over time (psutil, process trees; dotted: numbered step "
                      "starts)", pad=6 + 9 * rows)  # fmt: skip
@@ -569,7 +569,10 @@ def write_compare_report(
         comparison=(columns, rows),
         sweep=_sweep_section(labelled) if not labelled.empty else {},
         sweep_comparison=sweep_side_by_side(sweeps) if sweeps else None,
-        chart=throughput_chart(combined, "Throughput side by side") if not combined.empty else None,
+        # the bars are the comparison's columns: runs by label, or a run's targets
+        chart=throughput_chart(combined, "Throughput side by side", "run / target")
+        if not combined.empty
+        else None,
         generated=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
