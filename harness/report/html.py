@@ -328,14 +328,18 @@ def sweep_throughput_chart(table: pd.DataFrame, title: str = "") -> str:
     title = title or _sweep_titles(table)[0]
     ops = list(dict.fromkeys(table["operation"]))
     lines = list(dict.fromkeys(zip(table["target"], table["series"], strict=True)))
+    metrics = [("ops_s", "ops/s"), ("throughput_mib_s", "MiB/s")]
+    if not pd.to_numeric(table["throughput_mib_s"]).fillna(0).any():
+        metrics = metrics[:1]  # nothing moved a body: no row of "no payload" panels
     fig, axes = plt.subplots(
-        2, len(ops), figsize=(max(6.5, 4.2 * len(ops)), 6.2), squeeze=False, sharex="col"
-    )
+        len(metrics), len(ops), figsize=(max(6.5, 4.2 * len(ops)), 3.1 * len(metrics)),
+        squeeze=False, sharex="col",
+    )  # fmt: skip
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     any_bound = False
     for col, op in enumerate(ops):
         mine = table[table["operation"] == op]
-        for row, (metric, unit) in enumerate((("ops_s", "ops/s"), ("throughput_mib_s", "MiB/s"))):
+        for row, (metric, unit) in enumerate(metrics):
             ax = axes[row][col]
             _level_axis(ax, mine)
             moved = pd.to_numeric(mine[metric]).fillna(0)
@@ -360,6 +364,7 @@ def sweep_throughput_chart(table: pd.DataFrame, title: str = "") -> str:
                 ax.set_ylim(bottom=0)
             if row == 0:
                 ax.set_title(op, fontsize=11, fontweight="bold")
+            if row < len(metrics) - 1:
                 ax.set_xlabel("")
             if col == 0:
                 ax.set_ylabel(unit)
@@ -437,8 +442,8 @@ def sweep_latency_chart(table: pd.DataFrame, title: str = "") -> str:
             _level_axis(ax, part)
             if measured:
                 ax.set_yscale("log")
-                # 1-2-5 ticks in plain milliseconds: "10^1" alone left readers guessing
-                ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                # 1-2-3-5 ticks in plain milliseconds: "10^1" alone left readers guessing
+                ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
                 ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
                 ax.yaxis.set_minor_formatter(ticker.NullFormatter())
             else:
