@@ -14,6 +14,7 @@ from harness.history.analysis import Analysis, Series
 from harness.history.records import kpi_sense
 from harness.report.html import TEMPLATES as REPORT_TEMPLATES
 from harness.report.html import _png
+from harness.report.pilot import UNITS
 
 _env = Environment(
     loader=ChoiceLoader(
@@ -22,6 +23,16 @@ _env = Environment(
     autoescape=select_autoescape(["html", "j2"]),
 )
 WORSE, BETTER, BUILD = "#c0392b", "#1e8449", "#6c3483"
+
+
+def night_ticks(nights: list[str]) -> list[str]:
+    """Tick labels of nights (``2026-12-01T23:42:34Z``): the date, or the date and UTC time
+    once two nights share a date (several runs a day would otherwise read as one)."""
+    for width in (10, 16, 19):  # date, then minutes, then seconds
+        labels = [n[:width].replace("T", " ") for n in nights]
+        if len(set(labels)) == len(labels):
+            return labels if width == 10 else [f"{label} UTC" for label in labels]
+    return [n.replace("T", " ") for n in nights]
 
 
 def trend_chart(parts: list[Series]) -> str:
@@ -55,13 +66,16 @@ def trend_chart(parts: list[Series]) -> str:
                 weight="bold",
             )  # fmt: skip
         for i, build in enumerate(p.builds):
-            if i == 0 or build != p.builds[i - 1]:
+            # the first build goes in the title; a new one on the line where it starts, beside
+            # it on a white ground (written at the night itself, it sat on that night's point)
+            if i and build != p.builds[i - 1]:
+                ax.axvline(offset + i - 0.5, color=BUILD, lw=0.6, ls=":")
                 ax.annotate(
-                    build, (offset + i, 0), xycoords=("data", "axes fraction"), xytext=(2, 4),
-                    textcoords="offset points", rotation=90, fontsize=7, color=BUILD,
+                    build, (offset + i - 0.5, 0), xycoords=("data", "axes fraction"),
+                    xytext=(-2, 4), textcoords="offset points", rotation=90, fontsize=7,
+                    color=BUILD, ha="right", va="bottom",
+                    bbox={"fc": "white", "ec": "none", "alpha": 0.8, "pad": 1},
                 )  # fmt: skip
-                if i:
-                    ax.axvline(offset + i - 0.5, color=BUILD, lw=0.6, ls=":")
         if offset:
             ax.axvline(offset - 0.5, color="#95a5a6", lw=6, alpha=0.35)
             ax.annotate(
@@ -71,11 +85,16 @@ def trend_chart(parts: list[Series]) -> str:
         offset += len(p.nights)
     step = max(1, len(nights) // 12)
     ticks = list(range(len(nights)))[::step]
-    ax.set_xticks(ticks, [nights[i][:10] for i in ticks], rotation=30, ha="right", fontsize=7)
+    ax.set_xticks(ticks, night_ticks([nights[i] for i in ticks]), rotation=30, ha="right",
+                  fontsize=7)  # fmt: skip
     kpi = parts[0].key["kpi"]
     sense = "higher is better" if kpi_sense(kpi) > 0 else "lower is better"
-    ax.set_ylabel(f"{kpi}\n({sense})", fontsize=8)
+    unit = UNITS.get(kpi, "ms" if kpi.endswith("_ms") else "")
+    ax.set_ylabel(f"{kpi}" + (f" ({unit})" if unit else "") + f"\n{sense}", fontsize=8)
+    first = parts[0].builds[0] if parts[0].builds else ""
     ax.set_title(parts[0].label, fontsize=9, loc="left")
+    if first:
+        ax.set_title(f"façade build {first}", fontsize=8, loc="right", color=BUILD)
     ax.grid(alpha=0.3)
     return _png(fig)
 
@@ -96,6 +115,7 @@ def write_page(analysis: Analysis, out_dir: Path, source: str) -> Path:
             flat += 1
             continue
         charted.append({"label": label, "png": trend_chart(parts)})
+    nights = sorted({n for s in analysis.series for n in s.nights})
     html = _env.get_template("history.html.j2").render(
         title="History and regressions",
         source=source,
@@ -103,7 +123,9 @@ def write_page(analysis: Analysis, out_dir: Path, source: str) -> Path:
         analysis=analysis,
         charts=charted,
         flat=flat,
-        nights=sorted({n for s in analysis.series for n in s.nights}),
+        nights=nights,
+        # first and last night, with their times when both fall on one date
+        span=night_ticks([nights[0], nights[-1]]) if len(nights) > 1 else nights[:1],
     )
     path = out_dir / "history.html"
     path.write_text(html)

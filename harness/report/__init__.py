@@ -39,7 +39,13 @@ SWEEP_COLUMNS = [
     "steady_s",
     "mode",
     "error",
+    "clock",
+    "x",
+    "x_label",
+    "series",
+    "point",
 ]
+STEADY_CLOCK = "steady-window"  # Locust levels; other level rows are scale points, timed once
 
 
 @dataclass
@@ -336,6 +342,8 @@ def sweep(results: pd.DataFrame) -> pd.DataFrame:
                 "steady_s": float(g["duration_s"].median()),
                 "mode": str(extras[0].get("mode", "")),
                 "error": failed[0] if failed else "",
+                "clock": str(g["clock"].iloc[0]),
+                **level_point(extras[0], int(g["concurrency"].max())),
             }
         )
     table = pd.DataFrame(out, columns=SWEEP_COLUMNS)
@@ -347,6 +355,21 @@ def sweep(results: pd.DataFrame) -> pd.DataFrame:
         for r in table.itertuples()
     ]
     return table.iloc[sorted(range(len(table)), key=keys.__getitem__)].reset_index(drop=True)
+
+
+def level_point(extra: dict[str, Any], users: int) -> dict[str, Any]:
+    """Where a level sits on its curve: ``x`` and its axis name, the ``series`` it belongs to
+    within its target (a listing layout) and, for scale points, a ``point`` to print."""
+    if extra.get("blobs") is not None:
+        layout = str(extra.get("layout") or "")
+        x, name, noun = float(extra["blobs"]), "blobs in the container", "blobs"
+    elif extra.get("connections") is not None:
+        layout, x, name = "", float(extra["connections"]), "connections opened at once"
+        noun = "connections"
+    else:
+        return {"x": float(users), "x_label": "concurrent users", "series": "", "point": ""}
+    point = " ".join(p for p in (layout, f"{x:,.0f}", noun) if p)
+    return {"x": x, "x_label": name, "series": layout, "point": point}
 
 
 def steady_state_notes(results: pd.DataFrame) -> list[str]:
@@ -362,6 +385,15 @@ def steady_state_notes(results: pd.DataFrame) -> list[str]:
             (e.get("workers") for e in mine["extra"] if isinstance(e, dict) and e.get("workers")),
             None,
         )
+        clock = str(g["clock"].iloc[0]) if "clock" in g else STEADY_CLOCK
+        if clock != STEADY_CLOCK:  # scale points (listing, connections): no window to speak of
+            points = [level_point(e if isinstance(e, dict) else {}, 1)["point"] for e in g["extra"]]
+            notes.append(
+                f"{step} @{target}: each point timed once, {clock} clock (no warm-up, no steady "
+                f"window): {', '.join(dict.fromkeys(p for p in points if p))}; "
+                f"median {seconds:.3g} s per point."
+            )
+            continue
         text = f"{step} @{target}: {extra.get('steady_state') or 'steady window'}"
         text += f"; {seconds:g} s measured per level; {extra.get('mode', 'closed-loop')}"
         if extra.get("arrival_rate"):

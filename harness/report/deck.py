@@ -26,6 +26,9 @@ from harness.report.charts import (
 )
 
 WIDE = (Inches(13.333), Inches(7.5))
+TABLE_BESIDE_ROWS = 8  # rows of a chart's numbers that fit beside it
+TABLE_SLIDE_ROWS = 18  # rows of numbers on a slide of their own
+LABELLED_BARS = 16  # bars up to which each carries its value
 RED = RGBColor(0xB0, 0x00, 0x20)
 
 
@@ -129,9 +132,15 @@ def build_deck(
         data.categories = list(chart.table.index)
         for series in chart.table.columns:
             data.add_series(series, [None if v != v else v for v in chart.table[series]])
+        header = ["step", *chart.table.columns]
+        header += [f"{c} / {chart.table.columns[0]}" for c in chart.table.columns[1:]]
+        # A table that fits beside the chart stays there; a bigger one (it ran off the slide,
+        # its cells wrapped letter by letter) gets slides of its own and the chart the width.
+        beside = len(chart.table.index) <= TABLE_BESIDE_ROWS and len(header) <= 5
         frame = slide.shapes.add_chart(
-            XL_CHART_TYPE.COLUMN_CLUSTERED, Inches(0.4), Inches(1.7), Inches(8.2), Inches(5.1), data
-        )
+            XL_CHART_TYPE.COLUMN_CLUSTERED, Inches(0.4), Inches(1.7),
+            Inches(8.2 if beside else 12.5), Inches(5.1), data,
+        )  # fmt: skip
         graphic = frame.chart
         graphic.has_legend = True
         graphic.legend.position = XL_LEGEND_POSITION.BOTTOM
@@ -144,7 +153,9 @@ def build_deck(
         graphic.value_axis.has_title = True
         graphic.value_axis.axis_title.text_frame.text = chart.unit
         ratios = chart.ratios()
-        for s, plot_series in enumerate(graphic.plots[0].series):
+        # labels on every bar pile up once bars are narrow: the table carries the numbers then
+        labelled = chart.table.size <= LABELLED_BARS
+        for s, plot_series in enumerate(graphic.plots[0].series if labelled else []):
             for p, value in enumerate(chart.table.iloc[:, s]):
                 if value != value:
                     continue
@@ -155,19 +166,30 @@ def build_deck(
                     f" ({ratio:.2f}×)" if s and ratio == ratio else ""
                 )
                 label.text_frame.paragraphs[0].font.size = Pt(9)
-        header = ["step", *chart.table.columns]
-        header += [f"{c} / {chart.table.columns[0]}" for c in chart.table.columns[1:]]
         body = [
             [str(idx), *(_num(v) for v in chart.table.loc[idx])]
             + [_ratio(ratios.loc[idx, c]) for c in chart.table.columns[1:]]
             for idx in chart.table.index
         ]
-        _table(slide, header, body, 8.8, 1.7, 4.2, size=7)
         invalid = invalid_notes(runs, chart)
-        if invalid:  # validity before verdicts: say which bars do not count
-            top = min(1.8 + 0.36 * (len(body) + 1), 5.6)  # below the table (rows wrap)
-            _text(slide, "\n".join(invalid), 8.8, top, 4.2, 6.8 - top, size=8, color=RED)
+        if beside:
+            _table(slide, header, body, 8.8, 1.7, 4.2, size=7)
+            if invalid:  # validity before verdicts: say which bars do not count
+                top = min(1.8 + 0.36 * (len(body) + 1), 5.6)  # below the table (rows wrap)
+                _text(slide, "\n".join(invalid), 8.8, top, 4.2, 6.8 - top, size=8, color=RED)
+            _footer(slide, runs, unfair)
+            continue
         _footer(slide, runs, unfair)
+        pages = range(0, len(body), TABLE_SLIDE_ROWS)
+        for n, first in enumerate(pages, 1):
+            more = f", {n} of {len(pages)}" if len(pages) > 1 else ""
+            numbers = _slide(prs, f"{chart.title} ({chart.unit}): the numbers{more}")
+            rows = body[first : first + TABLE_SLIDE_ROWS]
+            _table(numbers, header, rows, 0.4, 1.8, 12.5, size=9)
+            if invalid and n == len(pages):
+                top = min(1.9 + 0.22 * (len(rows) + 1), 6.2)
+                _text(numbers, "\n".join(invalid), 0.4, top, 12.5, 6.9 - top, size=9, color=RED)
+            _footer(numbers, runs, unfair)
 
     sweeps = sweep_tables(runs, labels)
     if sweeps:

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.report import (
+    STEADY_CLOCK,
     RunData,
     grouped_verdicts,
     per_host,
@@ -129,7 +130,11 @@ def print_run(data: RunData, console: Console | None = None) -> None:
                 markup=True,
             )
     print_hosts(per_host(data.results), console)
-    print_sweep(sweep(data.results), console)
+    levels = sweep(data.results)
+    steady = levels["clock"] == STEADY_CLOCK
+    print_sweep(levels[steady], console)
+    scale_title = "scale points (each timed once, no steady window)"
+    print_sweep(levels[~steady], console, title=scale_title)
     for note in steady_state_notes(data.results):
         console.print(f"[dim]{escape(note)}[/]", highlight=False)
     if data.verdicts:
@@ -227,9 +232,11 @@ def print_sweep(table: pd.DataFrame, console: Console | None = None, title: str 
     # Narrow terminals keep the median and the tail (p50, p99, max); wide ones every percentile.
     narrow = console.width < NARROW
     percentiles = ("p50_ms", "p99_ms", "max_ms") if narrow else PERCENTILE_COLUMNS
-    for col in ("target", "op"):
+    points = bool(table["point"].astype(bool).any())  # scale points say what they measured
+    for col in ("target", "op", *(("point",) if points else ())):
         out.add_column(col, overflow="fold")
-    for col in ("users", "ops/s", "MiB/s", *(PERCENTILE_NAMES[c] for c in percentiles)):
+    users = "conc." if points else "users"
+    for col in (users, "ops/s", "MiB/s", *(PERCENTILE_NAMES[c] for c in percentiles)):
         out.add_column(col, justify="right", no_wrap=True)
     out.add_column("errors", justify="right", overflow="fold")
     if not narrow:
@@ -241,6 +248,8 @@ def print_sweep(table: pd.DataFrame, console: Console | None = None, title: str 
         group = (r["target"], r["operation"])
         errors = ", ".join(f"{k}×{v}" for k, v in sorted(r["errors"].items()))
         mark = "[red]client-bound[/]" if r["client_bound"] else ""
+        if not r["objects"] and not r["failed"]:  # the level ran but no request completed
+            mark += (" " if mark else "") + "[yellow]no requests[/]"
         if not r["ok"]:
             mark += (" " if mark else "") + "[red]FAILED[/]"
         wide = (
@@ -249,6 +258,7 @@ def print_sweep(table: pd.DataFrame, console: Console | None = None, title: str 
         out.add_row(
             str(r["target"]) if group != previous else "",
             str(r["operation"]) if group != previous else "",
+            *((r["point"],) if points else ()),
             f"{r['users']:,}",
             _num(r["ops_s"]),
             _num(r["throughput_mib_s"]),

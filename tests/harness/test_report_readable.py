@@ -20,7 +20,13 @@ from harness.drivers.rclone import RcloneDriver
 from harness.progress import MiBSpeedColumn
 from harness.report import load_run, side_by_side, summarize
 from harness.report.compare import compare_runs
-from harness.report.html import small_bar_labels, step_starts, write_run_report
+from harness.report.html import (
+    STEP_KEY_WIDTH,
+    small_bar_labels,
+    step_key,
+    step_starts,
+    write_run_report,
+)
 from harness.report.terminal import print_run
 from harness.results import StepResult
 from harness.runner import results_frame, write_results
@@ -181,6 +187,16 @@ def test_small_bars_get_value_labels_and_steps_are_marked() -> None:
         {"t": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "step": ["", "up", "up", "", "down", "up"]}
     )
     assert step_starts(samples) == [(2.0, "up"), (5.0, "down")]
+
+
+def test_step_key_numbers_the_step_starts_and_wraps_between_steps() -> None:
+    # 20 steps starting a fraction of a second apart: names at the lines would overlap
+    names = [f"{tool}-{op}" for tool in ("azcopy", "sdk-aio", "boostedblob", "rclone")
+             for op in ("upload", "list", "download", "remove", "sync-down")]  # fmt: skip
+    lines = step_key([(0.1 * i, name) for i, name in enumerate(names)])
+    assert len(lines) > 1 and all(len(line) <= STEP_KEY_WIDTH for line in lines)
+    entries = " ".join(lines).removeprefix("steps: ").split(" · ")  # wrapped at spaces only
+    assert entries == [f"{n}\u00a0{name}" for n, name in enumerate(names, 1)]
 
 
 def test_progress_rate_is_in_mib_per_second() -> None:
@@ -370,3 +386,21 @@ def test_contract_recording_caches_datasets_in_the_user_cache(monkeypatch, tmp_p
     rec = record_scenario(scenario.load(tmp_path / "s.yaml"), tmp_path / "reports")
     assert rec.outcome.exit_code == 0
     assert [p.name.split("-")[0] for p in (tmp_path / "cache").iterdir()] == ["d"]
+
+
+def test_trend_ticks_tell_two_nights_of_one_day_apart() -> None:
+    from harness.history.page import night_ticks
+
+    assert night_ticks(["2026-11-20T01:00:00Z", "2026-11-21T01:00:00Z"]) == [
+        "2026-11-20",
+        "2026-11-21",
+    ]
+    # two runs a day used to read "2026-12-01", "2026-12-01": now their UTC times show
+    assert night_ticks(["2026-12-01T01:00:00Z", "2026-12-01T13:30:00Z"]) == [
+        "2026-12-01 01:00 UTC",
+        "2026-12-01 13:30 UTC",
+    ]
+    assert night_ticks(["2026-12-01T23:42:15Z", "2026-12-01T23:42:38Z"]) == [
+        "2026-12-01 23:42:15 UTC",
+        "2026-12-01 23:42:38 UTC",
+    ]
