@@ -7,6 +7,7 @@ AzCopy's Go structs read these documents).
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 import time
@@ -156,34 +157,61 @@ _COPY_ELEMENTS = (
 )
 
 
+# A listing builds <Properties> for every blob: each gets a copy of this template (one C call)
+# with its constant elements filled in, and only the variable texts are set, in this order.
+_VARIABLE_PROPERTIES = (
+    "Creation-Time",
+    "Last-Modified",
+    "Etag",
+    "Content-Length",
+    "Content-Type",
+    "Content-Encoding",
+    "Content-Language",
+    "Content-CRC64",
+    "Content-MD5",
+    "Cache-Control",
+    "Content-Disposition",
+)
+_PROPERTIES = etree.Element("Properties")
+for _tag in _VARIABLE_PROPERTIES:
+    etree.SubElement(_PROPERTIES, _tag)
+for _tag, _text in (
+    ("BlobType", "BlockBlob"),
+    ("AccessTier", "Hot"),
+    ("AccessTierInferred", "true"),
+    ("LeaseStatus", "unlocked"),
+    ("LeaseState", "available"),
+    ("ServerEncrypted", "true"),
+):
+    _sub(_PROPERTIES, _tag, _text)
+
+
 def _blob_properties(parent: etree._Element, b: BlobProps, include_copy: bool = False) -> None:
     c = b.content
-    props = etree.SubElement(parent, "Properties")
-    # one pass over (tag, text) pairs: a listing builds this for every blob
-    for tag, text in (
-        ("Creation-Time", http_date(b.creation_time)),
-        ("Last-Modified", http_date(b.last_modified)),
-        ("Etag", b.etag),
-        ("Content-Length", str(b.size)),
-        ("Content-Type", c.content_type or ""),
-        ("Content-Encoding", c.content_encoding or ""),
-        ("Content-Language", c.content_language or ""),
-        ("Content-CRC64", None),
-        ("Content-MD5", c.content_md5 or ""),
-        ("Cache-Control", c.cache_control or ""),
-        ("Content-Disposition", c.content_disposition or ""),
-        ("BlobType", "BlockBlob"),
-        ("AccessTier", "Hot"),
-        ("AccessTierInferred", "true"),
-        ("LeaseStatus", "unlocked"),
-        ("LeaseState", "available"),
-    ):
-        _stored_text(etree.SubElement(props, tag), text)
+    props = copy.deepcopy(_PROPERTIES)
+    parent.append(props)
+    texts = (
+        http_date(b.creation_time),
+        http_date(b.last_modified),
+        b.etag,
+        str(b.size),
+        c.content_type or "",
+        c.content_encoding or "",
+        c.content_language or "",
+        None,  # Content-CRC64: an empty element
+        c.content_md5 or "",
+        c.cache_control or "",
+        c.content_disposition or "",
+    )
+    for el, text in zip(props, texts, strict=False):  # stops after the variable ones
+        _stored_text(el, text)
     if include_copy and b.copy:
+        server_encrypted = props[-1]
         for tag, header in _COPY_ELEMENTS:
             if header in b.copy:
-                _stored_text(etree.SubElement(props, tag), b.copy[header])
-    etree.SubElement(props, "ServerEncrypted").text = "true"
+                el = etree.Element(tag)
+                _stored_text(el, b.copy[header])
+                server_encrypted.addprevious(el)
 
 
 def list_blobs_body(

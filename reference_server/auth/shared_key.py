@@ -36,6 +36,7 @@ signature cannot tell which one the client meant.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -90,6 +91,15 @@ def _service_collation_key(name: str) -> tuple[tuple[int, ...], tuple[tuple[int,
     return primary, (*secondary, (_END, 0))
 
 
+# The same few x-ms-* names come on every request: their keys are cached, short names only, so a
+# client sending many long names cannot grow the cache's memory.
+_cached_collation_key = functools.lru_cache(maxsize=1024)(_service_collation_key)
+
+
+def _collation_key(name: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    return _cached_collation_key(name) if len(name) <= 64 else _service_collation_key(name)
+
+
 def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Lowercase names; repeated headers (a multidict) are joined with ',' as Azure does."""
     out: dict[str, str] = {}
@@ -107,7 +117,7 @@ def canonicalized_headers(headers: Mapping[str, str], order: str = "service") ->
 
 def _canonical_lines(lowered: dict[str, str], order: str) -> str:
     names = [n for n in lowered if n.startswith("x-ms-")]
-    names.sort(key=_service_collation_key if order == "service" else None)
+    names.sort(key=_collation_key if order == "service" else None)
     return "".join(f"{n}:{lowered[n]}\n" for n in names)
 
 
@@ -210,15 +220,23 @@ def _fail(detail: str) -> StorageError:
     return StorageError("AuthenticationFailed", details={"AuthenticationErrorDetail": detail})
 
 
+# Concurrent clients send the same x-ms-date (whole seconds) many times: parse each once. The
+# skew is still checked against the clock on every request; malformed dates are not cached.
+_parse_date = functools.lru_cache(maxsize=256)(parsedate_to_datetime)
+
+
 def check_request_date(headers: Mapping[str, str], now: datetime | None = None) -> datetime:
     """The request time from x-ms-date (preferred) or Date; AuthenticationFailed when it is
     missing, malformed or more than MAX_CLOCK_SKEW away from the server clock."""
-    lowered = _lower_headers(headers)
+    return _request_date(_lower_headers(headers), now)
+
+
+def _request_date(lowered: dict[str, str], now: datetime | None = None) -> datetime:
     raw = lowered.get("x-ms-date") or lowered.get("date")
     if not raw:
         raise _fail("The Date header or the x-ms-date header is required.")
     try:
-        when = parsedate_to_datetime(raw)
+        when = _parse_date(raw)
     except (TypeError, ValueError) as exc:
         raise _fail(f"The date header value '{raw}' is not a valid HTTP date.") from exc
     if when.tzinfo is None:
@@ -231,19 +249,18 @@ def check_request_date(headers: Mapping[str, str], now: datetime | None = None) 
     return when
 
 
-def _candidates(view: RequestView, account: str) -> Iterator[str]:
-    """The strings-to-sign real clients produce for this request, distinct, most common first
-    (the documented form, which the Python SDK signs; AzCopy's differs only in rare header
-    orders). Generated lazily: a good signature costs one HMAC."""
-    lowered = _lower_headers(view.headers)
+def _candidates(view: RequestView, account: str, lowered: dict[str, str]) -> Iterator[str]:
+    """The strings-to-sign real clients produce for this request (``lowered``: its headers by
+    ``_lower_headers``), distinct, most common first (the documented form, which the Python SDK
+    signs; AzCopy's differs only in rare header orders). Generated lazily: a good signature
+    costs one HMAC."""
     values = [lowered.get(name, "") for name in _STANDARD_HEADERS]
     if values[_CONTENT_LENGTH] == "0":
         values[_CONTENT_LENGTH] = ""
     blank_dates = [False, True] if values[_DATE] and lowered.get("x-ms-date") else [False]
     blank_ranges = [False, True] if values[_RANGE] else [False]
     service = _canonical_lines(lowered, "service")
-    ordinal = _canonical_lines(lowered, "ordinal")
-    orders = [service] if ordinal == service else [service, ordinal]
+    ordinal: str | None = None  # sorted only when the first form did not verify
     resource = canonicalized_resource(account, _strip_query(view.raw_path), view.query)
     verb = view.method.upper() + "\n"
     for bd, br in product(blank_dates, blank_ranges):
@@ -253,8 +270,11 @@ def _candidates(view: RequestView, account: str) -> Iterator[str]:
         if br:
             line_values[_RANGE] = ""
         head = verb + "".join(v + "\n" for v in line_values)
-        for canonical in orders:
-            yield head + canonical + resource
+        yield head + service + resource
+        if ordinal is None:
+            ordinal = _canonical_lines(lowered, "ordinal")
+        if ordinal != service:
+            yield head + ordinal + resource
 
 
 def _first_segment(raw_path: str) -> str:
@@ -278,7 +298,8 @@ def verify(view: RequestView, account: Account) -> Principal:
         raise _fail("The Authorization header is not of the form 'SharedKey account:signature'.")
     if name != account.name:
         raise _fail(f"The account '{name}' in the Authorization header does not match the request.")
-    check_request_date(view.headers)
+    lowered = _lower_headers(view.headers)  # once: the date check and the candidates share it
+    _request_date(lowered)
     if not view.path_style and _first_segment(view.raw_path) == account.name:
         raise _fail(
             f"Shared Key cannot address the container '{account.name}' by virtual-host name on "
@@ -289,7 +310,7 @@ def verify(view: RequestView, account: Account) -> Principal:
     # Each comparison is constant-time; stopping at the first match reveals only which variant
     # the client itself signed, nothing about the key.
     first = None
-    for sts in _candidates(view, account.name):
+    for sts in _candidates(view, account.name, lowered):
         first = first or sts
         for key_index, key in enumerate(account.keys):
             if hmac.compare_digest(compute_signature(key, sts).encode("ascii"), presented):

@@ -55,6 +55,9 @@ class OpenBlob:
 
     file: BinaryIO
     props: BlobProps
+    # The whole content of a small blob, read in the same thread hop as the open, so the
+    # response is one socket write instead of headers, then sendfile (see Store.open_blob).
+    content: bytes | None = None
 
     def close(self) -> None:
         self.file.close()

@@ -142,8 +142,8 @@ class Records:
         path = self.layout.existing_path(acct, ct, name)
         if path is None:
             raise StorageError("BlobNotFound")
-        try:
-            f = open(path, "rb")
+        try:  # unbuffered: every reader uses the fd (sendfile, pread), and no isatty/lseek calls
+            f = open(path, "rb", buffering=0)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise StorageError("BlobNotFound") from None
         st = os.fstat(f.fileno())

@@ -303,6 +303,34 @@ def test_go_sdk_form_verifies() -> None:
     assert check(view_for("PUT", url, headers)) == "sharedkey"
 
 
+def test_a_cached_request_date_is_still_checked_against_the_clock() -> None:
+    """Parsed dates are cached per string; the skew check is not: the same x-ms-date passes
+    now and fails once the clock has moved past the allowed skew."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    headers = {"x-ms-date": format_datetime(now, usegmt=True)}
+    assert shared_key.check_request_date(headers, now) == now
+    assert shared_key.check_request_date(headers, now) == now  # from the cache
+    later = now + shared_key.MAX_CLOCK_SKEW + timedelta(seconds=1)
+    with pytest.raises(StorageError) as err:
+        shared_key.check_request_date(headers, later)
+    assert "too old" in err.value.details["AuthenticationErrorDetail"]
+
+
+def test_long_header_names_sort_like_short_ones() -> None:
+    """Collation keys are cached for short names only; a long name sorts the same way."""
+    long_a = "x-ms-meta-a_" + "b" * 80
+    long_b = "x-ms-meta-a" + "c" * 80
+    headers = {long_a: "1", long_b: "2", "x-ms-meta-a_b": "3", "x-ms-meta-ac": "4"}
+    lines = shared_key.canonicalized_headers(headers).splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "x-ms-meta-a_b",
+        long_a,
+        "x-ms-meta-ac",
+        long_b,
+    ]  # '_' is ignored at the first level, as the service sorts
+    assert shared_key.canonicalized_headers(headers) == "".join(line + "\n" for line in lines)
+
+
 def test_python_sdk_range_header_form_verifies() -> None:
     """The Python SDK never fills the Range line; the documented form does."""
     url = "http://127.0.0.1:10000/devstoreaccount1/ct/a"

@@ -198,3 +198,27 @@ def test_include_uncommittedblobs_lists_blobs_with_only_staged_blocks(
     after = list_blobs(raw, container, include="uncommittedblobs")
     assert names(after) == ["a", "m/up"]
     assert after.find("Blobs")[1].find("Properties").findtext("Content-Length") == "5"
+
+
+def test_each_listed_blob_gets_its_own_properties() -> None:
+    """Properties are copied from one template per blob: one blob's values (or copy state)
+    never show up in the next one's, nor in a later listing."""
+    from lxml import etree
+
+    from reference_server.store import BlobProps, ContentSettings
+    from reference_server.xmlbody import list_blobs_body
+
+    first = BlobProps(
+        "a", 3, "0x1", 1.7e9, 1.7e9, ContentSettings(content_type="text/plain"), {}, [],
+        {"x-ms-copy-id": "c1", "x-ms-copy-status": "success"},
+    )  # fmt: skip
+    second = BlobProps("b", 0, "0x2", 1.7e9, 1.7e9, ContentSettings(), {}, [], {})
+    for _ in range(2):
+        body = list_blobs_body("http://h/acct/", "ct", None, None, None, None, [first, second],
+                               None, include_metadata=False, include_copy=True)  # fmt: skip
+        a, b = etree.fromstring(body).find("Blobs")
+        pa, pb = a.find("Properties"), b.find("Properties")
+        assert (pa.findtext("Content-Type"), pb.findtext("Content-Type")) == ("text/plain", "")
+        assert pa.findtext("CopyId") == "c1" and pb.find("CopyId") is None
+        assert [c.tag for c in pb] == BLOB_PROPERTY_ORDER
+        assert [c.tag for c in pa][-1] == "ServerEncrypted"

@@ -78,3 +78,17 @@ def test_update_blob_of_nothing(store: Store, container: str, name: str, code: s
     with pytest.raises(StorageError) as exc:
         store.update_blob(ACCT, container, name, lambda props: True)
     assert exc.value.code == code
+
+
+def test_open_blob_reads_a_small_blob_whole_in_the_same_call(store: Store) -> None:
+    put(store, "small", b"abc")
+    put(store, "large", b"x" * 100)
+    small = store.open_blob(ACCT, CT, "small", read_up_to=64)
+    large = store.open_blob(ACCT, CT, "large", read_up_to=64)
+    plain = store.open_blob(ACCT, CT, "small")
+    try:  # above the threshold (or without one) the file is left for sendfile
+        assert (small.content, large.content, plain.content) == (b"abc", None, None)
+        assert large.file.read() == b"x" * 100
+    finally:
+        for opened in (small, large, plain):
+            opened.close()
