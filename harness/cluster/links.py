@@ -283,8 +283,9 @@ class LinkUtilization:
     ``extra.link`` (the link's ends and rate) and ``extra.link_rate_bit_s``.
 
     The path of a step: a copy goes from its source's host to its target's host (server-side
-    copy: the target pulls), every other operation between the controller and the target's
-    host; only a host's egress is shaped, so an upload from the controller crosses no link.
+    copy: the target pulls), every other operation between the controller (for a `hosts:`
+    step, each client host: ``after_host_step``) and the target's host; only a host's egress
+    is shaped, so an upload from the controller crosses no link.
 
     A step with ``options.relay_of: STEP`` finishes a relay that STEP began (download to the
     client, then upload): its utilization is the path's, its bytes over the two steps'
