@@ -136,6 +136,11 @@ class RunHook:
     ) -> None:
         """The client finished (or was stopped); before the runner verifies its result."""
 
+    def after_host_step(self, ex: Execution, ctx: StepContext, result: StepResult) -> None:
+        """A `hosts:` step ended: ``result`` is the merged row, its per-host rows in
+        ``result.extra["hosts"]`` (``on_step`` / ``after_step`` are not called: the client ran
+        on the hosts, not through ``ctx``)."""
+
     def on_targets_stopping(self, runner: Runner) -> None:
         """The run is over (or interrupted): the targets are stopped next."""
 
@@ -426,6 +431,8 @@ class Runner:
             else:
                 if step.hosts is not None:  # the client runs on the hosts, which verify
                     result = self._run_on_hosts(ex, ctx)
+                    for hook in self.hooks:
+                        hook.after_host_step(ex, ctx, result)
                 else:
                     result = run_bounded(driver, ctx, progress.advance)
                     for hook in self.hooks:

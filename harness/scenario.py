@@ -269,10 +269,16 @@ class Scenario(_Model):
                         f"steps[{i}].target: unknown target {ref!r}; valid: "
                         f"{', '.join([*TARGET_KINDS, *self.targets])}"
                     )
-            if step.hosts is not None and step.target is not None:
+            # a `hosts:` step reaches the run's inventory target, or a named inventory target
+            # of the same inventory (a lake on its `lake` hosts)
+            if step.hosts is not None and any(
+                ref not in self.targets or self.targets[ref].kind != "inventory"
+                for ref in step.target or []
+            ):
                 problems.append(
                     f"steps[{i}].hosts: the client runs on the inventory's hosts against the "
-                    "inventory target: leave target out and run with --target inventory"
+                    "inventory target (or a named target of kind inventory): leave target out "
+                    "and run with --target inventory"
                 )
             if step.dataset is not None and step.dataset not in names:
                 problems.append(

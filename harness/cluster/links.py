@@ -283,8 +283,9 @@ class LinkUtilization:
     ``extra.link`` (the link's ends and rate) and ``extra.link_rate_bit_s``.
 
     The path of a step: a copy goes from its source's host to its target's host (server-side
-    copy: the target pulls), every other operation between the controller and the target's
-    host; only a host's egress is shaped, so an upload from the controller crosses no link.
+    copy: the target pulls), every other operation between the controller (for a `hosts:`
+    step, each client host: ``after_host_step``) and the target's host; only a host's egress
+    is shaped, so an upload from the controller crosses no link.
 
     A step with ``options.relay_of: STEP`` finishes a relay that STEP began (download to the
     client, then upload): its utilization is the path's, its bytes over the two steps'
@@ -295,7 +296,8 @@ class LinkUtilization:
         from harness.cluster.inventory import from_file
 
         self.inv = from_file(inventory)
-        self.seen: dict[tuple[str, int, bool], tuple[float, dict[str, Any]]] = {}
+        # (step, repeat, warm-up, client) -> the duration and link of a row that crossed one
+        self.seen: dict[tuple[str, int, bool, str], tuple[float, dict[str, Any]]] = {}
 
     def on_targets_started(self, runner: Any) -> None:
         pass
@@ -312,33 +314,59 @@ class LinkUtilization:
     def after_step(self, ex: Any, ctx: Any, driver: Any, result: Any) -> None:
         if ctx.operation not in MOVING_OPERATIONS or not self.inv.links:
             return
+        self._path(ctx, result.bytes, result.duration_s, result.ok, CONTROLLER, result.extra)
+
+    def after_host_step(self, ex: Any, ctx: Any, result: Any) -> None:
+        """A `hosts:` step: each host row's path runs between that host (the client) and the
+        target's host, its utilization its own bytes over its own time; the step row's is the
+        hosts' bytes over the merged time when every host crossed the same link."""
+        if ctx.operation not in MOVING_OPERATIONS or not self.inv.links:
+            return
+        rows = result.extra.get("hosts") or []
+        crossed = [
+            self._path(ctx, r["bytes"], r["duration_s"], r["ok"], str(r["host"]), r["extra"])
+            for r in rows
+        ]
+        if rows and len({c["index"] if c else None for c in crossed}) == 1:
+            self._path(ctx, result.bytes, result.duration_s, result.ok, result.host, result.extra)
+
+    def _path(
+        self, ctx: Any, size: int, duration: float, ok: bool, client: str, extra: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Put the link fields of one row (a step's, or one host's of a `hosts:` step, whose
+        ``client`` names the host) into ``extra``; returns the link it crossed, if any."""
         to = host_of_url(self.inv, ctx.endpoint.display_url)
         source = ctx.source_endpoint if ctx.operation == "copy" else None
-        frm = host_of_url(self.inv, source.display_url) if source is not None else CONTROLLER
+        frm = host_of_url(self.inv, source.display_url) if source is not None else client
+        ends = frm.split(",")  # a step row of several hosts: each host crossed the same link
         # the payload's sender: the controller's own egress is never shaped, so an upload
         # from it crosses no shaped link
         sender = to if ctx.operation in ("download", "sync-down") else frm
-        found = link_between(self.inv, frm, to) if sender != CONTROLLER else None
-        key = (ctx.step, ctx.repeat, ctx.warmup)
+        found = link_between(self.inv, ends[0], to) if sender != CONTROLLER else None
+        key = (ctx.step, ctx.repeat, ctx.warmup, client)
         link = None
         if found is not None:
             i, shaped = found
             link = {"index": i, "between": shaped.between, "rate": shaped.rate}
-            self.seen[key] = (result.duration_s, link)
-            self._put(result, result.duration_s, link, f"{frm} -> {to}")
+            self.seen[key] = (duration, link)
+            _put(extra, size, duration, link, f"{frm} -> {to}")
         relay_of = ctx.options.get("relay_of")
-        first = self.seen.get((str(relay_of), ctx.repeat, ctx.warmup)) if relay_of else None
-        if first is not None and result.ok:
-            duration, link = first
-            path = f"{relay_of}+{ctx.step} (through the client)"
-            self._put(result, duration + result.duration_s, link, path)
+        first = self.seen.get((str(relay_of), ctx.repeat, ctx.warmup, client)) if relay_of else None
+        if first is not None and ok:
+            before, relay_link = first
+            through = "the client" if client == CONTROLLER else client
+            path = f"{relay_of}+{ctx.step} (through {through})"
+            _put(extra, size, before + duration, relay_link, path)
+        return link
 
-    @staticmethod
-    def _put(result: Any, duration: float, link: dict[str, Any], path: str) -> None:
-        rate = rate_bits(link["rate"])
-        if duration <= 0 or not result.bytes:
-            return
-        result.extra["link_utilization"] = round(result.bytes * 8 / duration / rate, 4)
-        result.extra["link"] = link
-        result.extra["link_rate_bit_s"] = rate
-        result.extra["link_path"] = path
+
+def _put(
+    extra: dict[str, Any], size: int, duration: float, link: dict[str, Any], path: str
+) -> None:
+    rate = rate_bits(link["rate"])
+    if duration <= 0 or not size:
+        return
+    extra["link_utilization"] = round(size * 8 / duration / rate, 4)
+    extra["link"] = link
+    extra["link_rate_bit_s"] = rate
+    extra["link_path"] = path

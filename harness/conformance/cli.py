@@ -22,7 +22,7 @@ from harness.conformance.suite import (
     select,
 )
 from harness.report.terminal import wide_console
-from harness.targets import TARGET_NAMES, make_target
+from harness.targets import INVENTORY_TARGET, TARGET_NAMES, make_target
 from harness.targets.base import Endpoint, Target
 
 
@@ -35,19 +35,23 @@ def locked_contracts_html() -> str:
     return to_html([Contract.load(p) for p in sorted(CONTRACTS_DIR.glob("*.yaml"))])
 
 
-def capabilities_for(kind: str) -> dict[str, Any]:
+def capabilities_for(kind: str, target: Target | None = None) -> dict[str, Any]:
     """What a target offers beyond the portable contract.
 
     The reference façade is started here with a small in-flight limit (throttling is checkable)
-    and maps names onto a file tree (names ending in '/' and 'a' beside 'a/b' are refused)."""
-    if kind == "reference":
+    and maps names onto a file tree (names ending in '/' and 'a' beside 'a/b' are refused). The
+    inventory target starts that same façade, with the same flags, on its server hosts: it
+    offers the same, unless its clients reach a VIP (a cluster it did not start)."""
+    if kind == "reference" or (
+        kind == INVENTORY_TARGET and bool(getattr(target, "runs_facade", False))
+    ):
         return {"throttle": GATE_MAX_INFLIGHT, "file_tree_names": True}
     return {}
 
 
 def start_target(kind: str, workdir: Path, endpoint: str | None = None) -> Target:
     options: dict[str, Any] = {}
-    if kind == "reference":
+    if kind in ("reference", INVENTORY_TARGET):
         options["args"] = ["--max-inflight", str(GATE_MAX_INFLIGHT)]
     target = make_target(kind, endpoint=endpoint, options=options)
     target.start(workdir)
@@ -92,7 +96,7 @@ def run_target(
     stop_bearer: Callable[[], None] = lambda: None  # noqa: E731
     try:
         facts = target.facts()
-        capabilities = capabilities_for(kind)
+        capabilities = capabilities_for(kind, target)
         wants_bearer = not only or any(
             c.group in ("Auth Bearer", "Auth User Delegation SAS")
             for c in select(load_checks(), only)

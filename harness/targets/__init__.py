@@ -44,7 +44,7 @@ def make_target(
             raise ValueError("target 'inventory' needs --inventory FILE")
         # the inventory file travels in the endpoint slot: a target has one place to be told
         role = str((options or {}).get("role", "server"))  # lake: the façade on `lake` hosts
-        return InventoryTarget(Path(endpoint), workers=workers, role=role)
+        return InventoryTarget(Path(endpoint), workers=workers, role=role, extra_args=args)
     if kind == "nginx":
         from harness.targets.nginx import NginxTarget
 

@@ -27,12 +27,19 @@ from harness.targets.base import DEV_ACCOUNT, DEV_KEY, Endpoint
 class InventoryTarget:
     name = "inventory"
 
-    def __init__(self, inventory: Path, workers: int = 1, role: str = "server") -> None:
+    def __init__(
+        self,
+        inventory: Path,
+        workers: int = 1,
+        role: str = "server",
+        extra_args: list[str] | tuple[str, ...] = (),
+    ) -> None:
         from harness.cluster.inventory import from_file
 
         self.inventory_path = inventory
         self.inv = from_file(inventory)  # `harness run` checked it with file:line errors
         self.workers = workers
+        self.extra_args = [str(a) for a in extra_args]  # façade flags, e.g. --max-inflight 4
         if role not in ("server", "lake"):
             raise ValueError(f"options.role: {role!r}; an inventory target is server or lake")
         self.role = role
@@ -75,6 +82,7 @@ class InventoryTarget:
             argv += ["--host", d.host.address, "--port", str(port)]
             if self.workers > 1:
                 argv += ["--workers", str(self.workers)]
+            argv += self.extra_args
             # only the façade goes to the background, its output to the log: the channel
             # closes as soon as the pid is printed
             command = (
@@ -130,6 +138,12 @@ class InventoryTarget:
                     ) from None
                 time.sleep(0.2)
         raise RuntimeError(f"the façade on {ssh.where(host)} did not listen on port {port}")
+
+    @property
+    def runs_facade(self) -> bool:
+        """Whether clients reach a façade this target started (the first server's), not a VIP
+        in front of a cluster it does not know: the reference façade's capabilities hold."""
+        return not (self.inv.endpoints.vip and self.role == "server")
 
     def endpoint(self) -> Endpoint:
         ep = self.inv.endpoints
@@ -191,6 +205,7 @@ class InventoryTarget:
             # each host's shaped device: link, rate, peers, and how a delay was added (netem)
             "links": self.shaped,
             "workers": self.workers,
+            "args": self.extra_args,
             "hosts": self.host_facts,  # measured over SSH when the façades started
             "host_samples": str(self.samples_path) if self.samples_path else None,
             "notes": self.notes,

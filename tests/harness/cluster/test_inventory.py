@@ -3,6 +3,7 @@ range guard, and `inventory check` on a bad file."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,33 @@ def test_shipped_inventories_validate() -> None:
         assert inv.with_role("server"), path
 
 
+def test_the_real_cluster_links_example_shapes_the_lake_toward_edge_and_relay(
+    tmp_path: Path,
+) -> None:
+    """inventory/lasv5.yaml's commented `links:` (it needs root on the hosts) is a valid one."""
+    from harness.cluster.links import rules
+
+    text = (ROOT / "inventory" / "lasv5.yaml").read_text()
+    example = re.search(r"^# links:\n((?:#   .*\n)+)", text, re.M)
+    assert example, "lasv5.yaml carries a commented links: example"
+    block = "links:\n" + re.sub(r"^# ?", "", example.group(1), flags=re.M)
+    path = tmp_path / "lasv5.yaml"
+    path.write_text(text.replace("links: []\n", block))
+    inv = load(path)
+    assert [(link.between, link.rate, link.delay) for link in inv.links] == [
+        (["lake", "server"], "10gbit", "20ms"),
+        (["lake", "client"], "10gbit", "20ms"),
+    ]
+    shaped = {(r.host.name, r.link, tuple(r.peers)) for r in rules(inv)}
+    assert shaped == {
+        ("cli2", 0, ("10.40.1.11", "10.40.1.12")),
+        ("srv1", 0, ("10.40.1.22",)),
+        ("srv2", 0, ("10.40.1.22",)),
+        ("cli2", 1, ("10.40.1.21",)),  # never toward itself
+        ("cli1", 1, ("10.40.1.22",)),
+    }
+
+
 def test_check_exits_2_on_a_bad_file(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(BAD)
@@ -105,3 +133,20 @@ def test_a_missing_key_file_is_named_before_connecting(tmp_path: Path) -> None:
     inv.base_dir = tmp_path
     with pytest.raises(ssh.HostError, match=f"h1 .*: key_file {tmp_path}/nokey does not exist"):
         ssh.connect(inv, inv.hosts[0])
+
+
+def test_conformance_gives_the_inventory_target_the_reference_capabilities() -> None:
+    """The inventory target starts the reference façade with the gate's flags, so it offers
+    what the reference does; behind a VIP (a cluster it did not start) nothing is assumed."""
+    from harness.conformance.cli import capabilities_for
+    from harness.conformance.suite import GATE_MAX_INFLIGHT
+    from harness.targets import make_target
+
+    args = {"args": ["--max-inflight", str(GATE_MAX_INFLIGHT)]}
+    lab = make_target("inventory", endpoint=str(ROOT / "inventory" / "lab.yaml"), options=args)
+    assert lab.extra_args == ["--max-inflight", "4"]  # type: ignore[attr-defined]
+    assert capabilities_for("inventory", lab) == capabilities_for("reference")
+    assert capabilities_for("inventory", lab) == {"throttle": 4, "file_tree_names": True}
+    vip = make_target("inventory", endpoint=str(ROOT / "inventory" / "lasv5.yaml"))
+    assert capabilities_for("inventory", vip) == {}
+    assert capabilities_for("url") == {}

@@ -29,13 +29,35 @@ def _leftovers() -> list[str]:
     return [line for line in (netns + links).splitlines() if f"{PREFIX}-" in line]
 
 
-def test_lab_down_after_a_killed_lab_up(tmp_path: Path) -> None:
+def _qdiscs(namespace: str | None = None) -> str:
+    where = ["ip", "netns", "exec", namespace] if namespace else []
+    return subprocess.run([*where, "tc", "qdisc", "show"], capture_output=True, text=True).stdout
+
+
+# a cluster-wan layout with its links: the same crash safety as a plain lab
+LAYOUTS = {
+    "hosts": ["--hosts", "3"],
+    "roles-links": ["--roles", "server,client+load,lake", "--link", "lake,server,200mbit"],
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_lab_down_after_a_killed_lab_up(tmp_path: Path, layout: str) -> None:
     # runs before the module's lab exists: one lab per machine (its names carry one prefix)
     reason = unsupported_reason()
     if reason:
         pytest.skip(f"no lab hosts on this machine: {reason}")
     up = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "lab", "up", "--hosts", "3", "--dir", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "lab",
+            "up",
+            *LAYOUTS[layout],
+            "--dir",
+            str(tmp_path),
+        ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -56,6 +78,32 @@ def test_lab_down_after_a_killed_lab_up(tmp_path: Path) -> None:
     assert _leftovers() == []
     again = harness("lab", "down", "--dir", str(tmp_path))
     assert again.returncode == 0 and "nothing left" in again.stdout
+
+
+def test_lab_down_removes_the_shaping_a_killed_run_left(tmp_path: Path) -> None:
+    """Links shaped on the hosts and never unshaped (what a killed `harness run` leaves) go with
+    `lab down`; the controller's own qdiscs were never touched."""
+    reason = unsupported_reason()
+    if reason:
+        pytest.skip(f"no lab hosts on this machine: {reason}")
+    try:
+        up = harness("lab", "up", *LAYOUTS["roles-links"], "--dir", str(tmp_path))
+        assert up.returncode == 0, up.stderr
+        inventory = tmp_path / "inventory.yaml"
+        assert yaml.safe_load(inventory.read_text())["links"] == [
+            {"between": ["lake", "server"], "rate": "200mbit"}
+        ]
+        shaped = harness("lab", "shape", str(inventory))
+        assert shaped.returncode == 0, shaped.stderr
+        assert "htb b10b:" in _qdiscs(f"{PREFIX}-h3")  # the lake shapes toward the server
+        assert "htb b10b:" in _qdiscs(f"{PREFIX}-h1")
+        assert "b10b" not in _qdiscs()  # the controller's side is never shaped
+    finally:
+        down = harness("lab", "down", "--dir", str(tmp_path))
+    assert down.returncode == 0, down.stderr
+    assert f"netns {PREFIX}-h3" in down.stdout
+    assert _leftovers() == []
+    assert "b10b" not in _qdiscs()
 
 
 def test_check_prints_every_hosts_facts(lab: Path) -> None:

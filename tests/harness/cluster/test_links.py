@@ -142,6 +142,59 @@ def test_link_utilization_is_payload_over_the_link_rate_of_the_path(tmp_path: Pa
     assert "link_utilization" not in lan.extra
 
 
+def test_link_utilization_of_hosts_steps_per_host_and_merged(tmp_path: Path) -> None:
+    """A `hosts:` step: each host row's path is that host <-> the target's host, its own bytes
+    over its own time; the step row's the hosts' bytes over the merged time; a relay through a
+    client host is per host."""
+    from harness.results import merge_host_results
+
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(
+        "name: t\nhosts:\n"
+        "  - {name: e1, address: 10.0.0.1, roles: [server]}\n"
+        "  - {name: c1, address: 10.0.0.2, roles: [client]}\n"
+        "  - {name: c2, address: 10.0.0.4, roles: [client]}\n"
+        "  - {name: l1, address: 10.0.0.3, roles: [lake]}\n"
+        "links:\n  - {between: [lake, client], rate: 100mbit}\n"
+    )
+    hook = LinkUtilization(inv)
+    mib = 1 << 20
+
+    def run(ctx: StepContext, spans: dict[str, tuple[float, float]]) -> StepResult:
+        rows = []
+        for host, (start, seconds) in spans.items():
+            row = ctx.result(driver="azcopy", bytes=50 * mib, duration_s=seconds, started_at=start)
+            row.host = host
+            rows.append(row)
+        merged = merge_host_results(ctx.result(driver="azcopy"), rows)
+        hook.after_host_step(None, ctx, merged)
+        return merged
+
+    down = run(_ctx("down", "download", "10.0.0.3"), {"c1": (100.0, 4.0), "c2": (100.5, 5.0)})
+    c1, c2 = (row["extra"] for row in down.extra["hosts"])
+    assert c1["link_path"] == "c1 -> l1" and c2["link_path"] == "c2 -> l1"
+    assert c1["link_utilization"] == round(50 * mib * 8 / 4.0 / 100e6, 4)
+    assert c2["link_utilization"] == round(50 * mib * 8 / 5.0 / 100e6, 4)
+    # the step row: both hosts' bytes from the first start to the last end (5.5 s)
+    assert down.extra["link_path"] == "c1,c2 -> l1"
+    assert down.extra["link_utilization"] == round(100 * mib * 8 / 5.5 / 100e6, 4)
+    # the upload to the edge crosses no link; each host's relay is its own two legs
+    up = run(
+        _ctx("up", "upload", "10.0.0.1", relay_of="down"),
+        {"c1": (110.0, 1.0), "c2": (110.0, 2.0)},
+    )
+    c1, c2 = (row["extra"] for row in up.extra["hosts"])
+    assert c1["link_path"] == "down+up (through c1)"
+    assert c1["link_utilization"] == round(50 * mib * 8 / 5.0 / 100e6, 4)
+    assert c2["link_utilization"] == round(50 * mib * 8 / 7.0 / 100e6, 4)
+    assert up.extra["link_path"] == "down+up (through c1,c2)"
+    assert up.extra["link_utilization"] == round(100 * mib * 8 / 7.5 / 100e6, 4)
+    # a server host's download from the edge crosses no link: nothing on any row
+    lan = run(_ctx("lan", "download", "10.0.0.1"), {"c1": (120.0, 1.0)})
+    assert "link_utilization" not in lan.extra
+    assert "link_utilization" not in lan.extra["hosts"][0]["extra"]
+
+
 def test_a_link_names_groups_the_inventory_has() -> None:
     with pytest.raises(ValueError, match=r"links\[0\]\.between: 'edge' is neither"):
         Inventory(

@@ -68,6 +68,13 @@ def test_hosts_with_a_step_target_or_a_share_without_hosts_is_refused(tmp_path: 
     path = write(tmp_path, "clients\n    target: reference")
     (problem,) = load_problems(path)
     assert ":10: steps[0].hosts: the client runs on the inventory's hosts" in problem
+    # a named target of kind inventory (a lake on the same inventory's hosts) is accepted
+    lake = "targets: {lake: {kind: inventory, options: {role: lake}}, edge: {kind: reference}}\n"
+    path.write_text(lake + SCENARIO.replace("{hosts}", "clients\n    target: lake"))
+    assert scenario.load(path).steps[0].target == ["lake"]
+    path.write_text(lake + SCENARIO.replace("{hosts}", "clients\n    target: edge"))
+    (problem,) = load_problems(path)
+    assert "steps[0].hosts: the client runs on the inventory's hosts" in problem
     path.write_text(SCENARIO.replace("    hosts: {hosts}\n", "    options: {share: same}\n"))
     (problem,) = load_problems(path)
     assert "steps[0]: options.share: 'same' is one of split, same, for a step with hosts" in problem
