@@ -465,7 +465,7 @@ def tls(**options: Any) -> None:
 @click.option("--size", type=SIZE, help="the large blob, on reflinked XFS [4.5TiB]")
 @out_option()
 def large(**options: Any) -> None:
-    """Commit time and façade RSS for a 50,000-block commit and a 4.5 TiB one (issue 18)."""
+    """Commit time and façade RSS for a 50,000-block commit and a 4.5 TiB one."""
     from harness.bench.large import LARGE_SIZE, MAX_BLOCKS, run_large
 
     run_dir = new_run_dir(options["out"] or Path.cwd() / "reports", "bench-large")

@@ -1,4 +1,4 @@
-"""Fidelity (issue 17): transactional checksums (CRC64, MD5) and SAS details as Azure has them.
+"""Fidelity: transactional checksums (CRC64, MD5) and SAS details as Azure has them.
 
 Where each expectation comes from:
 

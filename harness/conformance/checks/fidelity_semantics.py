@@ -1,4 +1,4 @@
-"""Fidelity semantics (issue 17): behaviours other SDKs and tools expect of Azure beyond the
+"""Fidelity semantics: behaviours other SDKs and tools expect of Azure beyond the
 lab's first reading of the contract. Each check names where Azure's behaviour is written down."""
 
 from __future__ import annotations
