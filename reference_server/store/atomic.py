@@ -23,6 +23,16 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def fsync_path(path: str) -> None:
+    """Make what is recorded at ``path`` durable: a file's inode (its xattrs included), or a
+    directory's entries (a rename into it)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def read_json(path: str) -> dict | None:
     """A small JSON record, or None when it is missing or unreadable (a torn write by another
     program; our own writes are atomic)."""
@@ -66,11 +76,13 @@ class TempFiles:
                 continue
 
     def write_file(self, path: str, data: bytes, prefix: str = "meta-") -> None:
-        """Replace ``path`` with ``data`` whole (temp file + rename; parents made as needed)."""
+        """Replace ``path`` with ``data`` whole and durably (temp file, fsync, rename, fsync of
+        the directory; parents made as needed)."""
         fd, tmp = self.open(prefix)
         try:
             try:
                 write_all(fd, data)
+                os.fsync(fd)  # a record that is answered for must outlive a power loss
             finally:
                 os.close(fd)
             parent = os.path.dirname(path)
@@ -83,6 +95,7 @@ class TempFiles:
                 self._dirs.discard(parent)
                 os.makedirs(parent, exist_ok=True)
                 os.replace(tmp, path)
+            fsync_path(parent)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

@@ -15,7 +15,7 @@ import time
 
 from reference_server.conditions import Conditions
 from reference_server.errors import StorageError
-from reference_server.store.atomic import TempFiles
+from reference_server.store.atomic import TempFiles, fsync_path
 from reference_server.store.blocks import BlockStaging, decode_block_id
 from reference_server.store.layout import Layout, ensure_parent
 from reference_server.store.locks import CommitLocks
@@ -127,6 +127,8 @@ class Commits:
                     dict(copy or {}),
                 )
                 in_xattr = self.records.write(acct, ct, h, props, st, tmp_path, fresh=True)
+                if in_xattr:  # the record was set after the bytes' fsync: make it durable too
+                    fsync_path(tmp_path)
                 for attempt in range(3):
                     try:
                         os.rename(tmp_path, target)
@@ -140,6 +142,8 @@ class Commits:
                         ensure_parent(ct_dir, segments)
                     except IsADirectoryError:
                         raise StorageError("InvalidPath", "Blobs exist below this name.") from None
+                # acknowledged means durable: the rename itself, in the blob's directory
+                fsync_path(os.path.dirname(target))
                 if in_xattr:  # the record travelled with the file: an older sidecar is garbage
                     self.records.drop_sidecar(acct, ct, h)
             return props

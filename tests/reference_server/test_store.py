@@ -92,3 +92,43 @@ def test_open_blob_reads_a_small_blob_whole_in_the_same_call(store: Store) -> No
     finally:
         for opened in (small, large, plain):
             opened.close()
+
+
+def test_a_commit_is_durable_before_it_is_answered(
+    store: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Acknowledged means durable: the record set after the bytes' fsync is fsynced with the
+    file's inode, and the rename into the blob's directory is fsynced in that directory."""
+    import os
+
+    events: list[tuple[str, str]] = []
+    real_fsync, real_rename, real_setxattr = os.fsync, os.rename, os.setxattr
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def rename(src: str, dst: str, **kw: object) -> None:
+        events.append(("rename", str(dst)))
+        real_rename(src, dst, **kw)
+
+    def setxattr(path: str, *args: object, **kw: object) -> None:
+        events.append(("setxattr", str(path)))
+        real_setxattr(path, *args, **kw)
+
+    upload = store.new_upload(ACCT, CT, want_md5=True, limit=1 << 20)
+    upload.write(b"durable")
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(os, "setxattr", setxattr)
+    store.put_blob(ACCT, CT, "d/x.bin", upload, ContentSettings(), {}, Conditions())
+    kinds = [kind for kind, _ in events]
+    blob_dir = str((tmp_path / "data").resolve())
+    rename_at = kinds.index("rename")
+    target = Path(events[rename_at][1])
+    assert target.name == "x.bin" and store.get_blob(ACCT, CT, "d/x.bin").size == 7
+    if "setxattr" in kinds:  # the record in an xattr: fsynced after it was set, before the rename
+        assert "fsync" in kinds[kinds.index("setxattr") : rename_at]
+    # the directory that received the rename is fsynced after it
+    after = [path for kind, path in events[rename_at + 1 :] if kind == "fsync"]
+    assert str(target.parent) in after and str(target.parent).startswith(blob_dir)
