@@ -15,6 +15,7 @@ from harness.cluster.inventory import Host, Inventory, Link
 from harness.cluster.lab import PREFIX, SUBNET
 from harness.cluster.links import (
     CONTROLLER,
+    HANDLE,
     LinkUtilization,
     Shaper,
     ShapingError,
@@ -225,10 +226,28 @@ def _rate(src: str, dst_ns: str | None, dst_addr: str, mib: int) -> float:
     return int(nbytes) * 8 / float(seconds)
 
 
+def _shaped_bytes(ns: str) -> int:
+    """Bytes the lab's htb classes (under HANDLE) on ``ns``'s eth0 have sent: the kernel's own
+    count of what it shaped."""
+    out = subprocess.run(
+        ["ip", "netns", "exec", ns, "tc", "-s", "class", "show", "dev", "eth0"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    total, ours = 0, False
+    for line in out.splitlines():
+        if line.startswith("class "):
+            ours = f" {HANDLE}:" in line
+        elif ours and line.strip().startswith("Sent "):
+            total += int(line.split()[1])
+    return total
+
+
 @pytest.mark.cluster
-def test_a_shaped_link_delivers_its_rate_and_other_traffic_is_not_limited(
+def test_a_shaped_link_carries_its_peers_traffic_and_other_traffic_is_not_shaped(
     wan_lab: Path,
 ) -> None:
+    # The kernel's counters say what went through the link's class (at its configured rate);
+    # the rates measured here are printed, not judged: timing belongs to the benchmarks.
     inv_path = with_links(
         wan_lab, [{"between": ["lake", "server"], "rate": "100mbit"}], "links-100"
     )
@@ -238,16 +257,29 @@ def test_a_shaped_link_delivers_its_rate_and_other_traffic_is_not_limited(
     assert f"h4 eth0: lake <-> server at 100mbit to {SUBNET}.11" in result.stdout
     assert f"h1 eth0: lake <-> server at 100mbit to {SUBNET}.14" in result.stdout
     try:
+        classes = subprocess.run(
+            ["ip", "netns", "exec", lake, "tc", "class", "show", "dev", "eth0"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert "rate 100Mbit" in classes, classes
+        lake_before, server_before = _shaped_bytes(lake), _shaped_bytes(server)
         down = _rate(lake, server, f"{SUBNET}.11", 12)  # lake -> server
         up = _rate(server, lake, f"{SUBNET}.14", 12)  # server -> lake
-        other = _rate(lake, client, f"{SUBNET}.12", 48)  # lake -> a client: no link
+        lake_shaped, server_shaped = _shaped_bytes(lake), _shaped_bytes(server)
+        other = _rate(lake, client, f"{SUBNET}.12", 12)  # lake -> a client: no link
+        lake_after_other = _shaped_bytes(lake)
     finally:
         off = harness("lab", "shape", "--off", str(inv_path))
-    assert down < 1.3 * 100 * MBIT and up < 1.3 * 100 * MBIT, (down, up)
-    assert down > 0.5 * 100 * MBIT, down  # shaped, not starved
-    assert other > 3 * 100 * MBIT, other
+    print(f"measured: down {down / MBIT:.0f}, up {up / MBIT:.0f}, other {other / MBIT:.0f} Mbit/s")
+    assert lake_shaped - lake_before >= 12 << 20  # every byte to the server went through it
+    assert server_shaped - server_before >= 12 << 20  # and back the other way
+    assert lake_after_other - lake_shaped < 1 << 20  # traffic to the client is not classified
     assert off.stdout.strip() == "links: unshaped h1:eth0, h4:eth0"
-    assert _rate(lake, server, f"{SUBNET}.11", 48) > 3 * 100 * MBIT  # unshaped again
+    qdiscs = subprocess.run(
+        ["ip", "netns", "exec", lake, "tc", "qdisc", "show", "dev", "eth0"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert f"{HANDLE}:" not in qdiscs
 
 
 @pytest.mark.cluster
