@@ -16,7 +16,13 @@ import yaml
 
 from harness import scenario as scenario_mod
 from harness.bench_cli import bench
-from harness.cli_common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, load_scenario
+from harness.cli_common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    cache_dir_option,
+    load_scenario,
+)
 from harness.cluster_cli import deploy, inventory, lab, remote_step
 from harness.conformance.cli import conformance
 from harness.contract.cli import contract
@@ -75,14 +81,7 @@ def main() -> None:
     default=None,
     help="Directory that receives the run directory [default: ./reports of the current directory].",
 )
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="HARNESS_CACHE_DIR",
-    default=None,
-    help="Where generated datasets are cached (env HARNESS_CACHE_DIR) [default: "
-    "$XDG_CACHE_HOME/blob-facade-lab/datasets or ~/.cache/blob-facade-lab/datasets].",
-)
+@cache_dir_option()
 @click.option(
     "--set",
     "overrides",

@@ -87,6 +87,20 @@ def out_option(help: str = "parent of the run directory [default: reports/]") ->
     )
 
 
+def cache_dir_option(
+    help: str = "Where generated datasets are cached (env HARNESS_CACHE_DIR) [default: "
+    "$XDG_CACHE_HOME/blob-facade-lab/datasets or ~/.cache/blob-facade-lab/datasets].",
+) -> Callable[[F], F]:
+    """``--cache-dir DIR`` (env HARNESS_CACHE_DIR; default None: the dataset cache)."""
+    return click.option(
+        "--cache-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="HARNESS_CACHE_DIR",
+        default=None,
+        help=help,
+    )
+
+
 def config_from_options(cls: type[C], options: dict[str, Any]) -> C:
     """A command's config dataclass from its click options (named like the fields): an option
     left unset (None) keeps the field's default; a repeatable option (a tuple) becomes a list."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from harness.cli_common import load_scenario
+from harness.cli_common import cache_dir_option, load_scenario
 from harness.contract.model import Contract
 from harness.contract.record import (
     CONTRACTS_DIR,
@@ -156,13 +156,7 @@ def diff_cmd(
     help="check-latest.json, its JUnit and the replay's runs [default: "
     "reports/check-latest-<time>].",
 )
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="HARNESS_CACHE_DIR",
-    default=None,
-    help="Scratch environments (check-latest/) and datasets [default: the dataset cache].",
-)
+@cache_dir_option("Scratch environments (check-latest/) and datasets [default: the dataset cache].")
 def check_latest_cmd(
     newest: str,
     pins: tuple[str, ...],

@@ -10,7 +10,7 @@ from typing import Any
 import click
 import yaml
 
-from harness.cli_common import EXIT_BAD_INPUT, EXIT_OK, load_scenario
+from harness.cli_common import EXIT_BAD_INPUT, EXIT_OK, cache_dir_option, load_scenario
 from harness.provision.cli import arm_options
 
 
@@ -31,13 +31,7 @@ from harness.provision.cli import arm_options
     help="History store (env HARNESS_HISTORY) [default: the suite's `history`, else "
     "reports/history.duckdb].",
 )
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="HARNESS_CACHE_DIR",
-    default=None,
-    help="Where generated datasets are cached (as `harness run`).",
-)
+@cache_dir_option("Where generated datasets are cached (as `harness run`).")
 @click.option(
     "--endpoint",
     metavar="URL",
